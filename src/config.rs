@@ -47,3 +47,241 @@ pub struct ZoneSource {
     /// The master file, resolved against the config file's folder.
     pub file: PathBuf,
 }
+
+/// Why the configuration file was refused. Displays as `file:line: message`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: {source}", file.display())]
+    Read {
+        /// The config file.
+        file: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key, or a bad value.
+    #[error("{}:{line}: {message}", file.display())]
+    Invalid {
+        /// The config file.
+        file: PathBuf,
+        /// 1-based line of the offending key or value.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Default largest UDP response: the 2020 DNS flag day value, which avoids
+/// IP fragmentation on common paths.
+fn default_max_udp_payload() -> u16 {
+    1232
+}
+
+/// Largest value accepted for `max-udp-payload`; the UDP workers' buffers
+/// are this big.
+pub const MAX_UDP_PAYLOAD_LIMIT: u16 = 4096;
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn default_tcp_max_connections() -> usize {
+    1024
+}
+
+/// RFC 7766 §6.2.3 suggests a few seconds for idle TCP connections.
+fn default_tcp_idle_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_tcp_max_queries() -> u32 {
+    10_000
+}
+
+/// The config file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Spec {
+    server: ServerSpec,
+    #[serde(default)]
+    tcp: TcpSpec,
+    #[serde(default, rename = "zone")]
+    zones: Vec<ZoneSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ServerSpec {
+    listen: toml::Spanned<Vec<SocketAddr>>,
+    workers: Option<toml::Spanned<usize>>,
+    max_udp_payload: Option<toml::Spanned<u16>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct TcpSpec {
+    max_connections: Option<toml::Spanned<usize>>,
+    idle_timeout: Option<toml::Spanned<String>>,
+    max_queries_per_connection: Option<toml::Spanned<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ZoneSpec {
+    origin: toml::Spanned<String>,
+    file: toml::Spanned<String>,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
+        Config::from_str(&text, path)
+    }
+
+    /// Validates config text; `path` names the file in errors and anchors
+    /// relative zone file paths.
+    pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let invalid = |span: std::ops::Range<usize>, message: String| ConfigError::Invalid {
+            file: path.to_path_buf(),
+            line: line_of(text, span.start),
+            message,
+        };
+        let spec: Spec = toml::from_str(text)
+            .map_err(|e| invalid(e.span().unwrap_or(0..0), e.message().to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+
+        if spec.server.listen.get_ref().is_empty() {
+            return Err(invalid(spec.server.listen.span(), "server.listen: no address to listen on".into()));
+        }
+        let workers = match spec.server.workers {
+            Some(w) if *w.get_ref() == 0 => {
+                return Err(invalid(w.span(), "server.workers: must be at least 1".into()));
+            }
+            Some(w) => w.into_inner(),
+            None => default_workers(),
+        };
+        let max_udp_payload = match spec.server.max_udp_payload {
+            Some(p) if !(512..=MAX_UDP_PAYLOAD_LIMIT).contains(p.get_ref()) => {
+                let message = format!("server.max-udp-payload: must be between 512 and {MAX_UDP_PAYLOAD_LIMIT}");
+                return Err(invalid(p.span(), message));
+            }
+            Some(p) => p.into_inner(),
+            None => default_max_udp_payload(),
+        };
+
+        let tcp = TcpLimits {
+            max_connections: match spec.tcp.max_connections {
+                Some(m) if *m.get_ref() == 0 => {
+                    return Err(invalid(m.span(), "tcp.max-connections: must be at least 1".into()));
+                }
+                Some(m) => m.into_inner(),
+                None => default_tcp_max_connections(),
+            },
+            idle_timeout: match spec.tcp.idle_timeout {
+                Some(t) => parse_duration(t.get_ref())
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| invalid(t.span(), format!("tcp.idle-timeout: bad duration {:?} (e.g. \"10s\", \"500ms\")", t.get_ref())))?,
+                None => default_tcp_idle_timeout(),
+            },
+            max_queries_per_connection: match spec.tcp.max_queries_per_connection {
+                Some(m) if *m.get_ref() == 0 => {
+                    return Err(invalid(m.span(), "tcp.max-queries-per-connection: must be at least 1".into()));
+                }
+                Some(m) => m.into_inner(),
+                None => default_tcp_max_queries(),
+            },
+        };
+
+        let mut zones: Vec<ZoneSource> = Vec::new();
+        for z in spec.zones {
+            let mut origin_text = z.origin.get_ref().clone();
+            if !origin_text.ends_with('.') {
+                origin_text.push('.');
+            }
+            let origin = Name::from_text(&origin_text, None)
+                .map_err(|e| invalid(z.origin.span(), format!("zone.origin: {:?}: {e}", z.origin.get_ref())))?;
+            if zones.iter().any(|known| known.origin.eq_ignore_case(&origin)) {
+                return Err(invalid(z.origin.span(), format!("zone.origin: {origin} is listed twice")));
+            }
+            zones.push(ZoneSource { origin, file: base.join(z.file.get_ref()) });
+        }
+        if zones.is_empty() {
+            return Err(invalid(0..0, "no [[zone]] to serve".into()));
+        }
+        Ok(Config { listen: spec.server.listen.into_inner(), workers, max_udp_payload, tcp, zones })
+    }
+}
+
+/// Parses durations like `10s`, `500ms`, `2m`, `1h`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => n.checked_mul(60).map(Duration::from_secs),
+        "h" => n.checked_mul(3600).map(Duration::from_secs),
+        _ => None,
+    }
+}
+
+/// 1-based line number of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes().iter().take(offset).filter(|&&b| b == b'\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_str(text, Path::new("conf/steerdns.toml"))
+    }
+
+    const MINIMAL: &str = "[server]\nlisten = [\"127.0.0.1:5353\"]\n[[zone]]\norigin = \"example.com\"\nfile = \"example.com.zone\"\n";
+
+    #[test]
+    fn applies_defaults_and_resolves_paths() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.max_udp_payload, 1232);
+        assert_eq!(c.tcp.idle_timeout, Duration::from_secs(10));
+        assert!(c.workers >= 1);
+        assert_eq!(c.zones[0].origin.to_string(), "example.com.");
+        assert_eq!(c.zones[0].file, Path::new("conf/example.com.zone"));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let text = MINIMAL.replace("[[zone]]", "colour = 1\n[[zone]]");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.starts_with("conf/steerdns.toml:3:"), "{e}");
+        assert!(e.contains("colour"), "{e}");
+
+        let text = MINIMAL.replace("[[zone]]", "max-udp-payload = 100\n[[zone]]");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.starts_with("conf/steerdns.toml:3: server.max-udp-payload"), "{e}");
+
+        let text = MINIMAL.replace("127.0.0.1:5353", "127.0.0.1");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.starts_with("conf/steerdns.toml:2:"), "{e}");
+
+        let text = format!("{MINIMAL}[tcp]\nidle-timeout = \"soon\"\n");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.starts_with("conf/steerdns.toml:7: tcp.idle-timeout"), "{e}");
+
+        let text = format!("{MINIMAL}[[zone]]\norigin = \"Example.com.\"\nfile = \"x\"\n");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains(":7: zone.origin: example.com. is listed twice"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration("s"), None);
+    }
+}

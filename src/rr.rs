@@ -32,6 +32,8 @@ pub mod rtype {
     pub const NAPTR: u16 = 35;
     /// Delegation name (RFC 6672).
     pub const DNAME: u16 = 39;
+    /// Delegation signer (RFC 4034).
+    pub const DS: u16 = 43;
     /// EDNS pseudo-record (RFC 6891).
     pub const OPT: u16 = 41;
     /// Incremental zone transfer (RFC 1995).

@@ -1,1 +1,747 @@
-//! Wire format.
+//! DNS messages on the wire (RFC 1035 §4): a query view and a response writer.
+//!
+//! [`Query::parse`] reads a query in place: every field borrows the receive
+//! buffer and errors are small `Copy` values, so a malformed packet costs no
+//! allocation. [`Writer`] builds a response in a caller-owned buffer with name
+//! compression (RFC 1035 §4.1.4) and refuses, rather than overflows, any write
+//! past the size the client can take.
+
+use std::net::IpAddr;
+
+use crate::name::MAX_NAME_LEN;
+use crate::rr::rtype;
+
+/// Size of the fixed message header (RFC 1035 §4.1.1).
+pub const HEADER_LEN: usize = 12;
+
+/// Response codes (RFC 1035 §4.1.1, RFC 6891 §9).
+pub mod rcode {
+    /// No error.
+    pub const NOERROR: u16 = 0;
+    /// The query could not be interpreted.
+    pub const FORMERR: u16 = 1;
+    /// The server failed internally.
+    pub const SERVFAIL: u16 = 2;
+    /// The name does not exist (RFC 8020: nothing below it either).
+    pub const NXDOMAIN: u16 = 3;
+    /// The kind of query is not implemented.
+    pub const NOTIMP: u16 = 4;
+    /// The server will not answer this query (e.g. not authoritative).
+    pub const REFUSED: u16 = 5;
+    /// The EDNS version is not supported (extended rcode 16, RFC 6891 §6.1.3).
+    pub const BADVERS: u16 = 16;
+}
+
+/// Header flag bits in the second 16-bit word (RFC 1035 §4.1.1, RFC 4035 §3.1.4).
+pub mod flag {
+    /// This message is a response.
+    pub const QR: u16 = 0x8000;
+    /// Authoritative answer.
+    pub const AA: u16 = 0x0400;
+    /// Truncated: retry over TCP.
+    pub const TC: u16 = 0x0200;
+    /// Recursion desired (copied from the query).
+    pub const RD: u16 = 0x0100;
+    /// Checking disabled (copied from the query, RFC 4035 §3.1.6).
+    pub const CD: u16 = 0x0010;
+}
+
+/// The EDNS option code of Client Subnet (RFC 7871 §6).
+pub const OPTION_ECS: u16 = 8;
+
+/// The standard query opcode; every other opcode gets NOTIMP (RFC 8906 §3.1.5).
+pub const OPCODE_QUERY: u8 = 0;
+
+/// Smallest payload size a client may advertise (RFC 6891 §6.2.5).
+const MIN_UDP_PAYLOAD: u16 = 512;
+
+/// Why a message could not be read as a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseError {
+    /// Not even the header is there, or the message is a response: drop it
+    /// (RFC 8906 §3.1.1 only asks for a reply to what can be read as a query).
+    Drop,
+    /// The header is readable but the rest is not: answer FORMERR.
+    Form(&'static str),
+    /// The question is fine but the OPT record or one of its options is not:
+    /// answer FORMERR with an OPT record (RFC 6891 §7).
+    BadEdns(&'static str),
+}
+
+/// Fields of a query header needed to answer it, even when the rest fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Message ID, echoed.
+    pub id: u16,
+    /// The flags word as received.
+    pub flags: u16,
+    /// Number of questions.
+    pub qdcount: u16,
+    /// Number of answer records.
+    pub ancount: u16,
+    /// Number of authority records.
+    pub nscount: u16,
+    /// Number of additional records.
+    pub arcount: u16,
+}
+
+impl Header {
+    /// Reads the header; `None` when the message is shorter than one.
+    pub fn parse(msg: &[u8]) -> Option<Header> {
+        let h = msg.get(..HEADER_LEN)?;
+        let word = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
+        Some(Header {
+            id: word(0),
+            flags: word(2),
+            qdcount: word(4),
+            ancount: word(6),
+            nscount: word(8),
+            arcount: word(10),
+        })
+    }
+
+    /// The 4-bit opcode.
+    pub fn opcode(&self) -> u8 {
+        ((self.flags >> 11) & 0xf) as u8
+    }
+}
+
+/// The EDNS(0) pseudo-record of a query (RFC 6891 §6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edns {
+    /// Requestor's UDP payload size, raised to 512 if lower (RFC 6891 §6.2.5).
+    pub udp_payload: u16,
+    /// EDNS version; only 0 is implemented.
+    pub version: u8,
+    /// DNSSEC OK bit (RFC 3225), echoed.
+    pub dnssec_ok: bool,
+    /// The Client Subnet option, if present and well-formed.
+    pub client_subnet: Option<ClientSubnet>,
+}
+
+/// An EDNS Client Subnet option from a query (RFC 7871 §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientSubnet {
+    /// The client's network, bits past `source_prefix` zero.
+    pub address: IpAddr,
+    /// How many leading bits of `address` the resolver disclosed.
+    pub source_prefix: u8,
+}
+
+/// A query read in place from the receive buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    /// The header.
+    pub header: Header,
+    /// The question name in uncompressed wire format, case as sent.
+    pub qname: &'a [u8],
+    /// The question type.
+    pub qtype: u16,
+    /// The question class.
+    pub qclass: u16,
+    /// The EDNS record, when the query has one.
+    pub edns: Option<Edns>,
+}
+
+impl<'a> Query<'a> {
+    /// Reads a query. The caller answers FORMERR for [`ParseError::Form`],
+    /// after checking the opcode (an unknown opcode is NOTIMP whatever follows).
+    pub fn parse(msg: &'a [u8]) -> Result<Query<'a>, ParseError> {
+        let header = Header::parse(msg).ok_or(ParseError::Drop)?;
+        if header.flags & flag::QR != 0 {
+            return Err(ParseError::Drop);
+        }
+        if header.qdcount != 1 {
+            return Err(ParseError::Form("QDCOUNT is not 1"));
+        }
+        let mut pos = HEADER_LEN;
+        let qname = read_question_name(msg, &mut pos)?;
+        let qtype = read_u16(msg, &mut pos)?;
+        let qclass = read_u16(msg, &mut pos)?;
+        // A query carries nothing in the answer and authority sections; NSD
+        // and Knot reject such messages the same way.
+        if header.ancount != 0 || header.nscount != 0 {
+            return Err(ParseError::Form("records in answer or authority section"));
+        }
+        let mut edns = None;
+        for _ in 0..header.arcount {
+            let owner_is_root = msg.get(pos) == Some(&0);
+            skip_name(msg, &mut pos)?;
+            let rr_type = read_u16(msg, &mut pos)?;
+            let class = read_u16(msg, &mut pos)?;
+            let ttl = read_u32(msg, &mut pos)?;
+            let rdlen = usize::from(read_u16(msg, &mut pos)?);
+            let rdata = msg.get(pos..pos + rdlen).ok_or(ParseError::Form("short RDATA"))?;
+            pos += rdlen;
+            if rr_type != rtype::OPT {
+                // TSIG and friends are not implemented; RFC 8906 §3.1 asks us
+                // to answer rather than drop, so the record is ignored.
+                continue;
+            }
+            // RFC 6891 §6.1.1: more than one OPT, or one not owned by the
+            // root, is a FORMERR.
+            if edns.is_some() {
+                return Err(ParseError::BadEdns("more than one OPT record"));
+            }
+            if !owner_is_root {
+                return Err(ParseError::BadEdns("OPT owner is not the root"));
+            }
+            edns = Some(Edns {
+                udp_payload: class.max(MIN_UDP_PAYLOAD),
+                version: (ttl >> 16) as u8,
+                dnssec_ok: ttl & 0x8000 != 0,
+                client_subnet: parse_options(rdata)?,
+            });
+        }
+        Ok(Query { header, qname, qtype, qclass, edns })
+    }
+}
+
+/// The question of a message whose header says it has one, for responses to
+/// queries that fail later on (FORMERR for EDNS, NOTIMP).
+pub fn question(msg: &[u8]) -> Option<(&[u8], u16, u16)> {
+    let mut pos = HEADER_LEN;
+    let qname = read_question_name(msg, &mut pos).ok()?;
+    Some((qname, read_u16(msg, &mut pos).ok()?, read_u16(msg, &mut pos).ok()?))
+}
+
+/// Walks the EDNS options, checking their framing, and returns the Client
+/// Subnet option if there is one. Unknown options are ignored (RFC 6891 §6.1.2).
+fn parse_options(mut rdata: &[u8]) -> Result<Option<ClientSubnet>, ParseError> {
+    let mut ecs = None;
+    while !rdata.is_empty() {
+        let [c0, c1, l0, l1, rest @ ..] = rdata else {
+            return Err(ParseError::BadEdns("short EDNS option header"));
+        };
+        let len = usize::from(u16::from_be_bytes([*l0, *l1]));
+        let data = rest.get(..len).ok_or(ParseError::BadEdns("EDNS option overruns OPT"))?;
+        if u16::from_be_bytes([*c0, *c1]) == OPTION_ECS {
+            if ecs.is_some() {
+                return Err(ParseError::BadEdns("more than one ECS option"));
+            }
+            ecs = Some(parse_client_subnet(data)?);
+        }
+        rdata = &rest[len..];
+    }
+    Ok(ecs)
+}
+
+/// Reads an ECS option body, applying the checks of RFC 7871 §6 and §7.1.
+pub fn parse_client_subnet(data: &[u8]) -> Result<ClientSubnet, ParseError> {
+    let [f0, f1, source_prefix, scope_prefix, address @ ..] = data else {
+        return Err(ParseError::BadEdns("short ECS option"));
+    };
+    let family = u16::from_be_bytes([*f0, *f1]);
+    let max_prefix = match family {
+        1 => 32,
+        2 => 128,
+        _ => return Err(ParseError::BadEdns("ECS family is not IPv4 or IPv6")),
+    };
+    let source_prefix = *source_prefix;
+    if source_prefix > max_prefix {
+        return Err(ParseError::BadEdns("ECS source prefix longer than the address"));
+    }
+    // RFC 7871 §6: "SCOPE PREFIX-LENGTH ... MUST be set to 0 in queries".
+    if *scope_prefix != 0 {
+        return Err(ParseError::BadEdns("ECS scope prefix is not 0 in a query"));
+    }
+    // RFC 7871 §6: the address is truncated to whole octets of the source
+    // prefix, and the bits past the prefix MUST be zero.
+    let octets = usize::from(source_prefix).div_ceil(8);
+    if address.len() != octets {
+        return Err(ParseError::BadEdns("ECS address length does not match its prefix"));
+    }
+    let spare_bits = octets * 8 - usize::from(source_prefix);
+    if spare_bits > 0 && address[octets - 1] & ((1u8 << spare_bits) - 1) != 0 {
+        return Err(ParseError::BadEdns("ECS address has bits set past its prefix"));
+    }
+    let address = if family == 1 {
+        let mut a = [0u8; 4];
+        a[..octets].copy_from_slice(address);
+        IpAddr::from(a)
+    } else {
+        let mut a = [0u8; 16];
+        a[..octets].copy_from_slice(address);
+        IpAddr::from(a)
+    };
+    Ok(ClientSubnet { address, source_prefix })
+}
+
+/// Reads the question name, which must be uncompressed: a pointer could only
+/// point into the header.
+fn read_question_name<'a>(msg: &'a [u8], pos: &mut usize) -> Result<&'a [u8], ParseError> {
+    let start = *pos;
+    loop {
+        let len = *msg.get(*pos).ok_or(ParseError::Form("short question"))?;
+        match len {
+            0 => {
+                *pos += 1;
+                let name = &msg[start..*pos];
+                if name.len() > MAX_NAME_LEN {
+                    return Err(ParseError::Form("question name too long"));
+                }
+                return Ok(name);
+            }
+            1..=63 => *pos += 1 + usize::from(len),
+            _ => return Err(ParseError::Form("compressed or bad label in question")),
+        }
+    }
+}
+
+/// Skips a possibly compressed name in a record we do not otherwise read.
+fn skip_name(msg: &[u8], pos: &mut usize) -> Result<(), ParseError> {
+    loop {
+        let len = *msg.get(*pos).ok_or(ParseError::Form("short record name"))?;
+        match len {
+            0 => {
+                *pos += 1;
+                return Ok(());
+            }
+            1..=63 => *pos += 1 + usize::from(len),
+            0xc0..=0xff => {
+                *pos += 2;
+                return Ok(());
+            }
+            _ => return Err(ParseError::Form("bad label type")),
+        }
+    }
+}
+
+fn read_u16(msg: &[u8], pos: &mut usize) -> Result<u16, ParseError> {
+    let b = msg.get(*pos..*pos + 2).ok_or(ParseError::Form("short message"))?;
+    *pos += 2;
+    Ok(u16::from_be_bytes([b[0], b[1]]))
+}
+
+fn read_u32(msg: &[u8], pos: &mut usize) -> Result<u32, ParseError> {
+    let b = msg.get(*pos..*pos + 4).ok_or(ParseError::Form("short message"))?;
+    *pos += 4;
+    Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// A write did not fit in the space the client can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full;
+
+/// The message sections records are written to, in the order they must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Section {
+    /// The answer section.
+    Answer = 0,
+    /// The authority section.
+    Authority = 1,
+    /// The additional section.
+    Additional = 2,
+}
+
+/// How many earlier name positions compression remembers. Responses that
+/// write more distinct labels than this still compress, only less well.
+const COMPRESSION_SLOTS: usize = 64;
+
+/// Builds a response in a caller-owned buffer.
+///
+/// Records must be written section by section, in order. Every write either
+/// fits below the limit or leaves the message exactly as it was.
+pub struct Writer<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+    limit: usize,
+    counts: [u16; 3],
+    /// Offsets of label starts written uncompressed, candidates for pointers.
+    labels: [u16; COMPRESSION_SLOTS],
+    nlabels: usize,
+}
+
+impl<'a> Writer<'a> {
+    /// Starts a response with `header` fields and the question copied from
+    /// the query, limited to `limit` bytes (and the buffer's size).
+    pub fn new(buf: &'a mut [u8], limit: usize) -> Writer<'a> {
+        let limit = limit.min(buf.len()).min(usize::from(u16::MAX));
+        Writer { buf, len: 0, limit, counts: [0; 3], labels: [0; COMPRESSION_SLOTS], nlabels: 0 }
+    }
+
+    /// Writes the header (all counts zero for now) and, when given, the
+    /// question. Returns `Full` only if the limit is below a bare header.
+    pub fn start(&mut self, id: u16, flags: u16, question: Option<(&[u8], u16, u16)>) -> Result<(), Full> {
+        self.len = 0;
+        self.counts = [0; 3];
+        self.nlabels = 0;
+        if self.limit < HEADER_LEN {
+            return Err(Full);
+        }
+        self.buf[..HEADER_LEN].fill(0);
+        self.buf[0..2].copy_from_slice(&id.to_be_bytes());
+        self.buf[2..4].copy_from_slice(&flags.to_be_bytes());
+        self.len = HEADER_LEN;
+        if let Some((qname, qtype, qclass)) = question {
+            let end = HEADER_LEN + qname.len() + 4;
+            if end > self.limit {
+                return Err(Full);
+            }
+            self.remember_labels(HEADER_LEN, qname);
+            self.buf[HEADER_LEN..HEADER_LEN + qname.len()].copy_from_slice(qname);
+            self.buf[end - 4..end - 2].copy_from_slice(&qtype.to_be_bytes());
+            self.buf[end - 2..end].copy_from_slice(&qclass.to_be_bytes());
+            self.len = end;
+            self.buf[4..6].copy_from_slice(&1u16.to_be_bytes());
+        }
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing has been written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Records written to `section` so far.
+    pub fn count(&self, section: Section) -> u16 {
+        self.counts[section as usize]
+    }
+
+    /// Lowers the limit, e.g. to keep room for the OPT record.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.limit = self.limit.saturating_sub(bytes);
+    }
+
+    /// Gives back room taken by [`Writer::reserve`].
+    pub fn unreserve(&mut self, bytes: usize) {
+        self.limit = (self.limit + bytes).min(self.buf.len()).min(usize::from(u16::MAX));
+    }
+
+    /// Sets bits in the flags word.
+    pub fn set_flags(&mut self, bits: u16) {
+        let flags = u16::from_be_bytes([self.buf[2], self.buf[3]]) | bits;
+        self.buf[2..4].copy_from_slice(&flags.to_be_bytes());
+    }
+
+    /// Clears bits in the flags word.
+    pub fn clear_flags(&mut self, bits: u16) {
+        let flags = u16::from_be_bytes([self.buf[2], self.buf[3]]) & !bits;
+        self.buf[2..4].copy_from_slice(&flags.to_be_bytes());
+    }
+
+    /// Sets the 4-bit rcode in the header (the low bits of an extended rcode).
+    pub fn set_rcode(&mut self, rcode: u16) {
+        self.buf[3] = (self.buf[3] & 0xf0) | (rcode & 0xf) as u8;
+    }
+
+    /// Appends one record. `owner` and names inside `rdata` are compressed
+    /// where RFC 3597 §4 allows it (the RFC 1035 types only).
+    pub fn record(
+        &mut self,
+        section: Section,
+        owner: &[u8],
+        rr_type: u16,
+        ttl: u32,
+        rdata: &[u8],
+    ) -> Result<(), Full> {
+        let mark = (self.len, self.nlabels);
+        let result = self.try_record(owner, rr_type, ttl, rdata);
+        match result {
+            Ok(()) => {
+                self.counts[section as usize] += 1;
+                Ok(())
+            }
+            Err(Full) => {
+                (self.len, self.nlabels) = mark;
+                Err(Full)
+            }
+        }
+    }
+
+    fn try_record(&mut self, owner: &[u8], rr_type: u16, ttl: u32, rdata: &[u8]) -> Result<(), Full> {
+        self.name(owner)?;
+        self.bytes(&rr_type.to_be_bytes())?;
+        self.bytes(&crate::rr::CLASS_IN.to_be_bytes())?;
+        self.bytes(&ttl.to_be_bytes())?;
+        let rdlen_at = self.len;
+        self.bytes(&[0, 0])?;
+        match rr_type {
+            rtype::NS | rtype::CNAME | rtype::PTR => self.name(rdata)?,
+            rtype::MX => {
+                let (pref, exchange) = rdata.split_at(2.min(rdata.len()));
+                self.bytes(pref)?;
+                self.name(exchange)?;
+            }
+            rtype::SOA => {
+                let mname_len = name_len(rdata);
+                let rname_len = name_len(&rdata[mname_len..]);
+                self.name(&rdata[..mname_len])?;
+                self.name(&rdata[mname_len..mname_len + rname_len])?;
+                self.bytes(&rdata[mname_len + rname_len..])?;
+            }
+            _ => self.bytes(rdata)?,
+        }
+        let rdlen = (self.len - rdlen_at - 2) as u16;
+        self.buf[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+        Ok(())
+    }
+
+    /// Appends the OPT record of a response (RFC 6891 §6.1.2), echoing the
+    /// Client Subnet option with its scope when the query had one.
+    pub fn opt(
+        &mut self,
+        udp_payload: u16,
+        ext_rcode: u8,
+        dnssec_ok: bool,
+        ecs: Option<(ClientSubnet, u8)>,
+    ) -> Result<(), Full> {
+        let mark = self.len;
+        let ttl = (u32::from(ext_rcode) << 24) | if dnssec_ok { 0x8000 } else { 0 };
+        let result = (|| {
+            self.bytes(&[0])?;
+            self.bytes(&rtype::OPT.to_be_bytes())?;
+            self.bytes(&udp_payload.to_be_bytes())?;
+            self.bytes(&ttl.to_be_bytes())?;
+            match ecs {
+                None => self.bytes(&[0, 0]),
+                Some((subnet, scope)) => {
+                    let octets = usize::from(subnet.source_prefix).div_ceil(8);
+                    let opt_len = 4 + 4 + octets as u16;
+                    self.bytes(&opt_len.to_be_bytes())?;
+                    self.bytes(&OPTION_ECS.to_be_bytes())?;
+                    self.bytes(&(4 + octets as u16).to_be_bytes())?;
+                    let (family, addr): (u16, [u8; 16]) = match subnet.address {
+                        IpAddr::V4(a) => {
+                            let mut b = [0; 16];
+                            b[..4].copy_from_slice(&a.octets());
+                            (1, b)
+                        }
+                        IpAddr::V6(a) => (2, a.octets()),
+                    };
+                    self.bytes(&family.to_be_bytes())?;
+                    self.bytes(&[subnet.source_prefix, scope])?;
+                    self.bytes(&addr[..octets])
+                }
+            }
+        })();
+        match result {
+            Ok(()) => {
+                self.counts[Section::Additional as usize] += 1;
+                Ok(())
+            }
+            Err(Full) => {
+                self.len = mark;
+                Err(Full)
+            }
+        }
+    }
+
+    /// The size of the OPT record [`Writer::opt`] would write.
+    pub fn opt_len(ecs: Option<&ClientSubnet>) -> usize {
+        11 + ecs.map_or(0, |s| 8 + usize::from(s.source_prefix).div_ceil(8))
+    }
+
+    /// Writes the section counts and returns the message length.
+    pub fn finish(self) -> usize {
+        if self.len >= HEADER_LEN {
+            for (i, count) in self.counts.iter().enumerate() {
+                let at = 6 + 2 * i;
+                self.buf[at..at + 2].copy_from_slice(&count.to_be_bytes());
+            }
+        }
+        self.len
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) -> Result<(), Full> {
+        let end = self.len + bytes.len();
+        if end > self.limit {
+            return Err(Full);
+        }
+        self.buf[self.len..end].copy_from_slice(bytes);
+        self.len = end;
+        Ok(())
+    }
+
+    /// Writes an uncompressed wire name, replacing its longest suffix already
+    /// in the message by a pointer (RFC 1035 §4.1.4).
+    fn name(&mut self, name: &[u8]) -> Result<(), Full> {
+        let mut suffix = 0;
+        while suffix < name.len() && name[suffix] != 0 {
+            let tail = &name[suffix..];
+            if let Some(target) = self.find_suffix(tail) {
+                self.bytes(&name[..suffix])?;
+                let start = self.len - suffix;
+                self.remember_labels(start, &name[..suffix + 1]);
+                return self.bytes(&(0xc000 | target).to_be_bytes());
+            }
+            suffix += 1 + usize::from(name[suffix]);
+        }
+        let start = self.len;
+        self.bytes(name)?;
+        self.remember_labels(start, name);
+        Ok(())
+    }
+
+    /// Finds an earlier position where `tail` was written.
+    fn find_suffix(&self, tail: &[u8]) -> Option<u16> {
+        self.labels[..self.nlabels].iter().copied().find(|&at| self.name_at_equals(usize::from(at), tail))
+    }
+
+    /// Compares the (possibly compressed) name at `at` with `name`, ignoring
+    /// ASCII case.
+    fn name_at_equals(&self, mut at: usize, name: &[u8]) -> bool {
+        let mut i = 0;
+        // Pointers written by this writer always point backwards, but bound
+        // the walk anyway.
+        for _ in 0..128 {
+            let len = usize::from(self.buf[at]);
+            if len >= 0xc0 {
+                at = (usize::from(self.buf[at] & 0x3f) << 8) | usize::from(self.buf[at + 1]);
+                continue;
+            }
+            let Some(label) = name.get(i..i + 1 + len) else { return false };
+            if !label.eq_ignore_ascii_case(&self.buf[at..at + 1 + len]) {
+                return false;
+            }
+            if len == 0 {
+                return true;
+            }
+            i += 1 + len;
+            at += 1 + len;
+        }
+        false
+    }
+
+    /// Records where each label of `name` (written at `start`) begins, up to
+    /// the root label or the first pointer.
+    fn remember_labels(&mut self, start: usize, name: &[u8]) {
+        let mut i = 0;
+        while let Some(&len) = name.get(i) {
+            if len == 0 || len >= 0xc0 || self.nlabels == COMPRESSION_SLOTS || start + i > 0x3fff {
+                return;
+            }
+            self.labels[self.nlabels] = (start + i) as u16;
+            self.nlabels += 1;
+            i += 1 + usize::from(len);
+        }
+    }
+}
+
+/// Length of the uncompressed wire name at the start of `wire`.
+fn name_len(wire: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(&len) = wire.get(i) {
+        i += 1 + usize::from(len);
+        if len == 0 {
+            return i;
+        }
+    }
+    wire.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(qname: &[u8], qtype: u16, additional: &[u8], arcount: u16) -> Vec<u8> {
+        let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0];
+        m.extend_from_slice(&arcount.to_be_bytes());
+        m.extend_from_slice(qname);
+        m.extend_from_slice(&qtype.to_be_bytes());
+        m.extend_from_slice(&1u16.to_be_bytes());
+        m.extend_from_slice(additional);
+        m
+    }
+
+    fn opt(payload: u16, version: u8, options: &[u8]) -> Vec<u8> {
+        let mut o = vec![0, 0, 41];
+        o.extend_from_slice(&payload.to_be_bytes());
+        o.extend_from_slice(&[0, version, 0x80, 0]);
+        o.extend_from_slice(&(options.len() as u16).to_be_bytes());
+        o.extend_from_slice(options);
+        o
+    }
+
+    #[test]
+    fn parses_plain_and_edns_queries() {
+        let m = query(b"\x03www\x07example\x00", 1, &[], 0);
+        let q = Query::parse(&m).unwrap();
+        assert_eq!(q.qname, b"\x03www\x07example\x00");
+        assert_eq!((q.qtype, q.qclass, q.header.id), (1, 1, 0x1234));
+        assert!(q.edns.is_none());
+
+        let m = query(b"\x00", 6, &opt(100, 0, &[0, 99, 0, 1, 7]), 1);
+        let e = Query::parse(&m).unwrap().edns.unwrap();
+        assert_eq!(e.udp_payload, 512, "payload below 512 counts as 512");
+        assert!(e.dnssec_ok);
+        assert_eq!(e.client_subnet, None, "unknown options are ignored");
+    }
+
+    #[test]
+    fn rejects_malformed_queries() {
+        assert_eq!(Query::parse(&[0; 5]).unwrap_err(), ParseError::Drop);
+        let mut response = query(b"\x00", 1, &[], 0);
+        response[2] |= 0x80;
+        assert_eq!(Query::parse(&response).unwrap_err(), ParseError::Drop);
+        let mut two = query(b"\x00", 1, &[], 0);
+        two[5] = 2;
+        assert!(matches!(Query::parse(&two), Err(ParseError::Form(_))));
+        let short = query(b"\x03www\x00", 1, &[], 0);
+        assert!(matches!(Query::parse(&short[..16]), Err(ParseError::Form(_))));
+        let pointer = query(b"\xc0\x0c", 1, &[], 0);
+        assert!(matches!(Query::parse(&pointer), Err(ParseError::Form(_))));
+        let mut two_opts = opt(1232, 0, &[]);
+        two_opts.extend(opt(1232, 0, &[]));
+        assert!(matches!(Query::parse(&query(b"\x00", 1, &two_opts, 2)), Err(ParseError::BadEdns(_))));
+        let bad_len = opt(1232, 0, &[0, 8, 0, 9, 0]);
+        assert!(matches!(Query::parse(&query(b"\x00", 1, &bad_len, 1)), Err(ParseError::BadEdns(_))));
+    }
+
+    #[test]
+    fn client_subnet_checks_follow_rfc7871() {
+        let ok = parse_client_subnet(&[0, 1, 24, 0, 192, 0, 2]).unwrap();
+        assert_eq!(ok.address, "192.0.2.0".parse::<IpAddr>().unwrap());
+        assert_eq!(ok.source_prefix, 24);
+        let v6 = parse_client_subnet(&[0, 2, 56, 0, 0x20, 1, 0xd, 0xb8, 0, 0, 0]).unwrap();
+        assert_eq!(v6.address, "2001:db8::".parse::<IpAddr>().unwrap());
+        assert!(parse_client_subnet(&[0, 1, 0, 0]).is_ok(), "prefix 0 has no address bytes");
+        for bad in [
+            &[0, 1, 24, 0, 192, 0][..],     // address too short for /24
+            &[0, 1, 24, 0, 192, 0, 2, 0],   // too long
+            &[0, 1, 23, 0, 192, 0, 3],      // bit past the prefix set
+            &[0, 1, 33, 0, 1, 2, 3, 4, 5],  // prefix longer than IPv4
+            &[0, 1, 24, 8, 192, 0, 2],      // scope set in a query
+            &[0, 3, 8, 0, 1],               // unknown family
+            &[0, 1, 8],                     // short
+        ] {
+            assert!(parse_client_subnet(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn writer_compresses_against_question() {
+        let mut buf = [0u8; 512];
+        let mut w = Writer::new(&mut buf, 512);
+        let qname = b"\x03WWW\x07example\x03com\x00";
+        w.start(7, flag::QR | flag::AA, Some((qname, 1, 1))).unwrap();
+        w.record(Section::Answer, b"\x03www\x07example\x03com\x00", 1, 60, &[192, 0, 2, 1]).unwrap();
+        w.record(Section::Answer, b"\x04mail\x07example\x03com\x00", 5, 60, b"\x03www\x07example\x03com\x00").unwrap();
+        let len = w.finish();
+        let msg = &buf[..len];
+        // Owner of the first answer is a pointer to the question name.
+        assert_eq!(&msg[33..35], &[0xc0, 12]);
+        // "mail" then a pointer to "example.com" inside the question.
+        assert_eq!(&msg[49..56], b"\x04mail\xc0\x10");
+        // CNAME RDATA is one pointer to the question name.
+        assert_eq!(&msg[msg.len() - 4..], &[0, 2, 0xc0, 12]);
+        assert_eq!(u16::from_be_bytes([msg[6], msg[7]]), 2);
+    }
+
+    #[test]
+    fn writer_refuses_writes_past_its_limit() {
+        let mut buf = [0u8; 512];
+        let mut w = Writer::new(&mut buf, 40);
+        w.start(1, flag::QR, Some((b"\x01a\x00", 1, 1))).unwrap();
+        w.record(Section::Answer, b"\x01a\x00", 1, 1, &[1, 2, 3, 4]).unwrap();
+        let before = w.len();
+        assert_eq!(w.record(Section::Answer, b"\x01b\x00", 16, 1, &[0; 30]), Err(Full));
+        assert_eq!(w.len(), before);
+        assert_eq!(w.count(Section::Answer), 1);
+    }
+}

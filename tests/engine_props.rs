@@ -1,0 +1,113 @@
+//! Random and mutated packets against the answer engine: it must never
+//! panic, and everything it sends must be a well-formed DNS response.
+
+use std::path::Path;
+
+use hickory_proto::op::{Edns, Message, Query};
+use hickory_proto::rr::{Name, RecordType};
+use proptest::prelude::*;
+
+use steerdns::config::Config;
+use steerdns::engine::{respond, QueryContext, Transport};
+use steerdns::snapshot::Snapshot;
+
+fn snapshot() -> &'static Snapshot {
+    static SNAP: std::sync::OnceLock<Snapshot> = std::sync::OnceLock::new();
+    SNAP.get_or_init(|| {
+        let config = Config::from_file(Path::new("examples/basic/steerdns.toml")).unwrap();
+        Snapshot::load(&config).unwrap()
+    })
+}
+
+/// Valid queries to mutate: a spread of names and types, with and without EDNS.
+fn seeds() -> Vec<Vec<u8>> {
+    let names = ["www.example.com.", "x.apps.example.com.", "a.lab.example.com.", "nope.example.com.", "example.org."];
+    let types = [RecordType::A, RecordType::ANY, RecordType::MX, RecordType::TXT, RecordType::NS];
+    let mut out = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        for (j, t) in types.iter().enumerate() {
+            let mut m = Message::new();
+            m.set_id((i * 10 + j) as u16).set_recursion_desired(true);
+            m.add_query(Query::query(Name::from_ascii(name).unwrap(), *t));
+            if (i + j) % 2 == 0 {
+                m.set_edns(Edns::new());
+            }
+            out.push(m.to_vec().unwrap());
+        }
+    }
+    out
+}
+
+/// Checks one exchange: no panic, and a decodable response that matches.
+fn check(query: &[u8], transport: Transport) {
+    let ctx = QueryContext {
+        client: "198.51.100.7:40000".parse().unwrap(),
+        local: "127.0.0.1".parse().unwrap(),
+        transport,
+    };
+    let mut out = vec![0u8; 65535];
+    let Some(len) = respond(query, &ctx, snapshot(), &mut out) else { return };
+    let reply = &out[..len];
+    if transport == Transport::Udp {
+        assert!(len <= 1232, "UDP reply of {len} bytes is over the configured maximum");
+    }
+    let message = Message::from_vec(reply).unwrap_or_else(|e| panic!("malformed reply {reply:02x?}: {e}"));
+    assert_eq!(message.id(), u16::from_be_bytes([query[0], query[1]]));
+    assert_eq!(message.message_type(), hickory_proto::op::MessageType::Response);
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Flip(usize, u8),
+    Truncate(usize),
+    Insert(usize, u8),
+}
+
+fn mutate(mut q: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
+    for m in mutations {
+        match *m {
+            Mutation::Flip(at, bits) if !q.is_empty() => {
+                let at = at % q.len();
+                q[at] ^= bits;
+            }
+            Mutation::Truncate(at) => q.truncate(at % (q.len() + 1)),
+            Mutation::Insert(at, byte) => q.insert(at % (q.len() + 1), byte),
+            _ => {}
+        }
+    }
+    q
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        4 => (any::<usize>(), 1u8..).prop_map(|(a, b)| Mutation::Flip(a, b)),
+        1 => any::<usize>().prop_map(Mutation::Truncate),
+        1 => (any::<usize>(), any::<u8>()).prop_map(|(a, b)| Mutation::Insert(a, b)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes_never_break_the_engine(bytes in proptest::collection::vec(any::<u8>(), 0..600), tcp in any::<bool>()) {
+        check(&bytes, if tcp { Transport::Tcp } else { Transport::Udp });
+    }
+
+    #[test]
+    fn mutated_queries_never_break_the_engine(
+        seed in 0usize..25,
+        mutations in proptest::collection::vec(mutation(), 1..6),
+        tcp in any::<bool>(),
+    ) {
+        let q = mutate(seeds()[seed].clone(), &mutations);
+        check(&q, if tcp { Transport::Tcp } else { Transport::Udp });
+    }
+}
+
+#[test]
+fn seeds_are_answered() {
+    for q in seeds() {
+        check(&q, Transport::Udp);
+    }
+}

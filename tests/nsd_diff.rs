@@ -1,0 +1,461 @@
+//! Differential test against NSD.
+//!
+//! NSD and steerdns serve the same zones (`tests/data/diff/zones`) and get
+//! the same queries (`tests/data/diff/queries.txt`). For every query the
+//! two responses must agree on the rcode, the header flags, the question
+//! (byte for byte, so the query's case must be kept), the OPT record's
+//! presence, version, extended rcode and DO bit, and each section taken as
+//! a multiset of records (owner compared case-insensitively; type, class,
+//! TTL and RDATA exactly; order ignored). Each response is also checked
+//! against the query: same id, QR set, same opcode.
+//!
+//! Where steerdns differs from NSD and is right per an RFC, the difference
+//! is listed in [`ALLOWED`] with the RFC that allows it. Every difference
+//! is printed, allowed or not, before the test fails on the ones that are
+//! not allowed.
+//!
+//! Without `nsd` installed the test is skipped, or fails when `CI` is set.
+//! `STEERDNS_DIFF_BASELINE=nsd` serves the "ours" side with a second NSD,
+//! which must agree with the first on everything: a check of the harness.
+
+mod common;
+
+use std::fmt::{self, Write as _};
+
+use common::{QueryOpts, ServerProcess};
+use hickory_proto::op::{Message, MessageType, OpCode};
+use hickory_proto::rr::{Name, Record, RecordType};
+
+/// The largest UDP response both servers are configured to send, so that
+/// the `bufsize=4096` queries can be answered in full over UDP.
+const MAX_UDP_PAYLOAD: u16 = 4096;
+
+/// The query list must keep at least this many queries.
+const MIN_QUERIES: usize = 200;
+
+/// After this many queries in a row that steerdns does not answer, the run
+/// stops instead of waiting for every remaining time-out.
+const MAX_CONSECUTIVE_FAILURES: usize = 5;
+
+/// One query of `queries.txt`.
+#[derive(Debug)]
+struct Case {
+    /// 1-based line number in `queries.txt`.
+    line: usize,
+    /// The line as written.
+    text: String,
+    qname: Name,
+    qtype: RecordType,
+    opts: QueryOpts,
+}
+
+impl fmt::Display for Case {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "queries.txt:{}: `{}`", self.line, self.text)
+    }
+}
+
+/// Parses a type mnemonic or `TYPEnnn` (RFC 3597 §5).
+fn parse_type(text: &str) -> Result<RecordType, String> {
+    let upper = text.to_ascii_uppercase();
+    if let Some(number) = upper.strip_prefix("TYPE") {
+        if let Ok(n) = number.parse::<u16>() {
+            return Ok(RecordType::from(n));
+        }
+    }
+    upper.parse().map_err(|_| format!("unknown type {text:?}"))
+}
+
+/// Parses one `name type [flag ...]` line.
+fn parse_case(line: usize, text: &str) -> Result<Case, String> {
+    let mut words = text.split_whitespace();
+    let (Some(qname), Some(qtype)) = (words.next(), words.next()) else {
+        return Err("expected `name type [flag ...]`".into());
+    };
+    let fqdn = if qname.ends_with('.') {
+        qname.to_string()
+    } else {
+        format!("{qname}.")
+    };
+    let qname = Name::from_ascii(&fqdn).map_err(|e| format!("bad name {qname:?}: {e}"))?;
+    let mut opts = QueryOpts::default();
+    for flag in words {
+        match flag {
+            "tcp" => opts.tcp = true,
+            "noedns" => opts.edns = None,
+            "do" => opts.dnssec_ok = true,
+            "rd" => opts.rd = true,
+            "cd" => opts.cd = true,
+            _ => match flag.strip_prefix("bufsize=").map(str::parse::<u16>) {
+                Some(Ok(size)) => opts.edns = Some(size),
+                _ => return Err(format!("unknown flag {flag:?}")),
+            },
+        }
+    }
+    if opts.dnssec_ok && opts.edns.is_none() {
+        return Err("`do` needs EDNS".into());
+    }
+    Ok(Case {
+        line,
+        text: text.to_string(),
+        qname,
+        qtype: parse_type(qtype)?,
+        opts,
+    })
+}
+
+/// Reads `queries.txt`, skipping blank lines and `#` comments.
+fn load_cases() -> Vec<Case> {
+    let path = common::data_dir().join("diff").join("queries.txt");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut errors = String::new();
+    let mut cases = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match parse_case(index + 1, line) {
+            Ok(case) => cases.push(case),
+            Err(e) => {
+                let _ = writeln!(errors, "queries.txt:{}: {e}", index + 1);
+            }
+        }
+    }
+    assert!(errors.is_empty(), "bad query list:\n{errors}");
+    cases
+}
+
+/// A response section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Answer,
+    Authority,
+    Additional,
+}
+
+impl Section {
+    const ALL: [Section; 3] = [Section::Answer, Section::Authority, Section::Additional];
+
+    fn records(self, message: &Message) -> &[Record] {
+        match self {
+            Section::Answer => message.answers(),
+            Section::Authority => message.name_servers(),
+            Section::Additional => message.additionals(),
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Section::Answer => "answer",
+            Section::Authority => "authority",
+            Section::Additional => "additional",
+        }
+    }
+}
+
+/// One way in which the two responses to a query differ.
+#[derive(Debug)]
+enum Delta {
+    /// A header field, the question or the OPT record, shown as text.
+    Value {
+        field: &'static str,
+        nsd: String,
+        ours: String,
+    },
+    /// A section: the records found on one side only.
+    Records {
+        section: Section,
+        nsd_only: Vec<Record>,
+        ours_only: Vec<Record>,
+    },
+}
+
+impl fmt::Display for Delta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Delta::Value { field, nsd, ours } => write!(f, "{field}: nsd={nsd} ours={ours}"),
+            Delta::Records {
+                section,
+                nsd_only,
+                ours_only,
+            } => {
+                write!(f, "{} section differs:", section.label())?;
+                for record in nsd_only {
+                    write!(f, "\n        only nsd:  {record}")?;
+                }
+                for record in ours_only {
+                    write!(f, "\n        only ours: {record}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Whether two records are the same RR: owner name (case-insensitive,
+/// RFC 4343), type, class, TTL and RDATA.
+fn same_record(a: &Record, b: &Record) -> bool {
+    a.name() == b.name()
+        && a.record_type() == b.record_type()
+        && a.dns_class() == b.dns_class()
+        && a.ttl() == b.ttl()
+        && a.data() == b.data()
+}
+
+/// The records of `a` without a partner in `b`, as multisets.
+fn multiset_minus(a: &[Record], b: &[Record]) -> Vec<Record> {
+    let mut unmatched: Vec<&Record> = b.iter().collect();
+    a.iter()
+        .filter(|record| match unmatched.iter().position(|other| same_record(record, other)) {
+            Some(found) => {
+                unmatched.swap_remove(found);
+                false
+            }
+            None => true,
+        })
+        .cloned()
+        .collect()
+}
+
+/// The header flags compared, with their accessors.
+const FLAGS: [(&str, fn(&Message) -> bool); 6] = [
+    ("flag AA", Message::authoritative),
+    ("flag TC", Message::truncated),
+    ("flag RD", Message::recursion_desired),
+    ("flag RA", Message::recursion_available),
+    ("flag AD", Message::authentic_data),
+    ("flag CD", Message::checking_disabled),
+];
+
+/// The question section as text, case preserved.
+fn question_text(message: &Message) -> String {
+    let questions: Vec<String> = message
+        .queries()
+        .iter()
+        .map(|q| format!("{} {} {}", q.name().to_ascii(), q.query_class(), q.query_type()))
+        .collect();
+    format!("[{}]", questions.join(", "))
+}
+
+/// The compared parts of the OPT record (the payload size is each
+/// server's own and is not compared).
+fn opt_text(message: &Message) -> String {
+    match message.extensions() {
+        None => "absent".into(),
+        Some(edns) => format!(
+            "version={} do={} ext-rcode={}",
+            edns.version(),
+            u8::from(edns.flags().dnssec_ok),
+            edns.rcode_high()
+        ),
+    }
+}
+
+/// What is wrong with `response` as an answer to `query`: id, QR, opcode.
+fn header_problems(query: &Message, response: &Message) -> String {
+    let mut problems = Vec::new();
+    if response.id() != query.id() {
+        problems.push(format!("id {} for query id {}", response.id(), query.id()));
+    }
+    if response.message_type() != MessageType::Response {
+        problems.push("QR clear".to_string());
+    }
+    if response.op_code() != OpCode::Query {
+        problems.push(format!("opcode {:?}", response.op_code()));
+    }
+    if problems.is_empty() {
+        "ok".into()
+    } else {
+        problems.join(", ")
+    }
+}
+
+/// Every difference between the two responses to `query`.
+fn compare(query: &Message, nsd: &Message, ours: &Message) -> Vec<Delta> {
+    let mut deltas = Vec::new();
+    let mut value = |field: &'static str, f: &dyn Fn(&Message) -> String| {
+        let (nsd, ours) = (f(nsd), f(ours));
+        if nsd != ours {
+            deltas.push(Delta::Value { field, nsd, ours });
+        }
+    };
+    value("header vs query", &|m| header_problems(query, m));
+    value("rcode", &|m| m.response_code().to_string());
+    for (field, flag) in FLAGS {
+        value(field, &|m| u8::from(flag(m)).to_string());
+    }
+    value("question", &question_text);
+    value("opt", &opt_text);
+    let sent = question_text(query);
+    value("question vs query", &|m| {
+        if question_text(m) == sent {
+            "same".into()
+        } else {
+            format!("{} for {sent}", question_text(m))
+        }
+    });
+    for section in Section::ALL {
+        let (a, b) = (section.records(nsd), section.records(ours));
+        let nsd_only = multiset_minus(a, b);
+        let ours_only = multiset_minus(b, a);
+        if !nsd_only.is_empty() || !ours_only.is_empty() {
+            deltas.push(Delta::Records {
+                section,
+                nsd_only,
+                ours_only,
+            });
+        }
+    }
+    deltas
+}
+
+/// A query and the two responses it got.
+struct Observed<'a> {
+    case: &'a Case,
+    nsd: &'a Message,
+    ours: &'a Message,
+}
+
+/// A kind of difference that is correct on our side, with its reason.
+struct Allowance {
+    /// Short name shown next to each difference it covers.
+    id: &'static str,
+    /// Why our answer is right, with the RFC.
+    reason: &'static str,
+    /// Whether this allowance covers `delta` in `observed`.
+    applies: fn(&Observed<'_>, &Delta) -> bool,
+}
+
+/// The differences from NSD that are correct on our side.
+const ALLOWED: &[Allowance] = &[];
+
+/// The outcome of one query on one server.
+type Outcome = Result<Message, String>;
+
+/// The verdict on one query.
+struct Report<'a> {
+    case: &'a Case,
+    /// Differences with the allowance covering them, if any.
+    deltas: Vec<(Delta, Option<&'static Allowance>)>,
+}
+
+/// Compares the outcomes of `case` and attaches allowances.
+fn judge<'a>(case: &'a Case, query: &Message, nsd: &Outcome, ours: &Outcome) -> Report<'a> {
+    let deltas = match (nsd, ours) {
+        (Ok(nsd), Ok(ours)) => {
+            let observed = Observed { case, nsd, ours };
+            compare(query, nsd, ours)
+                .into_iter()
+                .map(|delta| {
+                    let allowance = ALLOWED.iter().find(|a| (a.applies)(&observed, &delta));
+                    (delta, allowance)
+                })
+                .collect()
+        }
+        _ => {
+            let show = |o: &Outcome| match o {
+                Ok(m) => format!("{} response", m.response_code()),
+                Err(e) => format!("error: {e}"),
+            };
+            vec![(
+                Delta::Value {
+                    field: "response",
+                    nsd: show(nsd),
+                    ours: show(ours),
+                },
+                None,
+            )]
+        }
+    };
+    Report { case, deltas }
+}
+
+/// Starts the "ours" side: steerdns, or a second NSD for a harness check.
+fn start_ours(nsd: &std::path::Path, zones: &[common::ZoneFile]) -> ServerProcess {
+    match std::env::var("STEERDNS_DIFF_BASELINE").as_deref() {
+        Ok("nsd") => common::start_nsd(nsd, zones, MAX_UDP_PAYLOAD),
+        _ => common::start_steerdns(zones, &format!("max-udp-payload = {MAX_UDP_PAYLOAD}")),
+    }
+}
+
+/// Prints every difference, grouped into not allowed and allowed, then
+/// the reasons of the allowances used; returns the count not allowed.
+fn print_summary(reports: &[Report<'_>], queries: usize) -> usize {
+    let count = |allowed: bool| {
+        reports
+            .iter()
+            .flat_map(|r| &r.deltas)
+            .filter(|(_, a)| a.is_some() == allowed)
+            .count()
+    };
+    let (bad, good) = (count(false), count(true));
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "NSD differential test: {queries} queries, {} with differences; \
+         {bad} differences not allowed, {good} allowed",
+        reports.iter().filter(|r| !r.deltas.is_empty()).count()
+    );
+    for (title, allowed) in [("NOT ALLOWED", false), ("ALLOWED", true)] {
+        let _ = writeln!(out, "=== {title} ===");
+        for report in reports {
+            let deltas: Vec<_> = report.deltas.iter().filter(|(_, a)| a.is_some() == allowed).collect();
+            if deltas.is_empty() {
+                continue;
+            }
+            let _ = writeln!(out, "{}", report.case);
+            for (delta, allowance) in deltas {
+                let tag = allowance.map(|a| format!(" [{}]", a.id)).unwrap_or_default();
+                let _ = writeln!(out, "    {delta}{tag}");
+            }
+        }
+    }
+    let _ = writeln!(out, "=== ALLOWANCES ===");
+    for allowance in ALLOWED {
+        let used = reports
+            .iter()
+            .flat_map(|r| &r.deltas)
+            .filter(|(_, a)| a.is_some_and(|a| a.id == allowance.id))
+            .count();
+        let _ = writeln!(out, "[{}] used {used}x: {}", allowance.id, allowance.reason);
+    }
+    eprint!("{out}");
+    bad
+}
+
+#[test]
+fn steerdns_answers_like_nsd() {
+    let Some(nsd_bin) = common::require_tool("nsd", "nsd") else {
+        return;
+    };
+    let cases = load_cases();
+    assert!(
+        cases.len() >= MIN_QUERIES,
+        "queries.txt holds {} queries; keep at least {MIN_QUERIES}",
+        cases.len()
+    );
+    let zones = common::diff_zones();
+    let nsd = common::start_nsd(&nsd_bin, &zones, MAX_UDP_PAYLOAD);
+    let mut ours = start_ours(&nsd_bin, &zones);
+
+    let mut reports = Vec::new();
+    let mut failures_in_a_row = 0;
+    for case in &cases {
+        let query = common::build_query(&case.qname, case.qtype, &case.opts);
+        let nsd_outcome = common::exchange(nsd.addr(), &query, case.opts.tcp);
+        let our_outcome = common::exchange(ours.addr(), &query, case.opts.tcp);
+        failures_in_a_row = if our_outcome.is_ok() { 0 } else { failures_in_a_row + 1 };
+        reports.push(judge(case, &query, &nsd_outcome, &our_outcome));
+        if !ours.is_running() || failures_in_a_row >= MAX_CONSECUTIVE_FAILURES {
+            print_summary(&reports, reports.len());
+            panic!(
+                "steerdns stopped answering at {case} (running: {})\n{}",
+                ours.is_running(),
+                ours.logs()
+            );
+        }
+    }
+    let bad = print_summary(&reports, cases.len());
+    assert_eq!(bad, 0, "{bad} differences from NSD are not allowed; see the summary above");
+}
