@@ -135,8 +135,10 @@ struct ZoneSpec {
 impl Config {
     /// Reads and validates a config file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
         Config::from_str(&text, path)
     }
 
@@ -153,18 +155,26 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
 
         if spec.server.listen.get_ref().is_empty() {
-            return Err(invalid(spec.server.listen.span(), "server.listen: no address to listen on".into()));
+            return Err(invalid(
+                spec.server.listen.span(),
+                "server.listen: no address to listen on".into(),
+            ));
         }
         let workers = match spec.server.workers {
             Some(w) if *w.get_ref() == 0 => {
-                return Err(invalid(w.span(), "server.workers: must be at least 1".into()));
+                return Err(invalid(
+                    w.span(),
+                    "server.workers: must be at least 1".into(),
+                ));
             }
             Some(w) => w.into_inner(),
             None => default_workers(),
         };
         let max_udp_payload = match spec.server.max_udp_payload {
             Some(p) if !(512..=MAX_UDP_PAYLOAD_LIMIT).contains(p.get_ref()) => {
-                let message = format!("server.max-udp-payload: must be between 512 and {MAX_UDP_PAYLOAD_LIMIT}");
+                let message = format!(
+                    "server.max-udp-payload: must be between 512 and {MAX_UDP_PAYLOAD_LIMIT}"
+                );
                 return Err(invalid(p.span(), message));
             }
             Some(p) => p.into_inner(),
@@ -174,7 +184,10 @@ impl Config {
         let tcp = TcpLimits {
             max_connections: match spec.tcp.max_connections {
                 Some(m) if *m.get_ref() == 0 => {
-                    return Err(invalid(m.span(), "tcp.max-connections: must be at least 1".into()));
+                    return Err(invalid(
+                        m.span(),
+                        "tcp.max-connections: must be at least 1".into(),
+                    ));
                 }
                 Some(m) => m.into_inner(),
                 None => default_tcp_max_connections(),
@@ -182,12 +195,23 @@ impl Config {
             idle_timeout: match spec.tcp.idle_timeout {
                 Some(t) => parse_duration(t.get_ref())
                     .filter(|d| !d.is_zero())
-                    .ok_or_else(|| invalid(t.span(), format!("tcp.idle-timeout: bad duration {:?} (e.g. \"10s\", \"500ms\")", t.get_ref())))?,
+                    .ok_or_else(|| {
+                        invalid(
+                            t.span(),
+                            format!(
+                                "tcp.idle-timeout: bad duration {:?} (e.g. \"10s\", \"500ms\")",
+                                t.get_ref()
+                            ),
+                        )
+                    })?,
                 None => default_tcp_idle_timeout(),
             },
             max_queries_per_connection: match spec.tcp.max_queries_per_connection {
                 Some(m) if *m.get_ref() == 0 => {
-                    return Err(invalid(m.span(), "tcp.max-queries-per-connection: must be at least 1".into()));
+                    return Err(invalid(
+                        m.span(),
+                        "tcp.max-queries-per-connection: must be at least 1".into(),
+                    ));
                 }
                 Some(m) => m.into_inner(),
                 None => default_tcp_max_queries(),
@@ -200,17 +224,36 @@ impl Config {
             if !origin_text.ends_with('.') {
                 origin_text.push('.');
             }
-            let origin = Name::from_text(&origin_text, None)
-                .map_err(|e| invalid(z.origin.span(), format!("zone.origin: {:?}: {e}", z.origin.get_ref())))?;
-            if zones.iter().any(|known| known.origin.eq_ignore_case(&origin)) {
-                return Err(invalid(z.origin.span(), format!("zone.origin: {origin} is listed twice")));
+            let origin = Name::from_text(&origin_text, None).map_err(|e| {
+                invalid(
+                    z.origin.span(),
+                    format!("zone.origin: {:?}: {e}", z.origin.get_ref()),
+                )
+            })?;
+            if zones
+                .iter()
+                .any(|known| known.origin.eq_ignore_case(&origin))
+            {
+                return Err(invalid(
+                    z.origin.span(),
+                    format!("zone.origin: {origin} is listed twice"),
+                ));
             }
-            zones.push(ZoneSource { origin, file: base.join(z.file.get_ref()) });
+            zones.push(ZoneSource {
+                origin,
+                file: base.join(z.file.get_ref()),
+            });
         }
         if zones.is_empty() {
             return Err(invalid(0..0, "no [[zone]] to serve".into()));
         }
-        Ok(Config { listen: spec.server.listen.into_inner(), workers, max_udp_payload, tcp, zones })
+        Ok(Config {
+            listen: spec.server.listen.into_inner(),
+            workers,
+            max_udp_payload,
+            tcp,
+            zones,
+        })
     }
 }
 
@@ -230,7 +273,12 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 
 /// 1-based line number of byte `offset` in `text`.
 fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes().iter().take(offset).filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()
+        .iter()
+        .take(offset)
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 #[cfg(test)]
@@ -262,7 +310,10 @@ mod tests {
 
         let text = MINIMAL.replace("[[zone]]", "max-udp-payload = 100\n[[zone]]");
         let e = parse(&text).unwrap_err().to_string();
-        assert!(e.starts_with("conf/steerdns.toml:3: server.max-udp-payload"), "{e}");
+        assert!(
+            e.starts_with("conf/steerdns.toml:3: server.max-udp-payload"),
+            "{e}"
+        );
 
         let text = MINIMAL.replace("127.0.0.1:5353", "127.0.0.1");
         let e = parse(&text).unwrap_err().to_string();
@@ -270,11 +321,17 @@ mod tests {
 
         let text = format!("{MINIMAL}[tcp]\nidle-timeout = \"soon\"\n");
         let e = parse(&text).unwrap_err().to_string();
-        assert!(e.starts_with("conf/steerdns.toml:7: tcp.idle-timeout"), "{e}");
+        assert!(
+            e.starts_with("conf/steerdns.toml:7: tcp.idle-timeout"),
+            "{e}"
+        );
 
         let text = format!("{MINIMAL}[[zone]]\norigin = \"Example.com.\"\nfile = \"x\"\n");
         let e = parse(&text).unwrap_err().to_string();
-        assert!(e.contains(":7: zone.origin: example.com. is listed twice"), "{e}");
+        assert!(
+            e.contains(":7: zone.origin: Example.com. is listed twice"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! the addresses for the additional section) is prepared here, at load time.
 
 pub mod parse;
+pub mod rdata;
 
 use std::path::Path;
 
@@ -95,9 +96,16 @@ impl Zone {
     }
 
     /// Builds a zone from parsed records, checking the rules a zone must obey.
-    pub fn from_records(origin: &Name, file: &Path, records: Vec<Record>) -> Result<Zone, ZoneError> {
+    pub fn from_records(
+        origin: &Name,
+        file: &Path,
+        records: Vec<Record>,
+    ) -> Result<Zone, ZoneError> {
         let apex = origin.to_lowercase();
-        let invalid = |r: &Record, message: String| ZoneError::Invalid { location: r.origin.clone(), message };
+        let invalid = |r: &Record, message: String| ZoneError::Invalid {
+            location: r.origin.clone(),
+            message,
+        };
         let incomplete = |message: &str| ZoneError::Incomplete {
             file: file.to_path_buf(),
             origin: apex.clone(),
@@ -105,34 +113,54 @@ impl Zone {
         };
 
         // Group records by (owner, type), keeping the first location of each.
-        let mut sets: FxHashMap<(Box<[u8]>, u16), (Vec<Box<[u8]>>, u32, Record)> = FxHashMap::default();
+        let mut sets: FxHashMap<(Box<[u8]>, u16), PendingSet> = FxHashMap::default();
         let mut order: Vec<(Box<[u8]>, u16)> = Vec::new();
         for record in records {
             let owner = record.owner.to_lowercase();
             if !owner.ends_with(&apex) {
-                return Err(invalid(&record, format!("owner {} is outside zone {apex}", record.owner)));
+                return Err(invalid(
+                    &record,
+                    format!("owner {} is outside zone {apex}", record.owner),
+                ));
             }
             match record.rtype {
                 rtype::DNAME => {
-                    return Err(invalid(&record, "DNAME records are not supported by steerdns".into()));
+                    return Err(invalid(
+                        &record,
+                        "DNAME records are not supported by steerdns".into(),
+                    ));
                 }
                 rtype::SOA if owner != apex => {
-                    return Err(invalid(&record, format!("SOA record at {} is not at the zone apex", record.owner)));
+                    return Err(invalid(
+                        &record,
+                        format!("SOA record at {} is not at the zone apex", record.owner),
+                    ));
                 }
-                rtype::OPT | rtype::AXFR | rtype::IXFR | rtype::MAILA | rtype::MAILB | rtype::ANY => {
+                rtype::OPT
+                | rtype::AXFR
+                | rtype::IXFR
+                | rtype::MAILA
+                | rtype::MAILB
+                | rtype::ANY => {
                     let t = type_to_string(record.rtype);
-                    return Err(invalid(&record, format!("{t} is a meta-type and cannot be stored in a zone")));
+                    return Err(invalid(
+                        &record,
+                        format!("{t} is a meta-type and cannot be stored in a zone"),
+                    ));
                 }
                 _ => {}
             }
             let key = (Box::<[u8]>::from(owner.wire()), record.rtype);
             match sets.get_mut(&key) {
-                Some((rdata, ttl, first)) => {
+                Some(PendingSet { rdata, ttl, first }) => {
                     if record.rtype == rtype::SOA || record.rtype == rtype::CNAME {
                         let t = type_to_string(record.rtype);
                         return Err(invalid(
                             &record,
-                            format!("second {t} record at {} (first at line {})", record.owner, first.origin.line),
+                            format!(
+                                "second {t} record at {} (first at line {})",
+                                record.owner, first.origin.line
+                            ),
                         ));
                     }
                     *ttl = (*ttl).min(record.ttl);
@@ -143,7 +171,12 @@ impl Zone {
                 }
                 None => {
                     order.push(key.clone());
-                    sets.insert(key, (vec![record.rdata.clone()], record.ttl, record));
+                    let pending = PendingSet {
+                        rdata: vec![record.rdata.clone()],
+                        ttl: record.ttl,
+                        first: record,
+                    };
+                    sets.insert(key, pending);
                 }
             }
         }
@@ -154,10 +187,10 @@ impl Zone {
         if !sets.contains_key(&(Box::from(apex.wire()), rtype::NS)) {
             return Err(incomplete("no NS records at the apex"));
         }
-        let soa_minimum = soa.0[0].get(soa.0[0].len().saturating_sub(4)..).map_or(0, |m| {
-            u32::from_be_bytes(m.try_into().unwrap_or_default())
-        });
-        let negative_ttl = soa.1.min(soa_minimum);
+        let soa_minimum = soa.rdata[0]
+            .get(soa.rdata[0].len().saturating_sub(4)..)
+            .map_or(0, |m| u32::from_be_bytes(m.try_into().unwrap_or_default()));
+        let negative_ttl = soa.ttl.min(soa_minimum);
 
         // Zone cuts, and the rules that depend on them.
         let cuts: rustc_hash::FxHashSet<&[u8]> = order
@@ -180,32 +213,47 @@ impl Zone {
             *types_at.entry(&owner[..]).or_default() += 1;
         }
         for key in &order {
-            let (_, _, first) = &sets[key];
+            let first = &sets[key].first;
             let (owner, t) = (&key.0[..], key.1);
             if t == rtype::CNAME && types_at[owner] > 1 {
                 // RFC 1034 §3.6.2, RFC 2181 §10.1: a CNAME stands alone.
-                return Err(invalid(first, format!("{} has a CNAME and other records", first.owner)));
+                return Err(invalid(
+                    first,
+                    format!("{} has a CNAME and other records", first.owner),
+                ));
             }
             // Below a cut only glue may exist; at a cut only NS, DS and glue.
             if below_cut(owner) && t != rtype::A && t != rtype::AAAA {
                 let t = type_to_string(t);
-                return Err(invalid(first, format!("{t} record at {} is below a delegation", first.owner)));
+                return Err(invalid(
+                    first,
+                    format!("{t} record at {} is below a delegation", first.owner),
+                ));
             }
-            if cuts.contains(owner) && !matches!(t, rtype::NS | rtype::A | rtype::AAAA | rtype::DS) {
+            if cuts.contains(owner) && !matches!(t, rtype::NS | rtype::A | rtype::AAAA | rtype::DS)
+            {
                 let t = type_to_string(t);
-                return Err(invalid(first, format!("{t} record at {} is at a delegation point", first.owner)));
+                return Err(invalid(
+                    first,
+                    format!("{t} record at {} is at a delegation point", first.owner),
+                ));
             }
         }
 
         // Address sets, for the additional section of NS, MX and SRV.
         let address_set = |owner: &[u8], t: u16| -> Option<RRset> {
-            let (rdata, ttl, _) = sets.get(&(Box::from(owner), t))?;
-            Some(RRset { rtype: t, ttl: *ttl, rdata: rdata.clone().into(), additional: Box::new([]) })
+            let PendingSet { rdata, ttl, .. } = sets.get(&(Box::from(owner), t))?;
+            Some(RRset {
+                rtype: t,
+                ttl: *ttl,
+                rdata: rdata.clone().into(),
+                additional: Box::new([]),
+            })
         };
         let mut nodes: FxHashMap<Box<[u8]>, Node> = FxHashMap::default();
         let mut grouped: FxHashMap<Box<[u8]>, Vec<RRset>> = FxHashMap::default();
         for key in &order {
-            let (rdata, ttl, _) = &sets[key];
+            let PendingSet { rdata, ttl, .. } = &sets[key];
             let mut additional = Vec::new();
             for target in rdata.iter().filter_map(|r| additional_target(key.1, r)) {
                 let lower = target.to_ascii_lowercase();
@@ -214,13 +262,21 @@ impl Zone {
                 }
                 for t in [rtype::A, rtype::AAAA] {
                     if let Some(set) = address_set(&lower, t) {
-                        if !additional.iter().any(|(n, s): &(Name, RRset)| n.wire() == target && s.rtype == t) {
+                        if !additional
+                            .iter()
+                            .any(|(n, s): &(Name, RRset)| n.wire() == target && s.rtype == t)
+                        {
                             additional.push((Name::from_wire_unchecked(target), set));
                         }
                     }
                 }
             }
-            let set = RRset { rtype: key.1, ttl: *ttl, rdata: rdata.clone().into(), additional: additional.into() };
+            let set = RRset {
+                rtype: key.1,
+                ttl: *ttl,
+                rdata: rdata.clone().into(),
+                additional: additional.into(),
+            };
             grouped.entry(key.0.clone()).or_default().push(set);
         }
         for (owner, mut rrsets) in grouped {
@@ -233,10 +289,25 @@ impl Zone {
                 up = parent_wire(p);
             }
             let cut = cuts.contains(&owner[..]);
-            nodes.insert(owner, Node { rrsets: rrsets.into(), cut });
+            nodes.insert(
+                owner,
+                Node {
+                    rrsets: rrsets.into(),
+                    cut,
+                },
+            );
         }
-        let soa = nodes[apex.wire()].get(rtype::SOA).cloned().ok_or_else(|| incomplete("no SOA"))?;
-        Ok(Zone { apex, nodes, soa, negative_ttl, has_cuts: !cuts.is_empty() })
+        let soa = nodes[apex.wire()]
+            .get(rtype::SOA)
+            .cloned()
+            .ok_or_else(|| incomplete("no SOA"))?;
+        Ok(Zone {
+            apex,
+            nodes,
+            soa,
+            negative_ttl,
+            has_cuts: !cuts.is_empty(),
+        })
     }
 
     /// The node at `name` (lowercase wire format), if the name exists.
@@ -253,6 +324,13 @@ impl Zone {
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
     }
+}
+
+/// An RRset being collected from the file, with its first record for errors.
+struct PendingSet {
+    rdata: Vec<Box<[u8]>>,
+    ttl: u32,
+    first: Record,
 }
 
 /// The name in `rdata` whose addresses belong in the additional section.
@@ -275,7 +353,8 @@ pub struct ZoneSet {
 impl ZoneSet {
     /// Adds a zone; the caller ensures apexes are unique.
     pub fn insert(&mut self, zone: Zone) {
-        self.by_apex.insert(Box::from(zone.apex.wire()), self.zones.len());
+        self.by_apex
+            .insert(Box::from(zone.apex.wire()), self.zones.len());
         self.zones.push(zone);
     }
 
