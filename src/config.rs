@@ -160,16 +160,8 @@ impl Config {
                 "server.listen: no address to listen on".into(),
             ));
         }
-        let workers = match spec.server.workers {
-            Some(w) if *w.get_ref() == 0 => {
-                return Err(invalid(
-                    w.span(),
-                    "server.workers: must be at least 1".into(),
-                ));
-            }
-            Some(w) => w.into_inner(),
-            None => default_workers(),
-        };
+        let workers = positive(spec.server.workers, "server.workers", default_workers())
+            .map_err(|(span, m)| invalid(span, m))?;
         let max_udp_payload = match spec.server.max_udp_payload {
             Some(p) if !(512..=MAX_UDP_PAYLOAD_LIMIT).contains(p.get_ref()) => {
                 let message = format!(
@@ -182,16 +174,12 @@ impl Config {
         };
 
         let tcp = TcpLimits {
-            max_connections: match spec.tcp.max_connections {
-                Some(m) if *m.get_ref() == 0 => {
-                    return Err(invalid(
-                        m.span(),
-                        "tcp.max-connections: must be at least 1".into(),
-                    ));
-                }
-                Some(m) => m.into_inner(),
-                None => default_tcp_max_connections(),
-            },
+            max_connections: positive(
+                spec.tcp.max_connections,
+                "tcp.max-connections",
+                default_tcp_max_connections(),
+            )
+            .map_err(|(span, m)| invalid(span, m))?,
             idle_timeout: match spec.tcp.idle_timeout {
                 Some(t) => parse_duration(t.get_ref())
                     .filter(|d| !d.is_zero())
@@ -206,16 +194,12 @@ impl Config {
                     })?,
                 None => default_tcp_idle_timeout(),
             },
-            max_queries_per_connection: match spec.tcp.max_queries_per_connection {
-                Some(m) if *m.get_ref() == 0 => {
-                    return Err(invalid(
-                        m.span(),
-                        "tcp.max-queries-per-connection: must be at least 1".into(),
-                    ));
-                }
-                Some(m) => m.into_inner(),
-                None => default_tcp_max_queries(),
-            },
+            max_queries_per_connection: positive(
+                spec.tcp.max_queries_per_connection,
+                "tcp.max-queries-per-connection",
+                default_tcp_max_queries(),
+            )
+            .map_err(|(span, m)| invalid(span, m))?,
         };
 
         let mut zones: Vec<ZoneSource> = Vec::new();
@@ -254,6 +238,21 @@ impl Config {
             tcp,
             zones,
         })
+    }
+}
+
+/// A count that must be at least 1, or `default` when the key is absent.
+fn positive<T: Copy + PartialOrd + From<u8>>(
+    value: Option<toml::Spanned<T>>,
+    field: &str,
+    default: T,
+) -> Result<T, (std::ops::Range<usize>, String)> {
+    match value {
+        Some(v) if *v.get_ref() < T::from(1) => {
+            Err((v.span(), format!("{field}: must be at least 1")))
+        }
+        Some(v) => Ok(v.into_inner()),
+        None => Ok(default),
     }
 }
 

@@ -154,8 +154,10 @@ fn answer_or_truncate(
         Ok(outcome) => outcome,
         Err(Full) => {
             // Restarting cannot fail: the question fitted the first time.
+            // AA stays: the data is ours even if it did not fit.
+            let aa = w.flags() & flag::AA;
             let _ = w.start(q.header.id, flags, Some((q.qname, q.qtype, q.qclass)));
-            w.set_flags(flag::TC);
+            w.set_flags(flag::TC | aa);
             Outcome {
                 rcode: rcode::NOERROR,
             }
@@ -194,7 +196,7 @@ fn answer(w: &mut Writer<'_>, q: &Query<'_>, snap: &Snapshot, udp: bool) -> Resu
     let mut lower = [0u8; MAX_NAME_LEN];
     let mut len = lowercase_into(&mut lower, q.qname);
     let mut owner: &[u8] = q.qname;
-    let Some(mut zone) = snap.zones.find(&lower[..len]) else {
+    let Some(mut zone) = find_zone(snap, &lower[..len], q.qtype) else {
         return refused;
     };
     w.set_flags(flag::AA);
@@ -235,7 +237,7 @@ fn answer(w: &mut Writer<'_>, q: &Query<'_>, snap: &Snapshot, udp: bool) -> Resu
                     let target: &[u8] = &cname.rdata[0];
                     len = lowercase_into(&mut lower, target);
                     owner = target;
-                    match snap.zones.find(&lower[..len]) {
+                    match find_zone(snap, &lower[..len], q.qtype) {
                         Some(z) => zone = z,
                         // The chain leaves our zones: the resolver goes on.
                         None => {
@@ -271,6 +273,19 @@ fn answer(w: &mut Writer<'_>, q: &Query<'_>, snap: &Snapshot, udp: bool) -> Resu
     Ok(Outcome {
         rcode: rcode::NOERROR,
     })
+}
+
+/// The zone that answers for `name`: the longest match, except that DS at
+/// the apex of a child zone we also serve belongs to the parent
+/// (RFC 4035 §3.1.4.1), like any DS at a zone cut.
+fn find_zone<'s>(snap: &'s Snapshot, name: &[u8], qtype: u16) -> Option<&'s Zone> {
+    let zone = snap.zones.find(name)?;
+    if qtype == rtype::DS && zone.apex.wire() == name {
+        if let Some(parent) = parent_wire(name).and_then(|p| snap.zones.find(p)) {
+            return Some(parent);
+        }
+    }
+    Some(zone)
 }
 
 /// Where a name led inside one zone.

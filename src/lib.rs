@@ -3,9 +3,11 @@
 
 pub mod config;
 pub mod engine;
+pub mod health;
 pub mod name;
 pub mod rr;
 pub mod server;
 pub mod snapshot;
+mod sys;
 pub mod wire;
 pub mod zone;

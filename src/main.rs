@@ -9,7 +9,6 @@ use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 
 use steerdns::config::Config;
-use steerdns::server::Server;
 use steerdns::snapshot::Snapshot;
 
 /// A global traffic manager that is just an authoritative DNS server.
@@ -42,6 +41,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -68,13 +68,17 @@ fn load(path: &Path) -> anyhow::Result<(Config, Snapshot)> {
 fn check(path: &Path) -> anyhow::Result<()> {
     let (config, snapshot) = load(path)?;
     let names: usize = snapshot.zones.iter().map(|z| z.len()).sum();
-    println!("{}: ok: {} zones, {names} names", path.display(), config.zones.len());
+    println!(
+        "{}: ok: {} zones, {names} names",
+        path.display(),
+        config.zones.len()
+    );
     Ok(())
 }
 
 fn serve(path: &Path) -> anyhow::Result<()> {
     let (config, snapshot) = load(path)?;
-    let server = Server::bind(&config).context("cannot listen")?;
+    let server = steerdns::server::Server::bind(&config).context("cannot listen")?;
     tracing::info!(zones = config.zones.len(), listen = ?config.listen, workers = config.workers, "serving");
     server.run(Arc::new(ArcSwap::from_pointee(snapshot)))?;
     Ok(())

@@ -208,7 +208,9 @@ fn unescape(rest: &[u8]) -> Result<(u8, usize), NameError> {
     match rest {
         [a, b, c, ..] if a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit() => {
             let v = u32::from(a - b'0') * 100 + u32::from(b - b'0') * 10 + u32::from(c - b'0');
-            u8::try_from(v).map(|v| (v, 3)).map_err(|_| NameError::BadEscape)
+            u8::try_from(v)
+                .map(|v| (v, 3))
+                .map_err(|_| NameError::BadEscape)
         }
         [a, ..] if !a.is_ascii_digit() => Ok((*a, 1)),
         _ => Err(NameError::BadEscape),
@@ -267,7 +269,10 @@ mod tests {
 
     #[test]
     fn parses_absolute_and_relative() {
-        assert_eq!(n("www.Example.com.").wire(), b"\x03www\x07Example\x03com\x00");
+        assert_eq!(
+            n("www.Example.com.").wire(),
+            b"\x03www\x07Example\x03com\x00"
+        );
         let origin = n("example.com.");
         let rel = Name::from_text("a.b", Some(&origin)).unwrap();
         assert_eq!(rel.to_string(), "a.b.example.com.");

@@ -76,7 +76,10 @@ pub fn type_from_str(s: &str) -> Option<u16> {
     if let Some((_, t)) = MNEMONICS.iter().find(|(m, _)| m.eq_ignore_ascii_case(s)) {
         return Some(*t);
     }
-    let digits = s.get(..4).filter(|p| p.eq_ignore_ascii_case("TYPE")).map(|_| &s[4..])?;
+    let digits = s
+        .get(..4)
+        .filter(|p| p.eq_ignore_ascii_case("TYPE"))
+        .map(|_| &s[4..])?;
     digits.parse().ok()
 }
 

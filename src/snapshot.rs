@@ -36,6 +36,9 @@ impl Snapshot {
         if !errors.is_empty() {
             return Err(LoadError(errors));
         }
-        Ok(Snapshot { zones, max_udp_payload: config.max_udp_payload })
+        Ok(Snapshot {
+            zones,
+            max_udp_payload: config.max_udp_payload,
+        })
     }
 }

@@ -171,7 +171,9 @@ impl<'a> Query<'a> {
             let class = read_u16(msg, &mut pos)?;
             let ttl = read_u32(msg, &mut pos)?;
             let rdlen = usize::from(read_u16(msg, &mut pos)?);
-            let rdata = msg.get(pos..pos + rdlen).ok_or(ParseError::Form("short RDATA"))?;
+            let rdata = msg
+                .get(pos..pos + rdlen)
+                .ok_or(ParseError::Form("short RDATA"))?;
             pos += rdlen;
             if rr_type != rtype::OPT {
                 // TSIG and friends are not implemented; RFC 8906 §3.1 asks us
@@ -193,7 +195,13 @@ impl<'a> Query<'a> {
                 client_subnet: parse_options(rdata)?,
             });
         }
-        Ok(Query { header, qname, qtype, qclass, edns })
+        Ok(Query {
+            header,
+            qname,
+            qtype,
+            qclass,
+            edns,
+        })
     }
 }
 
@@ -202,7 +210,11 @@ impl<'a> Query<'a> {
 pub fn question(msg: &[u8]) -> Option<(&[u8], u16, u16)> {
     let mut pos = HEADER_LEN;
     let qname = read_question_name(msg, &mut pos).ok()?;
-    Some((qname, read_u16(msg, &mut pos).ok()?, read_u16(msg, &mut pos).ok()?))
+    Some((
+        qname,
+        read_u16(msg, &mut pos).ok()?,
+        read_u16(msg, &mut pos).ok()?,
+    ))
 }
 
 /// Walks the EDNS options, checking their framing, and returns the Client
@@ -214,7 +226,9 @@ fn parse_options(mut rdata: &[u8]) -> Result<Option<ClientSubnet>, ParseError> {
             return Err(ParseError::BadEdns("short EDNS option header"));
         };
         let len = usize::from(u16::from_be_bytes([*l0, *l1]));
-        let data = rest.get(..len).ok_or(ParseError::BadEdns("EDNS option overruns OPT"))?;
+        let data = rest
+            .get(..len)
+            .ok_or(ParseError::BadEdns("EDNS option overruns OPT"))?;
         if u16::from_be_bytes([*c0, *c1]) == OPTION_ECS {
             if ecs.is_some() {
                 return Err(ParseError::BadEdns("more than one ECS option"));
@@ -239,7 +253,9 @@ pub fn parse_client_subnet(data: &[u8]) -> Result<ClientSubnet, ParseError> {
     };
     let source_prefix = *source_prefix;
     if source_prefix > max_prefix {
-        return Err(ParseError::BadEdns("ECS source prefix longer than the address"));
+        return Err(ParseError::BadEdns(
+            "ECS source prefix longer than the address",
+        ));
     }
     // RFC 7871 §6: "SCOPE PREFIX-LENGTH ... MUST be set to 0 in queries".
     if *scope_prefix != 0 {
@@ -249,11 +265,15 @@ pub fn parse_client_subnet(data: &[u8]) -> Result<ClientSubnet, ParseError> {
     // prefix, and the bits past the prefix MUST be zero.
     let octets = usize::from(source_prefix).div_ceil(8);
     if address.len() != octets {
-        return Err(ParseError::BadEdns("ECS address length does not match its prefix"));
+        return Err(ParseError::BadEdns(
+            "ECS address length does not match its prefix",
+        ));
     }
     let spare_bits = octets * 8 - usize::from(source_prefix);
     if spare_bits > 0 && address[octets - 1] & ((1u8 << spare_bits) - 1) != 0 {
-        return Err(ParseError::BadEdns("ECS address has bits set past its prefix"));
+        return Err(ParseError::BadEdns(
+            "ECS address has bits set past its prefix",
+        ));
     }
     let address = if family == 1 {
         let mut a = [0u8; 4];
@@ -264,7 +284,10 @@ pub fn parse_client_subnet(data: &[u8]) -> Result<ClientSubnet, ParseError> {
         a[..octets].copy_from_slice(address);
         IpAddr::from(a)
     };
-    Ok(ClientSubnet { address, source_prefix })
+    Ok(ClientSubnet {
+        address,
+        source_prefix,
+    })
 }
 
 /// Reads the question name, which must be uncompressed: a pointer could only
@@ -308,13 +331,17 @@ fn skip_name(msg: &[u8], pos: &mut usize) -> Result<(), ParseError> {
 }
 
 fn read_u16(msg: &[u8], pos: &mut usize) -> Result<u16, ParseError> {
-    let b = msg.get(*pos..*pos + 2).ok_or(ParseError::Form("short message"))?;
+    let b = msg
+        .get(*pos..*pos + 2)
+        .ok_or(ParseError::Form("short message"))?;
     *pos += 2;
     Ok(u16::from_be_bytes([b[0], b[1]]))
 }
 
 fn read_u32(msg: &[u8], pos: &mut usize) -> Result<u32, ParseError> {
-    let b = msg.get(*pos..*pos + 4).ok_or(ParseError::Form("short message"))?;
+    let b = msg
+        .get(*pos..*pos + 4)
+        .ok_or(ParseError::Form("short message"))?;
     *pos += 4;
     Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
@@ -357,12 +384,24 @@ impl<'a> Writer<'a> {
     /// the query, limited to `limit` bytes (and the buffer's size).
     pub fn new(buf: &'a mut [u8], limit: usize) -> Writer<'a> {
         let limit = limit.min(buf.len()).min(usize::from(u16::MAX));
-        Writer { buf, len: 0, limit, counts: [0; 3], labels: [0; COMPRESSION_SLOTS], nlabels: 0 }
+        Writer {
+            buf,
+            len: 0,
+            limit,
+            counts: [0; 3],
+            labels: [0; COMPRESSION_SLOTS],
+            nlabels: 0,
+        }
     }
 
     /// Writes the header (all counts zero for now) and, when given, the
     /// question. Returns `Full` only if the limit is below a bare header.
-    pub fn start(&mut self, id: u16, flags: u16, question: Option<(&[u8], u16, u16)>) -> Result<(), Full> {
+    pub fn start(
+        &mut self,
+        id: u16,
+        flags: u16,
+        question: Option<(&[u8], u16, u16)>,
+    ) -> Result<(), Full> {
         self.len = 0;
         self.counts = [0; 3];
         self.nlabels = 0;
@@ -410,13 +449,20 @@ impl<'a> Writer<'a> {
 
     /// Gives back room taken by [`Writer::reserve`].
     pub fn unreserve(&mut self, bytes: usize) {
-        self.limit = (self.limit + bytes).min(self.buf.len()).min(usize::from(u16::MAX));
+        self.limit = (self.limit + bytes)
+            .min(self.buf.len())
+            .min(usize::from(u16::MAX));
     }
 
     /// Sets bits in the flags word.
     pub fn set_flags(&mut self, bits: u16) {
         let flags = u16::from_be_bytes([self.buf[2], self.buf[3]]) | bits;
         self.buf[2..4].copy_from_slice(&flags.to_be_bytes());
+    }
+
+    /// The flags word as written so far.
+    pub fn flags(&self) -> u16 {
+        u16::from_be_bytes([self.buf[2], self.buf[3]])
     }
 
     /// Clears bits in the flags word.
@@ -454,7 +500,13 @@ impl<'a> Writer<'a> {
         }
     }
 
-    fn try_record(&mut self, owner: &[u8], rr_type: u16, ttl: u32, rdata: &[u8]) -> Result<(), Full> {
+    fn try_record(
+        &mut self,
+        owner: &[u8],
+        rr_type: u16,
+        ttl: u32,
+        rdata: &[u8],
+    ) -> Result<(), Full> {
         self.name(owner)?;
         self.bytes(&rr_type.to_be_bytes())?;
         self.bytes(&crate::rr::CLASS_IN.to_be_bytes())?;
@@ -567,7 +619,7 @@ impl<'a> Writer<'a> {
             if let Some(target) = self.find_suffix(tail) {
                 self.bytes(&name[..suffix])?;
                 let start = self.len - suffix;
-                self.remember_labels(start, &name[..suffix + 1]);
+                self.remember_labels(start, &name[..suffix]);
                 return self.bytes(&(0xc000 | target).to_be_bytes());
             }
             suffix += 1 + usize::from(name[suffix]);
@@ -580,7 +632,10 @@ impl<'a> Writer<'a> {
 
     /// Finds an earlier position where `tail` was written.
     fn find_suffix(&self, tail: &[u8]) -> Option<u16> {
-        self.labels[..self.nlabels].iter().copied().find(|&at| self.name_at_equals(usize::from(at), tail))
+        self.labels[..self.nlabels]
+            .iter()
+            .copied()
+            .find(|&at| self.name_at_equals(usize::from(at), tail))
     }
 
     /// Compares the (possibly compressed) name at `at` with `name`, ignoring
@@ -595,7 +650,9 @@ impl<'a> Writer<'a> {
                 at = (usize::from(self.buf[at] & 0x3f) << 8) | usize::from(self.buf[at + 1]);
                 continue;
             }
-            let Some(label) = name.get(i..i + 1 + len) else { return false };
+            let Some(label) = name.get(i..i + 1 + len) else {
+                return false;
+            };
             if !label.eq_ignore_ascii_case(&self.buf[at..at + 1 + len]) {
                 return false;
             }
@@ -683,14 +740,23 @@ mod tests {
         two[5] = 2;
         assert!(matches!(Query::parse(&two), Err(ParseError::Form(_))));
         let short = query(b"\x03www\x00", 1, &[], 0);
-        assert!(matches!(Query::parse(&short[..16]), Err(ParseError::Form(_))));
+        assert!(matches!(
+            Query::parse(&short[..16]),
+            Err(ParseError::Form(_))
+        ));
         let pointer = query(b"\xc0\x0c", 1, &[], 0);
         assert!(matches!(Query::parse(&pointer), Err(ParseError::Form(_))));
         let mut two_opts = opt(1232, 0, &[]);
         two_opts.extend(opt(1232, 0, &[]));
-        assert!(matches!(Query::parse(&query(b"\x00", 1, &two_opts, 2)), Err(ParseError::BadEdns(_))));
+        assert!(matches!(
+            Query::parse(&query(b"\x00", 1, &two_opts, 2)),
+            Err(ParseError::BadEdns(_))
+        ));
         let bad_len = opt(1232, 0, &[0, 8, 0, 9, 0]);
-        assert!(matches!(Query::parse(&query(b"\x00", 1, &bad_len, 1)), Err(ParseError::BadEdns(_))));
+        assert!(matches!(
+            Query::parse(&query(b"\x00", 1, &bad_len, 1)),
+            Err(ParseError::BadEdns(_))
+        ));
     }
 
     #[test]
@@ -700,15 +766,18 @@ mod tests {
         assert_eq!(ok.source_prefix, 24);
         let v6 = parse_client_subnet(&[0, 2, 56, 0, 0x20, 1, 0xd, 0xb8, 0, 0, 0]).unwrap();
         assert_eq!(v6.address, "2001:db8::".parse::<IpAddr>().unwrap());
-        assert!(parse_client_subnet(&[0, 1, 0, 0]).is_ok(), "prefix 0 has no address bytes");
+        assert!(
+            parse_client_subnet(&[0, 1, 0, 0]).is_ok(),
+            "prefix 0 has no address bytes"
+        );
         for bad in [
-            &[0, 1, 24, 0, 192, 0][..],     // address too short for /24
-            &[0, 1, 24, 0, 192, 0, 2, 0],   // too long
-            &[0, 1, 23, 0, 192, 0, 3],      // bit past the prefix set
-            &[0, 1, 33, 0, 1, 2, 3, 4, 5],  // prefix longer than IPv4
-            &[0, 1, 24, 8, 192, 0, 2],      // scope set in a query
-            &[0, 3, 8, 0, 1],               // unknown family
-            &[0, 1, 8],                     // short
+            &[0, 1, 24, 0, 192, 0][..],    // address too short for /24
+            &[0, 1, 24, 0, 192, 0, 2, 0],  // too long
+            &[0, 1, 23, 0, 192, 0, 3],     // bit past the prefix set
+            &[0, 1, 33, 0, 1, 2, 3, 4, 5], // prefix longer than IPv4
+            &[0, 1, 24, 8, 192, 0, 2],     // scope set in a query
+            &[0, 3, 8, 0, 1],              // unknown family
+            &[0, 1, 8],                    // short
         ] {
             assert!(parse_client_subnet(bad).is_err(), "{bad:?}");
         }
@@ -719,9 +788,24 @@ mod tests {
         let mut buf = [0u8; 512];
         let mut w = Writer::new(&mut buf, 512);
         let qname = b"\x03WWW\x07example\x03com\x00";
-        w.start(7, flag::QR | flag::AA, Some((qname, 1, 1))).unwrap();
-        w.record(Section::Answer, b"\x03www\x07example\x03com\x00", 1, 60, &[192, 0, 2, 1]).unwrap();
-        w.record(Section::Answer, b"\x04mail\x07example\x03com\x00", 5, 60, b"\x03www\x07example\x03com\x00").unwrap();
+        w.start(7, flag::QR | flag::AA, Some((qname, 1, 1)))
+            .unwrap();
+        w.record(
+            Section::Answer,
+            b"\x03www\x07example\x03com\x00",
+            1,
+            60,
+            &[192, 0, 2, 1],
+        )
+        .unwrap();
+        w.record(
+            Section::Answer,
+            b"\x04mail\x07example\x03com\x00",
+            5,
+            60,
+            b"\x03www\x07example\x03com\x00",
+        )
+        .unwrap();
         let len = w.finish();
         let msg = &buf[..len];
         // Owner of the first answer is a pointer to the question name.
@@ -738,9 +822,13 @@ mod tests {
         let mut buf = [0u8; 512];
         let mut w = Writer::new(&mut buf, 40);
         w.start(1, flag::QR, Some((b"\x01a\x00", 1, 1))).unwrap();
-        w.record(Section::Answer, b"\x01a\x00", 1, 1, &[1, 2, 3, 4]).unwrap();
+        w.record(Section::Answer, b"\x01a\x00", 1, 1, &[1, 2, 3, 4])
+            .unwrap();
         let before = w.len();
-        assert_eq!(w.record(Section::Answer, b"\x01b\x00", 16, 1, &[0; 30]), Err(Full));
+        assert_eq!(
+            w.record(Section::Answer, b"\x01b\x00", 16, 1, &[0; 30]),
+            Err(Full)
+        );
         assert_eq!(w.len(), before);
         assert_eq!(w.count(Section::Answer), 1);
     }

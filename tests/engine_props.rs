@@ -21,8 +21,20 @@ fn snapshot() -> &'static Snapshot {
 
 /// Valid queries to mutate: a spread of names and types, with and without EDNS.
 fn seeds() -> Vec<Vec<u8>> {
-    let names = ["www.example.com.", "x.apps.example.com.", "a.lab.example.com.", "nope.example.com.", "example.org."];
-    let types = [RecordType::A, RecordType::ANY, RecordType::MX, RecordType::TXT, RecordType::NS];
+    let names = [
+        "www.example.com.",
+        "x.apps.example.com.",
+        "a.lab.example.com.",
+        "nope.example.com.",
+        "example.org.",
+    ];
+    let types = [
+        RecordType::A,
+        RecordType::ANY,
+        RecordType::MX,
+        RecordType::TXT,
+        RecordType::NS,
+    ];
     let mut out = Vec::new();
     for (i, name) in names.iter().enumerate() {
         for (j, t) in types.iter().enumerate() {
@@ -46,14 +58,23 @@ fn check(query: &[u8], transport: Transport) {
         transport,
     };
     let mut out = vec![0u8; 65535];
-    let Some(len) = respond(query, &ctx, snapshot(), &mut out) else { return };
+    let Some(len) = respond(query, &ctx, snapshot(), &mut out) else {
+        return;
+    };
     let reply = &out[..len];
     if transport == Transport::Udp {
-        assert!(len <= 1232, "UDP reply of {len} bytes is over the configured maximum");
+        assert!(
+            len <= 1232,
+            "UDP reply of {len} bytes is over the configured maximum"
+        );
     }
-    let message = Message::from_vec(reply).unwrap_or_else(|e| panic!("malformed reply {reply:02x?}: {e}"));
+    let message =
+        Message::from_vec(reply).unwrap_or_else(|e| panic!("malformed reply {reply:02x?}: {e}"));
     assert_eq!(message.id(), u16::from_be_bytes([query[0], query[1]]));
-    assert_eq!(message.message_type(), hickory_proto::op::MessageType::Response);
+    assert_eq!(
+        message.message_type(),
+        hickory_proto::op::MessageType::Response
+    );
 }
 
 #[derive(Debug, Clone)]

@@ -89,5 +89,8 @@ fn engine_answers_without_allocating() {
     }
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
     assert_eq!(answered, 1000 * queries.len());
-    assert_eq!(allocations, 0, "the engine allocated {allocations} times for {answered} queries");
+    assert_eq!(
+        allocations, 0,
+        "the engine allocated {allocations} times for {answered} queries"
+    );
 }

@@ -21,7 +21,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -52,7 +52,9 @@ fn next_counter() -> u32 {
 
 /// The folder holding the test data (`tests/data`).
 pub fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("data")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("data")
 }
 
 /// A zone served by a test server: its apex and its master file.
@@ -186,6 +188,56 @@ pub fn require_tool(name: &str, package: &str) -> Option<PathBuf> {
     None
 }
 
+/// Runs `command` to completion and returns its output, killing it (and
+/// panicking) if it takes longer than `timeout`.
+pub fn output_within(mut command: Command, timeout: Duration) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    // Readers on their own threads, so a full pipe cannot stall the child.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command:?} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
 /// The path of the steerdns binary Cargo built for this test run.
 pub fn steerdns_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_steerdns"))
@@ -194,9 +246,15 @@ pub fn steerdns_bin() -> PathBuf {
 /// Writes a steerdns config for `zones` listening on `port` into `dir`
 /// (zone files copied to `dir/zones`) and returns the config's path.
 /// `extra_server` is appended to the `[server]` table verbatim.
-pub fn write_steerdns_config(dir: &TempDir, port: u16, zones: &[ZoneFile], extra_server: &str) -> PathBuf {
+pub fn write_steerdns_config(
+    dir: &TempDir,
+    port: u16,
+    zones: &[ZoneFile],
+    extra_server: &str,
+) -> PathBuf {
     dir.copy_zones(zones);
-    let mut config = format!("[server]\nlisten = [\"{LOOPBACK}:{port}\"]\nworkers = 1\n{extra_server}\n");
+    let mut config =
+        format!("[server]\nlisten = [\"{LOOPBACK}:{port}\"]\nworkers = 1\n{extra_server}\n");
     for zone in zones {
         let _ = write!(
             config,
@@ -283,7 +341,13 @@ impl ServerProcess {
     /// Spawns `command` with its output in `dir`, then waits until it
     /// answers a SOA query for `probe_zone` on `port` over UDP and TCP.
     /// Panics with the server's output when it exits or stays silent.
-    pub fn start(name: &'static str, mut command: Command, dir: TempDir, port: u16, probe_zone: &str) -> ServerProcess {
+    pub fn start(
+        name: &'static str,
+        mut command: Command,
+        dir: TempDir,
+        port: u16,
+        probe_zone: &str,
+    ) -> ServerProcess {
         let stdout = fs::File::create(dir.path().join("stdout.log")).expect("create stdout.log");
         let stderr = fs::File::create(dir.path().join("stderr.log")).expect("create stderr.log");
         command
@@ -339,8 +403,18 @@ impl ServerProcess {
     fn wait_until_answers(&mut self, zone: &str) -> Result<(), String> {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         let probe = |tcp: bool| {
-            let opts = QueryOpts { tcp, ..QueryOpts::default() };
-            query_with_timeout(self.addr, zone, RecordType::SOA, &opts, Duration::from_millis(200), 1)
+            let opts = QueryOpts {
+                tcp,
+                ..QueryOpts::default()
+            };
+            query_with_timeout(
+                self.addr,
+                zone,
+                RecordType::SOA,
+                &opts,
+                Duration::from_millis(200),
+                1,
+            )
         };
         loop {
             if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
@@ -437,7 +511,9 @@ pub fn build_query(name: &Name, rtype: RecordType, opts: &QueryOpts) -> Message 
         .add_query(Query::query(name.clone(), rtype));
     if let Some(size) = opts.edns {
         let mut edns = Edns::new();
-        edns.set_max_payload(size).set_version(0).set_dnssec_ok(opts.dnssec_ok);
+        edns.set_max_payload(size)
+            .set_version(0)
+            .set_dnssec_ok(opts.dnssec_ok);
         message.set_edns(edns);
     }
     message
@@ -449,7 +525,12 @@ pub fn name(text: &str) -> Name {
 }
 
 /// Sends one query for `qname`/`rtype` to `addr` and decodes the answer.
-pub fn query(addr: SocketAddr, qname: &str, rtype: RecordType, opts: &QueryOpts) -> Result<Message, String> {
+pub fn query(
+    addr: SocketAddr,
+    qname: &str,
+    rtype: RecordType,
+    opts: &QueryOpts,
+) -> Result<Message, String> {
     query_with_timeout(addr, qname, rtype, opts, QUERY_TIMEOUT, UDP_ATTEMPTS)
 }
 
@@ -478,7 +559,9 @@ fn exchange_with_timeout(
     timeout: Duration,
     attempts: usize,
 ) -> Result<Message, String> {
-    let wire = message.to_vec().map_err(|e| format!("cannot encode query: {e}"))?;
+    let wire = message
+        .to_vec()
+        .map_err(|e| format!("cannot encode query: {e}"))?;
     let bytes = if tcp {
         exchange_tcp(addr, &wire, timeout)?
     } else {
@@ -489,7 +572,8 @@ fn exchange_with_timeout(
 
 /// Decodes a response with hickory-proto.
 pub fn decode_response(bytes: &[u8]) -> Result<Message, String> {
-    Message::from_vec(bytes).map_err(|e| format!("undecodable response ({} bytes): {e}", bytes.len()))
+    Message::from_vec(bytes)
+        .map_err(|e| format!("undecodable response ({} bytes): {e}", bytes.len()))
 }
 
 /// Reads the id of a raw message, if it has a header.
@@ -499,15 +583,25 @@ fn raw_id(bytes: &[u8]) -> Option<u16> {
 
 /// Sends `wire` in one datagram and returns the first datagram that comes
 /// back with the same id; retries `attempts` times.
-pub fn exchange_udp(addr: SocketAddr, wire: &[u8], timeout: Duration, attempts: usize) -> Result<Vec<u8>, String> {
+pub fn exchange_udp(
+    addr: SocketAddr,
+    wire: &[u8],
+    timeout: Duration,
+    attempts: usize,
+) -> Result<Vec<u8>, String> {
     let socket = UdpSocket::bind((LOOPBACK, 0)).map_err(|e| format!("bind: {e}"))?;
     socket.connect(addr).map_err(|e| format!("connect: {e}"))?;
     let mut buf = vec![0u8; 65535];
     for _ in 0..attempts.max(1) {
         socket.send(wire).map_err(|e| format!("send: {e}"))?;
         let deadline = Instant::now() + timeout;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
-            socket.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
+        while let Some(left) = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+        {
+            socket
+                .set_read_timeout(Some(left))
+                .map_err(|e| e.to_string())?;
             match socket.recv(&mut buf) {
                 Ok(n) if raw_id(&buf[..n]) == raw_id(wire) => return Ok(buf[..n].to_vec()),
                 Ok(_) => continue, // a late answer to an earlier attempt
@@ -517,31 +611,47 @@ pub fn exchange_udp(addr: SocketAddr, wire: &[u8], timeout: Duration, attempts: 
             }
         }
     }
-    Err(format!("no UDP answer from {addr} after {attempts} attempt(s) of {timeout:?}"))
+    Err(format!(
+        "no UDP answer from {addr} after {attempts} attempt(s) of {timeout:?}"
+    ))
 }
 
 fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 /// Sends `wire` on a new TCP connection with the two-byte length prefix
 /// (RFC 1035 §4.2.2) and reads one response.
 pub fn exchange_tcp(addr: SocketAddr, wire: &[u8], timeout: Duration) -> Result<Vec<u8>, String> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("TCP connect: {e}"))?;
-    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    stream.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("TCP connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
     let len = u16::try_from(wire.len()).map_err(|_| "query too long for TCP".to_string())?;
     let mut framed = len.to_be_bytes().to_vec();
     framed.extend_from_slice(wire);
-    stream.write_all(&framed).map_err(|e| format!("TCP send: {e}"))?;
+    stream
+        .write_all(&framed)
+        .map_err(|e| format!("TCP send: {e}"))?;
     read_tcp_message(&mut stream)
 }
 
 /// Reads one length-prefixed message from a TCP stream.
 pub fn read_tcp_message(stream: &mut TcpStream) -> Result<Vec<u8>, String> {
     let mut len = [0u8; 2];
-    stream.read_exact(&mut len).map_err(|e| format!("TCP receive length: {e}"))?;
+    stream
+        .read_exact(&mut len)
+        .map_err(|e| format!("TCP receive length: {e}"))?;
     let mut bytes = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    stream.read_exact(&mut bytes).map_err(|e| format!("TCP receive message: {e}"))?;
+    stream
+        .read_exact(&mut bytes)
+        .map_err(|e| format!("TCP receive message: {e}"))?;
     Ok(bytes)
 }

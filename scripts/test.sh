@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs every check of the project: formatting, lints and all tests.
+#
+# Works on a fresh Debian machine with a Rust toolchain: the DNS tools the
+# integration tests drive (nsd, dig, kdig) are installed with apt-get when
+# one of them is missing, as root or through sudo.
+#
+# The Debian nsd package may start an nsd service on port 53 where systemd
+# runs; the tests start their own nsd on free high loopback ports, so such a
+# service does not interfere.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Runs a command as root: directly, or through sudo when available.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        echo "test.sh: need root or sudo to run: $*" >&2
+        return 1
+    fi
+}
+
+# True when a program is on PATH or in an sbin folder (nsd lives in
+# /usr/sbin, which a non-root PATH may lack).
+have() {
+    command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]
+}
+
+install_dns_tools() {
+    local missing=()
+    have nsd || missing+=(nsd)
+    have dig || missing+=(dig)
+    have kdig || missing+=(kdig)
+    if [ "${#missing[@]}" -eq 0 ]; then
+        return
+    fi
+    echo "test.sh: installing DNS tools (missing: ${missing[*]})"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends nsd dnsutils knot-dnsutils
+}
+
+install_dns_tools
+
+echo "test.sh: cargo fmt"
+cargo fmt --all -- --check
+echo "test.sh: cargo clippy"
+cargo clippy --all-targets -- -D warnings
+echo "test.sh: cargo test"
+cargo test --all-targets
+echo "test.sh: cargo test --doc"
+cargo test --doc

@@ -1,0 +1,270 @@
+//! The health view: what the DNS answer path reads to skip dead endpoints.
+//!
+//! One byte per monitored thing (an endpoint address, or the node's local
+//! payload), indexed by a [`HealthId`] handed out at load time. Probe runners
+//! and the admin API write it; UDP workers read it with one relaxed atomic
+//! load and no lock, so a probe never stalls an answer (design note §2).
+//!
+//! Two independent bits share the byte, so that neither writer can undo the
+//! other: the probe's verdict, and an operator's drain. An endpoint is
+//! answered with only while it is up *and* not drained.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use super::state::Health;
+
+/// Set while the probe says the endpoint is down.
+const PROBE_DOWN: u8 = 1;
+/// Set while an operator has drained the endpoint.
+const DRAINED: u8 = 2;
+
+/// Index of one monitored thing in a [`HealthView`], assigned at load time
+/// by [`HealthViewBuilder::add`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HealthId(u32);
+
+impl HealthId {
+    /// The slot number, for tables kept beside the view (e.g. status pages).
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Shared, lock-free health flags. Cloning is cheap and every clone sees the
+/// same flags.
+///
+/// Every byte is written rarely (on a state change) and read on every
+/// query, so the slots are not padded against false sharing: only writes
+/// cause cache-line traffic, and those are rare.
+#[derive(Debug, Clone)]
+pub struct HealthView {
+    slots: Arc<[AtomicU8]>,
+}
+
+/// Hands out [`HealthId`]s while a configuration is loaded, then freezes
+/// them into a [`HealthView`].
+#[derive(Debug, Default)]
+pub struct HealthViewBuilder {
+    slots: Vec<AtomicU8>,
+}
+
+/// What a view holds for one slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotStatus {
+    /// The probe's verdict.
+    pub health: Health,
+    /// Whether an operator has taken the endpoint out of answers.
+    pub drained: bool,
+}
+
+impl SlotStatus {
+    fn from_bits(bits: u8) -> SlotStatus {
+        SlotStatus {
+            health: if bits & PROBE_DOWN == 0 {
+                Health::Up
+            } else {
+                Health::Down
+            },
+            drained: bits & DRAINED != 0,
+        }
+    }
+
+    /// Up and not drained: the endpoint may appear in answers.
+    pub fn is_serving(self) -> bool {
+        self.health.is_up() && !self.drained
+    }
+}
+
+impl HealthViewBuilder {
+    /// Adds a slot whose probe starts in `initial` (see the
+    /// [`state`](super::state) module for why [`Health::Up`] is the usual
+    /// choice) and returns its id.
+    ///
+    /// Returns `None` after `u32::MAX` slots, which no configuration reaches.
+    pub fn add(&mut self, initial: Health) -> Option<HealthId> {
+        let id = u32::try_from(self.slots.len()).ok()?;
+        let bits = match initial {
+            Health::Up => 0,
+            Health::Down => PROBE_DOWN,
+        };
+        self.slots.push(AtomicU8::new(bits));
+        Some(HealthId(id))
+    }
+
+    /// Freezes the slots into a view.
+    pub fn build(self) -> HealthView {
+        HealthView {
+            slots: self.slots.into(),
+        }
+    }
+}
+
+// Relaxed ordering throughout: a slot is a lone flag that publishes no other
+// memory, so readers need no happens-before edge with the writer; they only
+// need to see the new value soon, which every ordering guarantees.
+impl HealthView {
+    /// A builder for a new view.
+    pub fn builder() -> HealthViewBuilder {
+        HealthViewBuilder::default()
+    }
+
+    /// Number of slots.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// True if the view has no slots.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Whether the endpoint may appear in answers: probe up and not
+    /// drained. One relaxed atomic load; for the answer path.
+    ///
+    /// An id from another view that falls outside this one reads as
+    /// serving: answering with an endpoint is the lesser harm than
+    /// withdrawing it over a bookkeeping mistake.
+    #[inline]
+    pub fn is_serving(&self, id: HealthId) -> bool {
+        self.slots
+            .get(id.index())
+            .is_none_or(|slot| slot.load(Ordering::Relaxed) == 0)
+    }
+
+    /// Both bits of a slot, or `None` for an id outside this view.
+    pub fn status(&self, id: HealthId) -> Option<SlotStatus> {
+        let slot = self.slots.get(id.index())?;
+        Some(SlotStatus::from_bits(slot.load(Ordering::Relaxed)))
+    }
+
+    /// Records the probe's verdict, leaving the drain bit alone. Does
+    /// nothing for an id outside this view.
+    pub fn set_health(&self, id: HealthId, health: Health) {
+        if let Some(slot) = self.slots.get(id.index()) {
+            match health {
+                Health::Up => slot.fetch_and(!PROBE_DOWN, Ordering::Relaxed),
+                Health::Down => slot.fetch_or(PROBE_DOWN, Ordering::Relaxed),
+            };
+        }
+    }
+
+    /// Drains (`true`) or undrains an endpoint, leaving the probe's verdict
+    /// alone. Does nothing for an id outside this view.
+    pub fn set_drained(&self, id: HealthId, drained: bool) {
+        if let Some(slot) = self.slots.get(id.index()) {
+            if drained {
+                slot.fetch_or(DRAINED, Ordering::Relaxed);
+            } else {
+                slot.fetch_and(!DRAINED, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A handle on one slot for its probe runner, or `None` for an id
+    /// outside this view.
+    pub fn slot(&self, id: HealthId) -> Option<HealthSlot> {
+        (id.index() < self.slots.len()).then(|| HealthSlot {
+            view: self.clone(),
+            id,
+        })
+    }
+}
+
+/// One slot of a [`HealthView`], as handed to the probe runner that owns its
+/// health bit. Created by [`HealthView::slot`], so the id is always in range.
+#[derive(Debug, Clone)]
+pub struct HealthSlot {
+    view: HealthView,
+    id: HealthId,
+}
+
+impl HealthSlot {
+    /// The slot's id.
+    pub fn id(&self) -> HealthId {
+        self.id
+    }
+
+    /// The probe's verdict currently published.
+    pub fn health(&self) -> Health {
+        self.view
+            .status(self.id)
+            .map_or(Health::Up, |status| status.health)
+    }
+
+    /// Publishes the probe's verdict.
+    pub fn set_health(&self, health: Health) {
+        self.view.set_health(self.id, health);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_dense_and_initial_health_is_kept() {
+        let mut b = HealthView::builder();
+        let a = b.add(Health::Up).unwrap();
+        let c = b.add(Health::Down).unwrap();
+        assert_eq!((a.index(), c.index()), (0, 1));
+        let view = b.build();
+        assert_eq!(view.len(), 2);
+        assert!(view.is_serving(a));
+        assert!(!view.is_serving(c));
+        assert_eq!(view.status(c).unwrap().health, Health::Down);
+    }
+
+    #[test]
+    fn drain_and_probe_bits_are_independent() {
+        let mut b = HealthView::builder();
+        let id = b.add(Health::Up).unwrap();
+        let view = b.build();
+        let slot = view.slot(id).unwrap();
+
+        view.set_drained(id, true);
+        assert!(!view.is_serving(id));
+        // The probe coming up again must not undo the drain.
+        slot.set_health(Health::Down);
+        slot.set_health(Health::Up);
+        assert!(!view.is_serving(id));
+        assert_eq!(
+            view.status(id),
+            Some(SlotStatus {
+                health: Health::Up,
+                drained: true
+            })
+        );
+        // Undraining must not hide a probe failure.
+        slot.set_health(Health::Down);
+        view.set_drained(id, false);
+        assert!(!view.is_serving(id));
+        assert_eq!(slot.health(), Health::Down);
+        slot.set_health(Health::Up);
+        assert!(view.is_serving(id));
+    }
+
+    #[test]
+    fn clones_share_the_flags() {
+        let mut b = HealthView::builder();
+        let id = b.add(Health::Up).unwrap();
+        let view = b.build();
+        let reader = view.clone();
+        view.set_health(id, Health::Down);
+        assert!(!reader.is_serving(id));
+    }
+
+    #[test]
+    fn foreign_ids_fail_open_and_are_ignored() {
+        let mut big = HealthView::builder();
+        big.add(Health::Up);
+        let far = big.add(Health::Down).unwrap();
+        let small = HealthView::builder().build();
+        assert!(small.is_empty());
+        assert!(small.is_serving(far));
+        assert_eq!(small.status(far), None);
+        assert!(small.slot(far).is_none());
+        small.set_health(far, Health::Down);
+        small.set_drained(far, true);
+    }
+}

@@ -1,1 +1,0 @@
-//! Network I/O.

@@ -1,0 +1,337 @@
+//! Network I/O: UDP worker threads and a tokio TCP server around
+//! [`engine::respond`].
+//!
+//! [`Server::bind`] opens every socket, so a busy port or a missing
+//! permission is reported at start-up with its address. [`Server::run`]
+//! then serves:
+//!
+//! - UDP: for each listen address, `workers` threads, each with its own
+//!   `SO_REUSEPORT` socket. A worker receives a batch of datagrams with one
+//!   system call, answers each with [`engine::respond`] over the current
+//!   snapshot, and sends the replies with one system call, each from the
+//!   address its query was sent to (modules `udp` and `sys`).
+//! - TCP: one tokio runtime accepting on every listen address, with the
+//!   RFC 7766 limits of [`TcpLimits`] (module `tcp`).
+//!
+//! The snapshot is read through an [`ArcSwap`] per query, so a reload
+//! stored into it takes effect at once and no query waits for a lock.
+
+#![deny(unsafe_code)]
+
+mod tcp;
+mod udp;
+
+use std::future::{self, Future};
+use std::io;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+use arc_swap::ArcSwap;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::config::{Config, TcpLimits};
+use crate::engine::{self, QueryContext};
+use crate::snapshot::Snapshot;
+use crate::sys;
+
+/// Something that answers one query: writes the reply into the buffer and
+/// returns its length, or `None` to send nothing. In service this is
+/// [`engine::respond`] over the current snapshot; tests use simpler ones.
+pub(crate) trait Handler: Fn(&[u8], &QueryContext, &mut [u8]) -> Option<usize> {}
+
+impl<F: Fn(&[u8], &QueryContext, &mut [u8]) -> Option<usize>> Handler for F {}
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A listen address could not be bound (in use, not local, no
+    /// permission for a port below 1024, ...).
+    #[error("cannot bind {protocol} {addr}")]
+    Bind {
+        /// `"UDP"` or `"TCP"`.
+        protocol: &'static str,
+        /// The address as configured.
+        addr: SocketAddr,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A thread or the TCP runtime could not be started.
+    #[error("cannot start {what}")]
+    Start {
+        /// What was being started.
+        what: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A UDP socket failed for good, so its share of queries would go
+    /// unanswered.
+    #[error("UDP service on {addr} failed")]
+    Udp {
+        /// The socket's address.
+        addr: SocketAddr,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Bound sockets, ready to serve. See the [module documentation](self).
+#[derive(Debug)]
+pub struct Server {
+    /// Every UDP socket with its bound address: `workers` per listen address.
+    udp: Vec<(SocketAddr, UdpSocket)>,
+    /// One TCP listener per listen address.
+    tcp: Vec<(SocketAddr, TcpListener)>,
+    /// UDP sockets per listen address; also the TCP runtime's threads.
+    workers: usize,
+    /// Limits on TCP clients.
+    limits: TcpLimits,
+}
+
+impl Server {
+    /// Binds every listen address of `config`: `config.workers` UDP sockets
+    /// (at least one) and one TCP listener each. The error names the
+    /// address and protocol that failed.
+    ///
+    /// A listen address with port 0 gets a port chosen by the kernel, the
+    /// same for UDP and TCP; [`local_addrs`](Self::local_addrs) tells which.
+    pub fn bind(config: &Config) -> Result<Server, ServerError> {
+        let workers = config.workers.max(1);
+        let mut udp = Vec::with_capacity(config.listen.len() * workers);
+        let mut tcp = Vec::with_capacity(config.listen.len());
+        for &addr in &config.listen {
+            let bind_error = |protocol, source| ServerError::Bind {
+                protocol,
+                addr,
+                source,
+            };
+            // Bind the first socket, then the others to its actual address,
+            // so that port 0 means one port for all of them.
+            let first = sys::bind_udp(addr).map_err(|e| bind_error("UDP", e))?;
+            let actual = first.local_addr().map_err(|e| bind_error("UDP", e))?;
+            udp.push((actual, first));
+            for _ in 1..workers {
+                let socket = sys::bind_udp(actual).map_err(|e| bind_error("UDP", e))?;
+                udp.push((actual, socket));
+            }
+            let listener = sys::bind_tcp(actual).map_err(|e| bind_error("TCP", e))?;
+            tcp.push((actual, listener));
+        }
+        Ok(Server {
+            udp,
+            tcp,
+            workers,
+            limits: config.tcp.clone(),
+        })
+    }
+
+    /// The bound addresses, one per listen address, in configuration order.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.tcp.iter().map(|(addr, _)| *addr).collect()
+    }
+
+    /// Serves queries, answering from whatever snapshot `snapshot` holds at
+    /// each query, until a UDP socket fails for good. In practice: until
+    /// the process exits.
+    ///
+    /// Blocks the calling thread, which drives the TCP runtime; call it
+    /// outside any tokio runtime.
+    pub fn run(self, snapshot: Arc<ArcSwap<Snapshot>>) -> Result<(), ServerError> {
+        self.run_until(snapshot, future::pending())
+    }
+
+    /// Like [`run`](Self::run), but stops when `shutdown` completes (it is
+    /// polled on the TCP runtime, so it may use tokio, e.g.
+    /// `tokio::signal::ctrl_c`): open TCP connections are dropped and the
+    /// UDP workers finish their batch and exit, all within about a second.
+    pub fn run_until<F: Future<Output = ()>>(
+        self,
+        snapshot: Arc<ArcSwap<Snapshot>>,
+        shutdown: F,
+    ) -> Result<(), ServerError> {
+        let handler = move |query: &[u8], ctx: &QueryContext, out: &mut [u8]| {
+            // An arc-swap guard: no allocation, no lock, and the snapshot
+            // stays alive for this query even if a reload swaps it out.
+            let snap = snapshot.load();
+            engine::respond(query, ctx, &snap, out)
+        };
+        self.serve(Arc::new(handler), shutdown)
+    }
+
+    /// Runs the UDP workers and the TCP runtime with `handler`.
+    fn serve<H, F>(self, handler: Arc<H>, shutdown: F) -> Result<(), ServerError>
+    where
+        H: Handler + Send + Sync + 'static,
+        F: Future<Output = ()>,
+    {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(self.workers)
+            .thread_name("tcp")
+            .enable_all()
+            .build()
+            .map_err(|source| ServerError::Start {
+                what: "the TCP runtime",
+                source,
+            })?;
+
+        for (addr, _) in &self.tcp {
+            tracing::info!(listen = %addr, workers = self.workers, "serving UDP and TCP");
+        }
+
+        // Workers report a fatal socket error here; `run` returns it.
+        let (failed, mut failures) = mpsc::unbounded_channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut workers = Vec::with_capacity(self.udp.len());
+        for (i, (addr, socket)) in self.udp.into_iter().enumerate() {
+            let handler = handler.clone();
+            let worker_stop = stop.clone();
+            let failed = failed.clone();
+            let worker = thread::Builder::new()
+                .name(format!("udp{i}"))
+                .spawn(move || {
+                    if let Err(e) = udp::serve(&socket, addr, &worker_stop, &*handler) {
+                        tracing::error!(listen = %addr, "UDP worker stopped: {e}");
+                        let _ = failed.send((addr, e));
+                    }
+                });
+            match worker {
+                Ok(worker) => workers.push(worker),
+                Err(source) => {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(ServerError::Start {
+                        what: "a UDP worker thread",
+                        source,
+                    });
+                }
+            }
+        }
+        drop(failed);
+
+        let result = runtime.block_on(async {
+            let slots = Arc::new(Semaphore::new(
+                self.limits.max_connections.min(Semaphore::MAX_PERMITS),
+            ));
+            for (addr, listener) in self.tcp {
+                let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| {
+                    ServerError::Bind {
+                        protocol: "TCP",
+                        addr,
+                        source,
+                    }
+                })?;
+                tokio::spawn(tcp::serve(
+                    listener,
+                    slots.clone(),
+                    self.limits.clone(),
+                    handler.clone(),
+                ));
+            }
+            tokio::select! {
+                () = shutdown => Ok(()),
+                Some((addr, source)) = failures.recv() => Err(ServerError::Udp { addr, source }),
+            }
+        });
+
+        stop.store(true, Ordering::Relaxed);
+        // Cancels the accept loops and open connections.
+        runtime.shutdown_timeout(udp::STOP_POLL);
+        for worker in workers {
+            // A worker that panicked has nothing more to report.
+            let _ = worker.join();
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn config(listen: &[&str]) -> Config {
+        Config {
+            listen: listen.iter().map(|a| a.parse().unwrap()).collect(),
+            workers: 2,
+            max_udp_payload: 1232,
+            tcp: TcpLimits {
+                max_connections: 4,
+                idle_timeout: Duration::from_secs(5),
+                max_queries_per_connection: 0,
+            },
+            zones: Vec::new(),
+        }
+    }
+
+    /// Answers with the query reversed.
+    fn reverse(query: &[u8], _: &QueryContext, out: &mut [u8]) -> Option<usize> {
+        for (o, q) in out.iter_mut().zip(query.iter().rev()) {
+            *o = *q;
+        }
+        Some(query.len())
+    }
+
+    #[test]
+    fn bind_error_names_the_address() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let err = Server::bind(&config(&[&addr.to_string()])).unwrap_err();
+        assert!(matches!(
+            err,
+            ServerError::Bind {
+                protocol: "TCP",
+                ..
+            }
+        ));
+        assert_eq!(err.to_string(), format!("cannot bind TCP {addr}"));
+    }
+
+    #[test]
+    fn serves_udp_and_tcp_until_shutdown() {
+        let server = Server::bind(&config(&["127.0.0.1:0", "[::1]:0"])).unwrap();
+        let addrs = server.local_addrs();
+        assert_eq!(addrs.len(), 2);
+        assert_eq!(server.udp.len(), 4);
+        let (done, finished) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = thread::spawn(move || {
+            let result = server.serve(Arc::new(reverse), async {
+                let _ = stopped.await;
+            });
+            done.send(()).unwrap();
+            result
+        });
+
+        for &addr in &addrs {
+            let client = UdpSocket::bind(SocketAddr::new(addr.ip(), 0)).unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            client.send_to(b"abc", addr).unwrap();
+            let mut buf = [0; 16];
+            let (n, from) = client.recv_from(&mut buf).unwrap();
+            assert_eq!((&buf[..n], from), (&b"cba"[..], addr));
+
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                stream.write_all(&[0, 3, b'x', b'y', b'z']).await.unwrap();
+                let mut reply = [0; 5];
+                stream.read_exact(&mut reply).await.unwrap();
+                assert_eq!(reply, [0, 3, b'z', b'y', b'x']);
+            });
+        }
+
+        stop.send(()).unwrap();
+        finished.recv_timeout(Duration::from_secs(5)).unwrap();
+        running.join().unwrap().unwrap();
+    }
+}

@@ -1,0 +1,226 @@
+//! The UDP worker loop: receive a batch, answer each query, send the batch.
+//!
+//! One worker thread owns one `SO_REUSEPORT` socket and its buffers, so
+//! workers share nothing but the snapshot. After start-up the loop
+//! allocates nothing: the batches are allocated once, the handler writes
+//! into a batch buffer, and nothing is logged per query.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::engine::{QueryContext, Transport};
+use crate::sys::{RecvBatch, SendBatch};
+
+use super::Handler;
+
+/// Datagrams moved per system call.
+const BATCH: usize = 32;
+
+/// Largest query read. Real queries are a few hundred bytes; a longer
+/// datagram is dropped.
+const QUERY_LEN: usize = 4096;
+
+/// Reply buffer size: the config's ceiling on max-udp-payload, so any
+/// value a reload brings fits (RFC 6891 §6.2.5).
+pub(crate) const REPLY_LEN: usize = 4096;
+
+/// How often a worker blocked in receive looks at its stop flag.
+pub(crate) const STOP_POLL: Duration = Duration::from_millis(500);
+
+/// Serves queries on `socket` (bound to `bound`) until `stop` is set.
+///
+/// Returns an error only for a failure that will not pass: the socket
+/// itself is unusable. Passing errors are logged, at most once a second.
+pub(crate) fn serve<H: Handler>(
+    socket: &UdpSocket,
+    bound: SocketAddr,
+    stop: &AtomicBool,
+    handler: &H,
+) -> io::Result<()> {
+    // The read timeout only bounds how long the stop flag goes unread.
+    socket.set_read_timeout(Some(STOP_POLL))?;
+    let mut queries = RecvBatch::new(BATCH, QUERY_LEN);
+    let mut replies = SendBatch::new(BATCH, REPLY_LEN);
+    let mut log = ErrorLog::new(bound);
+
+    while !stop.load(Ordering::Relaxed) {
+        let received = match queries.recv(socket) {
+            Ok(n) => n,
+            Err(e) if is_fatal(&e) => return Err(e),
+            Err(e) => {
+                if !matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) {
+                    log.report("receive", &e);
+                }
+                continue;
+            }
+        };
+        for i in 0..received {
+            let Some(query) = queries.get(i) else {
+                continue;
+            };
+            let ctx = QueryContext {
+                client: query.source,
+                // The packet info is always there on Linux; without it the
+                // bound address is the best we know.
+                local: query.dest.map_or(bound.ip(), |dest| dest.ip),
+                transport: Transport::Udp,
+            };
+            // A bug in the engine must cost one query, not the worker
+            // and with it this socket's share of all traffic. Catching
+            // costs nothing unless something panics.
+            let out = replies.buffer();
+            let answer = panic::catch_unwind(AssertUnwindSafe(|| handler(query.data, &ctx, out)));
+            if let Ok(Some(len)) = answer {
+                if len <= REPLY_LEN {
+                    // Reply from the address the query was sent to.
+                    replies.push(len, query.source, query.dest);
+                }
+            }
+        }
+        if replies.len() > 0 {
+            if let Some(e) = replies.send(socket).last_error {
+                log.report("send", &e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Errors meaning the socket is unusable, as opposed to a passing shortage
+/// (`ENOMEM`, `ENOBUFS`) or a stray ICMP report (`ECONNREFUSED`).
+fn is_fatal(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EBADF | libc::ENOTSOCK | libc::EFAULT | libc::EINVAL)
+    )
+}
+
+/// Rate-limits error logs: one line a second per worker, with a count of
+/// the errors not shown.
+struct ErrorLog {
+    bound: SocketAddr,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl ErrorLog {
+    fn new(bound: SocketAddr) -> ErrorLog {
+        ErrorLog {
+            bound,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    fn report(&mut self, op: &str, error: &io::Error) {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < Duration::from_secs(1))
+        {
+            self.suppressed += 1;
+            return;
+        }
+        tracing::warn!(
+            listen = %self.bound,
+            suppressed = self.suppressed,
+            "UDP {op} failed: {error}"
+        );
+        self.last = Some(now);
+        self.suppressed = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+    use std::sync::Arc;
+    use std::thread;
+
+    use crate::sys::bind_udp;
+
+    /// Answers with the query's bytes, then the local address the query
+    /// arrived on; drops queries starting with `d`; panics on `p`.
+    fn echo(query: &[u8], ctx: &QueryContext, out: &mut [u8]) -> Option<usize> {
+        assert_eq!(ctx.transport, Transport::Udp);
+        match query.first() {
+            Some(b'd') => return None,
+            Some(b'p') => panic!("handler bug"),
+            _ => {}
+        }
+        let local = ctx.local.to_string();
+        let len = query.len() + 1 + local.len();
+        out[..query.len()].copy_from_slice(query);
+        out[query.len()] = b' ';
+        out[query.len() + 1..len].copy_from_slice(local.as_bytes());
+        Some(len)
+    }
+
+    /// Runs a worker on `bind_ip` port 0; returns its port, stop flag and
+    /// thread.
+    fn start(bind_ip: IpAddr) -> (u16, Arc<AtomicBool>, thread::JoinHandle<io::Result<()>>) {
+        let socket = bind_udp(SocketAddr::new(bind_ip, 0)).unwrap();
+        let bound = socket.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let worker = thread::spawn(move || serve(&socket, bound, &flag, &echo));
+        (bound.port(), stop, worker)
+    }
+
+    #[test]
+    fn answers_each_query_from_its_destination() {
+        let (port, stop, worker) = start("0.0.0.0".parse().unwrap());
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0; 512];
+        for dest in ["127.0.0.1", "127.0.0.2", "127.0.0.3"] {
+            let server = SocketAddr::new(dest.parse().unwrap(), port);
+            // Dropped and panicking queries get no answer and do not stop
+            // the worker; the next query is still answered.
+            client.send_to(b"drop me", server).unwrap();
+            client.send_to(b"panic", server).unwrap();
+            client.send_to(b"hello", server).unwrap();
+            let (n, from) = client.recv_from(&mut buf).unwrap();
+            assert_eq!(from, server);
+            assert_eq!(&buf[..n], format!("hello {dest}").as_bytes());
+        }
+        stop.store(true, Ordering::Relaxed);
+        worker.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn answers_a_burst_larger_than_a_batch() {
+        let (port, stop, worker) = start("::1".parse().unwrap());
+        let client = UdpSocket::bind("[::1]:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let server = SocketAddr::new("::1".parse().unwrap(), port);
+        let count = BATCH * 3 + 5;
+        for i in 0..count {
+            client.send_to(format!("q{i}").as_bytes(), server).unwrap();
+        }
+        let mut answers = Vec::new();
+        let mut buf = [0; 512];
+        for _ in 0..count {
+            let (n, from) = client.recv_from(&mut buf).unwrap();
+            assert_eq!(from, server);
+            answers.push(String::from_utf8(buf[..n].to_vec()).unwrap());
+        }
+        answers.sort();
+        let mut want: Vec<String> = (0..count).map(|i| format!("q{i} ::1")).collect();
+        want.sort();
+        assert_eq!(answers, want);
+        stop.store(true, Ordering::Relaxed);
+        worker.join().unwrap().unwrap();
+    }
+}

@@ -1,0 +1,255 @@
+//! The binary as a user runs it: `steerdns serve` queried with `dig`, and
+//! `steerdns check` on good and broken configurations.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{TempDir, ZoneFile};
+
+/// How long `steerdns check` or one `dig` run may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Runs `steerdns check --config <config>` and returns its output.
+fn run_check(config: &Path) -> Output {
+    let mut command = Command::new(common::steerdns_bin());
+    command.arg("check").arg("--config").arg(config);
+    common::output_within(command, COMMAND_TIMEOUT)
+}
+
+/// Describes a finished command for assertion messages.
+fn describe(output: &Output) -> String {
+    format!(
+        "status {}\n--- stdout ---\n{}--- stderr ---\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// What `dig` printed for one query, split into the parts tests look at.
+struct DigAnswer {
+    /// dig's whole output, for failure messages.
+    text: String,
+}
+
+impl DigAnswer {
+    /// The `status:` of the `->>HEADER<<-` line, e.g. `NOERROR`.
+    fn status(&self) -> &str {
+        self.text
+            .split_once("status: ")
+            .and_then(|(_, rest)| rest.split(',').next())
+            .unwrap_or("")
+    }
+
+    /// The header flags, e.g. `["qr", "aa"]`.
+    fn flags(&self) -> Vec<&str> {
+        self.text
+            .lines()
+            .find_map(|line| line.strip_prefix(";; flags: "))
+            .and_then(|rest| rest.split(';').next())
+            .map(|flags| flags.split_whitespace().collect())
+            .unwrap_or_default()
+    }
+
+    /// The record lines of a section (`"ANSWER"`, `"AUTHORITY"`, `"QUESTION"`,
+    /// `"ADDITIONAL"`), whitespace collapsed to single spaces.
+    fn section(&self, name: &str) -> Vec<String> {
+        let header = format!(";; {name} SECTION:");
+        self.text
+            .lines()
+            .skip_while(|line| *line != header)
+            .skip(1)
+            .take_while(|line| !line.trim().is_empty())
+            .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    }
+
+    /// Panics with dig's output unless `condition` holds.
+    fn expect(&self, condition: bool, what: &str) {
+        assert!(condition, "{what}; dig printed:\n{}", self.text);
+    }
+}
+
+/// Queries 127.0.0.1 on `port` with `dig +norec` and the given arguments.
+fn dig(dig: &Path, port: u16, args: &[&str]) -> DigAnswer {
+    let mut command = Command::new(dig);
+    command
+        .arg(format!("@{}", common::LOOPBACK))
+        .args(["-p", &port.to_string(), "+norec", "+time=2", "+tries=2"])
+        .args(args);
+    let output = common::output_within(command, COMMAND_TIMEOUT);
+    assert!(
+        output.status.success(),
+        "dig {args:?} failed: {}",
+        describe(&output)
+    );
+    DigAnswer {
+        text: String::from_utf8_lossy(&output.stdout).into_owned(),
+    }
+}
+
+#[test]
+fn serve_answers_dig() {
+    let Some(dig_bin) = common::require_tool("dig", "dnsutils") else {
+        return;
+    };
+    let server = common::start_steerdns(&common::diff_zones(), "");
+    let port = server.port();
+
+    let www = dig(&dig_bin, port, &["www.example.com", "A"]);
+    www.expect(www.status() == "NOERROR", "www.example.com A is NOERROR");
+    www.expect(www.flags().contains(&"aa"), "the answer is authoritative");
+    www.expect(!www.flags().contains(&"ra"), "no recursion is offered");
+    let answer = www.section("ANSWER");
+    for address in ["192.0.2.80", "192.0.2.81"] {
+        let line = format!("www.example.com. 300 IN A {address}");
+        www.expect(
+            answer.contains(&line),
+            &format!("the answer holds `{line}`"),
+        );
+    }
+    www.expect(
+        answer.len() == 2,
+        "the answer holds exactly the two A records",
+    );
+
+    let mixed = dig(&dig_bin, port, &["MixedCase.EXAMPLE.com", "A"]);
+    mixed.expect(
+        mixed.section("QUESTION") == [";MixedCase.EXAMPLE.com. IN A"],
+        "the question keeps the query's case",
+    );
+    mixed.expect(
+        mixed.section("ANSWER").len() == 1
+            && mixed.section("ANSWER")[0].ends_with("IN A 192.0.2.99"),
+        "the answer holds the one A record",
+    );
+
+    let missing = dig(&dig_bin, port, &["nonexistent.example.com", "A"]);
+    missing.expect(missing.status() == "NXDOMAIN", "a missing name is NXDOMAIN");
+    missing.expect(
+        missing
+            .section("AUTHORITY")
+            .iter()
+            .any(|l| l.starts_with("example.com. 300 IN SOA ")),
+        "the authority section holds the SOA with the negative TTL (RFC 2308)",
+    );
+
+    let mx = dig(&dig_bin, port, &["example.com", "MX"]);
+    mx.expect(
+        mx.section("ANSWER").len() == 2,
+        "the apex has two MX records",
+    );
+    mx.expect(
+        mx.section("ADDITIONAL")
+            .iter()
+            .any(|l| l == "mail.example.com. 3600 IN A 192.0.2.25"),
+        "the in-zone MX target's address is in the additional section",
+    );
+
+    let referral = dig(&dig_bin, port, &["host.deleg.example.com", "A"]);
+    referral.expect(referral.status() == "NOERROR", "a referral is NOERROR");
+    referral.expect(
+        !referral.flags().contains(&"aa"),
+        "a referral is not authoritative",
+    );
+    referral.expect(
+        referral.section("ANSWER").is_empty(),
+        "a referral has no answer",
+    );
+    referral.expect(
+        referral.section("AUTHORITY").len() == 3,
+        "the referral holds the three NS records of the cut",
+    );
+
+    let refused = dig(&dig_bin, port, &["www.example.org", "A"]);
+    refused.expect(
+        refused.status() == "REFUSED",
+        "a name outside every zone is REFUSED",
+    );
+
+    let truncated = dig(
+        &dig_bin,
+        port,
+        &["bigtxt.example.com", "TXT", "+bufsize=1232", "+ignore"],
+    );
+    truncated.expect(
+        truncated.flags().contains(&"tc"),
+        "15 x 200 bytes of TXT do not fit in 1232",
+    );
+
+    let tcp = dig(&dig_bin, port, &["bigtxt.example.com", "TXT", "+tcp"]);
+    tcp.expect(
+        tcp.section("ANSWER").len() == 15,
+        "over TCP the whole TXT RRset comes back",
+    );
+}
+
+#[test]
+fn check_accepts_the_test_zones() {
+    let dir = TempDir::new("check-ok");
+    let config =
+        common::write_steerdns_config(&dir, common::free_port(), &common::diff_zones(), "");
+    let output = run_check(&config);
+    assert!(
+        output.status.success(),
+        "check failed on good zones: {}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn check_reports_file_and_line_of_a_zone_error() {
+    let sources = TempDir::new("check-broken-src");
+    let broken = sources.write(
+        "example.com.zone",
+        "$ORIGIN example.com.\n\
+         $TTL 3600\n\
+         @    IN SOA ns1 hostmaster 1 7200 3600 1209600 300\n\
+         \x20    IN NS  ns1\n\
+         ns1  IN A   192.0.2.53\n\
+         www  IN A   192.0.2.300\n",
+    );
+    let zones = [ZoneFile {
+        origin: "example.com.".into(),
+        source: broken,
+    }];
+    let dir = TempDir::new("check-broken");
+    let config = common::write_steerdns_config(&dir, common::free_port(), &zones, "");
+    let output = run_check(&config);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "check accepted a bad address: {}",
+        describe(&output)
+    );
+    assert!(
+        stderr.contains("example.com.zone:6:"),
+        "stderr does not point at `example.com.zone:6:`: {}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn check_rejects_an_unknown_config_key() {
+    let dir = TempDir::new("check-key");
+    let config = common::write_steerdns_config(
+        &dir,
+        common::free_port(),
+        &common::diff_zones(),
+        "no-such-key = 1",
+    );
+    let output = run_check(&config);
+    assert!(
+        !output.status.success(),
+        "check accepted an unknown key: {}",
+        describe(&output)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("no-such-key"),
+        "stderr does not name the unknown key: {}",
+        describe(&output)
+    );
+}
