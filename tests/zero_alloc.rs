@@ -1,15 +1,23 @@
 //! The answer path allocates nothing: a counting global allocator watches
-//! the engine answer a mix of queries.
+//! the engine answer a mix of queries, then the real UDP server answer
+//! queries sent over loopback.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::UdpSocket;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
 
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 
 use steerdns::config::Config;
 use steerdns::engine::{respond, QueryContext, Transport};
+use steerdns::server::Server;
 use steerdns::snapshot::Snapshot;
 
 /// Counts every allocation in the process.
@@ -17,10 +25,20 @@ struct Counting;
 
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
+thread_local! {
+    /// Allocations made by this thread, immune to other tests' threads.
+    static THREAD_ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count() {
+    ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    let _ = THREAD_ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+}
+
 // SAFETY: defers to the system allocator; counting has no effect on memory.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc(layout) }
     }
@@ -29,7 +47,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as our caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -48,10 +66,12 @@ fn query(name: &str, qtype: RecordType, edns: bool) -> Vec<u8> {
     m.to_vec().unwrap()
 }
 
-#[test]
-fn engine_answers_without_allocating() {
-    let config = Config::from_file(Path::new("examples/basic/steerdns.toml")).unwrap();
-    let snap = Snapshot::load(&config).unwrap();
+/// The allocation counter is process-wide, so the tests take turns.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// A mix of queries: positive, wildcard, negative, referral, ANY, REFUSED,
+/// with and without EDNS, BADVERS and FORMERR.
+fn query_mix() -> Vec<Vec<u8>> {
     let mut queries = Vec::new();
     for edns in [false, true] {
         for (name, t) in [
@@ -73,7 +93,15 @@ fn engine_answers_without_allocating() {
     bad_version[at] = 1;
     queries.push(bad_version);
     queries.push(vec![0; 12]);
+    queries
+}
 
+#[test]
+fn engine_answers_without_allocating() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let config = Config::from_file(Path::new("examples/basic/steerdns.toml")).unwrap();
+    let snap = Snapshot::load(&config).unwrap();
+    let queries = query_mix();
     let ctx = QueryContext {
         client: "192.0.2.1:5300".parse().unwrap(),
         local: "127.0.0.1".parse().unwrap(),
@@ -81,16 +109,65 @@ fn engine_answers_without_allocating() {
     };
     let mut out = vec![0u8; 4096];
     let mut answered = 0;
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = THREAD_ALLOCATIONS.with(Cell::get);
     for _ in 0..1000 {
         for q in &queries {
             answered += respond(q, &ctx, &snap, &mut out).is_some() as usize;
         }
     }
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = THREAD_ALLOCATIONS.with(Cell::get) - before;
     assert_eq!(answered, 1000 * queries.len());
     assert_eq!(
         allocations, 0,
         "the engine allocated {allocations} times for {answered} queries"
+    );
+}
+
+#[test]
+fn udp_server_answers_without_allocating() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut config = Config::from_file(Path::new("examples/basic/steerdns.toml")).unwrap();
+    config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    config.workers = 2;
+    let snap = Arc::new(ArcSwap::from_pointee(Snapshot::load(&config).unwrap()));
+    let server = Server::bind(&config).unwrap();
+    let addr = server.local_addrs()[0];
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = std::thread::spawn(move || {
+        server.run_until(snap, async move {
+            let _ = stopped.await;
+        })
+    });
+
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    client.connect(addr).unwrap();
+    // The FORMERR probe of twelve zero bytes is a valid query header; every
+    // query in the mix gets exactly one reply.
+    let queries = query_mix();
+    let mut reply = [0u8; 4096];
+    let mut exchange = |rounds: usize| {
+        for _ in 0..rounds {
+            for q in &queries {
+                client.send(q).unwrap();
+                client.recv(&mut reply).expect("every query is answered");
+                assert_eq!(reply[..2], q[..2], "reply to the query just sent");
+            }
+        }
+    };
+    // Warm up: worker threads and the runtime finish their own set-up.
+    exchange(20);
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    exchange(200);
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let _ = stop.send(());
+    handle.join().unwrap().unwrap();
+    assert_eq!(
+        allocations,
+        0,
+        "the UDP path allocated {allocations} times for {} queries",
+        200 * queries.len()
     );
 }
