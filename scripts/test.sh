@@ -5,9 +5,9 @@
 # integration tests drive (nsd, dig, kdig) are installed with apt-get when
 # one of them is missing, as root or through sudo.
 #
-# The Debian nsd package may start an nsd service on port 53 where systemd
-# runs; the tests start their own nsd on free high loopback ports, so such a
-# service does not interfere.
+# The Debian nsd package would start an nsd service on port 53; the install
+# below keeps it from starting (policy-rc.d), and the tests start their own
+# nsd on free high loopback ports anyway.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -39,9 +39,20 @@ install_dns_tools() {
         return
     fi
     echo "test.sh: installing DNS tools (missing: ${missing[*]})"
+    # invoke-rc.d and deb-systemd-invoke ask policy-rc.d before starting a
+    # service; exit code 101 means "not allowed". Only add one if none exists.
+    local policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+        as_root sh -c "printf '#!/bin/sh\\nexit 101\\n' > $policy && chmod 755 $policy"
+        trap 'as_root rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     as_root apt-get update
     as_root env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y --no-install-recommends nsd dnsutils knot-dnsutils
+    if [ "$(trap -p EXIT)" ]; then
+        as_root rm -f "$policy"
+        trap - EXIT
+    fi
 }
 
 install_dns_tools
