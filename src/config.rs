@@ -5,13 +5,17 @@
 //! defaults applied and paths resolved, and the run-time form is the
 //! [`Snapshot`](crate::snapshot::Snapshot) compiled from it.
 
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::health::{Monitor, MonitorSpec};
 use crate::name::Name;
+use crate::policy::{Routing, WhenDown};
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -26,6 +30,35 @@ pub struct Config {
     pub tcp: TcpLimits,
     /// Zones to serve.
     pub zones: Vec<ZoneSource>,
+    /// Where drain state is kept across restarts; the only place steerdns
+    /// writes to.
+    pub state_dir: Option<PathBuf>,
+    /// Health monitors, by name.
+    pub monitors: BTreeMap<String, Arc<Monitor>>,
+    /// Services answered by a routing policy instead of static records.
+    pub services: Vec<ServiceConfig>,
+    /// The config file, for errors found later (at snapshot load).
+    pub file: PathBuf,
+}
+
+/// One `[[service]]`: a name answered by a routing policy.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The name (or `*.` wildcard) answered, inside a served zone.
+    pub name: Name,
+    /// How answers are chosen.
+    pub routing: Routing,
+    /// TTL of the answers.
+    pub ttl: u32,
+    /// The monitor watching this node's payload (and the peers'), by name.
+    pub monitor: Option<String>,
+    /// The nodes serving this service, this node included: one identical
+    /// list on every node.
+    pub peers: Vec<IpAddr>,
+    /// What to answer while this node's payload is down or drained.
+    pub when_down: WhenDown,
+    /// Line of the `name` key, for errors found at load.
+    pub line: usize,
 }
 
 /// Limits on TCP service (RFC 7766 §6.2).
@@ -52,12 +85,12 @@ pub struct ZoneSource {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{}: {source}", file.display())]
+    #[error("{}: {error}", file.display())]
     Read {
         /// The config file.
         file: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (shown in the message, so not a `source`).
+        error: std::io::Error,
     },
     /// The file is not valid TOML, has an unknown key, or a bad value.
     #[error("{}:{line}: {message}", file.display())]
@@ -98,6 +131,12 @@ fn default_tcp_max_queries() -> u32 {
     10_000
 }
 
+/// Short enough that resolvers notice a failover within half a minute,
+/// long enough to keep most lookups cached.
+fn default_service_ttl() -> u32 {
+    30
+}
+
 /// The config file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -107,6 +146,28 @@ struct Spec {
     tcp: TcpSpec,
     #[serde(default, rename = "zone")]
     zones: Vec<ZoneSpec>,
+    state: Option<StateSpec>,
+    #[serde(default, rename = "monitor")]
+    monitors: BTreeMap<String, MonitorSpec>,
+    #[serde(default, rename = "service")]
+    services: Vec<ServiceSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct StateSpec {
+    dir: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ServiceSpec {
+    name: toml::Spanned<String>,
+    routing: toml::Spanned<String>,
+    ttl: Option<u32>,
+    monitor: Option<toml::Spanned<String>>,
+    peers: Option<Vec<IpAddr>>,
+    when_down: Option<toml::Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,9 +196,9 @@ struct ZoneSpec {
 impl Config {
     /// Reads and validates a config file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             file: path.to_path_buf(),
-            source,
+            error,
         })?;
         Config::from_str(&text, path)
     }
@@ -231,12 +292,90 @@ impl Config {
         if zones.is_empty() {
             return Err(invalid(0..0, "no [[zone]] to serve".into()));
         }
+
+        let mut monitors = BTreeMap::new();
+        for (name, m) in &spec.monitors {
+            let monitor = Monitor::from_spec(m).map_err(|e| {
+                invalid(
+                    e.span.clone().unwrap_or(0..0),
+                    format!("monitor.{name}.{e}"),
+                )
+            })?;
+            monitors.insert(name.clone(), Arc::new(monitor));
+        }
+
+        let mut services: Vec<ServiceConfig> = Vec::new();
+        for sv in spec.services {
+            let line = line_of(text, sv.name.span().start);
+            let mut name_text = sv.name.get_ref().clone();
+            if !name_text.ends_with('.') {
+                name_text.push('.');
+            }
+            let name = Name::from_text(&name_text, None)
+                .map_err(|e| {
+                    invalid(
+                        sv.name.span(),
+                        format!("service.name: {:?}: {e}", sv.name.get_ref()),
+                    )
+                })?
+                .to_lowercase();
+            if services.iter().any(|known| known.name == name) {
+                return Err(invalid(
+                    sv.name.span(),
+                    format!("service.name: {name} is listed twice"),
+                ));
+            }
+            let routing = sv
+                .routing
+                .get_ref()
+                .parse()
+                .map_err(|e| invalid(sv.routing.span(), format!("service.routing: {e}")))?;
+            if let Some(m) = &sv.monitor {
+                if !monitors.contains_key(m.get_ref()) {
+                    return Err(invalid(
+                        m.span(),
+                        format!("service.monitor: no [monitor.{}] is defined", m.get_ref()),
+                    ));
+                }
+            }
+            let peers = sv.peers.unwrap_or_default();
+            let when_down = match &sv.when_down {
+                Some(w) => w
+                    .get_ref()
+                    .parse()
+                    .map_err(|e| invalid(w.span(), format!("service.when-down: {e}")))?,
+                None if peers.is_empty() => WhenDown::Refuse,
+                None => WhenDown::Peers,
+            };
+            if when_down == WhenDown::Peers && peers.is_empty() {
+                let span = sv.when_down.as_ref().map_or(sv.name.span(), |w| w.span());
+                return Err(invalid(
+                    span,
+                    "service.when-down: \"peers\" needs a peers list".into(),
+                ));
+            }
+            let ttl = sv.ttl.unwrap_or_else(default_service_ttl);
+            services.push(ServiceConfig {
+                name,
+                routing,
+                ttl,
+                monitor: sv.monitor.map(|m| m.into_inner()),
+                peers,
+                when_down,
+                line,
+            });
+        }
+
         Ok(Config {
             listen: spec.server.listen.into_inner(),
             workers,
             max_udp_payload,
             tcp,
             zones,
+            state_dir: spec.state.map(|s| base.join(s.dir)),
+            monitors,
+            services,
+            file: path.to_path_buf(),
         })
     }
 }
@@ -331,6 +470,37 @@ mod tests {
             e.contains(":7: zone.origin: Example.com. is listed twice"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn services_and_monitors() {
+        let text = format!(
+            "{MINIMAL}[state]\ndir = \"state\"\n[monitor.payload]\nprotocol = \"http\"\nport = 8080\n\
+             [[service]]\nname = \"*.API.example.com\"\nrouting = \"self\"\nmonitor = \"payload\"\n\
+             peers = [\"198.51.100.10\", \"2001:db8::10\"]\n"
+        );
+        let c = parse(&text).unwrap();
+        let s = &c.services[0];
+        assert_eq!(s.name.to_string(), "*.api.example.com.");
+        assert_eq!((s.ttl, s.when_down, s.line), (30, WhenDown::Peers, 12));
+        assert_eq!(c.state_dir.as_deref(), Some(Path::new("conf/state")));
+        assert_eq!(c.monitors["payload"].port(), 8080);
+
+        let bad = text.replace("monitor = \"payload\"", "monitor = \"other\"");
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains(":14: service.monitor: no [monitor.other]"),
+            "{e}"
+        );
+        let bad = text.replace("routing = \"self\"", "routing = \"random\"");
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains(":13: service.routing: unknown routing method"),
+            "{e}"
+        );
+        let bad = text.replace("port = 8080", "port = 8080\ncolour = 1");
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(e.contains(":11:") && e.contains("colour"), "{e}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::name::{parent_wire, MAX_NAME_LEN};
+use crate::policy::{Choice, ServiceRule};
 use crate::rr::{rtype, CLASS_IN};
 use crate::snapshot::Snapshot;
 use crate::wire::{
@@ -61,7 +62,6 @@ pub fn respond(query: &[u8], ctx: &QueryContext, snap: &Snapshot, out: &mut [u8]
     if let Err(ParseError::Drop) = parsed {
         return None;
     }
-    let udp = ctx.transport == Transport::Udp;
     // Our own advertised size: what we accept, not what the client offered.
     let our_payload = snap.max_udp_payload;
 
@@ -106,7 +106,7 @@ pub fn respond(query: &[u8], ctx: &QueryContext, snap: &Snapshot, out: &mut [u8]
     w.start(header.id, flags, question).ok()?;
 
     let Some(edns) = q.edns else {
-        let outcome = answer_or_truncate(&mut w, &q, snap, udp, flags);
+        let outcome = answer_or_truncate(&mut w, &q, ctx, snap, flags);
         w.set_rcode(outcome.rcode);
         return Some(w.finish());
     };
@@ -125,7 +125,7 @@ pub fn respond(query: &[u8], ctx: &QueryContext, snap: &Snapshot, out: &mut [u8]
         return Some(w.finish());
     }
     w.reserve(opt_len);
-    let outcome = answer_or_truncate(&mut w, &q, snap, udp, flags);
+    let outcome = answer_or_truncate(&mut w, &q, ctx, snap, flags);
     w.unreserve(opt_len);
     w.set_rcode(outcome.rcode);
     // The reservation guarantees room, so this only fails for a limit below
@@ -146,11 +146,11 @@ struct Outcome {
 fn answer_or_truncate(
     w: &mut Writer<'_>,
     q: &Query<'_>,
+    ctx: &QueryContext,
     snap: &Snapshot,
-    udp: bool,
     flags: u16,
 ) -> Outcome {
-    match answer(w, q, snap, udp) {
+    match answer(w, q, ctx, snap) {
         Ok(outcome) => outcome,
         Err(Full) => {
             // Restarting cannot fail: the question fitted the first time.
@@ -166,7 +166,13 @@ fn answer_or_truncate(
 }
 
 /// Fills the answer, authority and additional sections for a parsed query.
-fn answer(w: &mut Writer<'_>, q: &Query<'_>, snap: &Snapshot, udp: bool) -> Result<Outcome, Full> {
+fn answer(
+    w: &mut Writer<'_>,
+    q: &Query<'_>,
+    ctx: &QueryContext,
+    snap: &Snapshot,
+) -> Result<Outcome, Full> {
+    let udp = ctx.transport == Transport::Udp;
     let refused = Ok(Outcome {
         rcode: rcode::REFUSED,
     });
@@ -227,6 +233,12 @@ fn answer(w: &mut Writer<'_>, q: &Query<'_>, snap: &Snapshot, udp: bool) -> Resu
                 });
             }
             Lookup::Found(node) => {
+                let service = node.service.and_then(|i| snap.services.get(i as usize));
+                if let Some(rule) =
+                    service.filter(|_| matches!(q.qtype, rtype::A | rtype::AAAA | rtype::ANY))
+                {
+                    return write_service(w, owner, rule, snap, ctx.local, q.qtype, zone);
+                }
                 if let Some(cname) = node.get(rtype::CNAME).filter(|_| q.qtype != rtype::CNAME) {
                     write_set(w, Section::Answer, owner, cname)?;
                     if q.qtype == rtype::ANY {
@@ -286,6 +298,61 @@ fn find_zone<'s>(snap: &'s Snapshot, name: &[u8], qtype: u16) -> Option<&'s Zone
         }
     }
     Some(zone)
+}
+
+/// Answers A, AAAA or ANY at a service's name from its routing policy.
+/// The answer depends on the local address, not on the client, so the ECS
+/// scope stays 0 (RFC 7871 §7.2.1).
+fn write_service(
+    w: &mut Writer<'_>,
+    owner: &[u8],
+    rule: &ServiceRule,
+    snap: &Snapshot,
+    local: IpAddr,
+    qtype: u16,
+    zone: &Zone,
+) -> Result<Outcome, Full> {
+    let families: &[bool] = match qtype {
+        rtype::A => &[false],
+        rtype::AAAA => &[true],
+        _ => &[false, true],
+    };
+    let mut written = 0;
+    for &v6 in families {
+        match rule.choose(&snap.health, local, v6) {
+            Choice::Local(address) => {
+                write_address(w, owner, rule.ttl, address)?;
+                written += 1;
+            }
+            Choice::Peers => {
+                for address in rule.healthy_peers(&snap.health, v6) {
+                    write_address(w, owner, rule.ttl, address)?;
+                    written += 1;
+                }
+            }
+            Choice::Refuse => {
+                w.clear_flags(flag::AA);
+                return Ok(Outcome {
+                    rcode: rcode::REFUSED,
+                });
+            }
+            Choice::Nothing => {}
+        }
+    }
+    if written == 0 {
+        write_soa(w, zone)?;
+    }
+    Ok(Outcome {
+        rcode: rcode::NOERROR,
+    })
+}
+
+/// Writes one A or AAAA record.
+fn write_address(w: &mut Writer<'_>, owner: &[u8], ttl: u32, address: IpAddr) -> Result<(), Full> {
+    match address {
+        IpAddr::V4(a) => w.record(Section::Answer, owner, rtype::A, ttl, &a.octets()),
+        IpAddr::V6(a) => w.record(Section::Answer, owner, rtype::AAAA, ttl, &a.octets()),
+    }
 }
 
 /// Where a name led inside one zone.
@@ -483,6 +550,9 @@ www A   198.51.100.1
         Snapshot {
             zones,
             max_udp_payload: 1232,
+            services: Box::new([]),
+            health: crate::health::HealthViewBuilder::default().build(),
+            probes: Vec::new(),
         }
     }
 

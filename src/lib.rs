@@ -2,9 +2,11 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod drain;
 pub mod engine;
 pub mod health;
 pub mod name;
+pub mod policy;
 pub mod rr;
 pub mod server;
 pub mod snapshot;

@@ -9,6 +9,10 @@ use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 
 use steerdns::config::Config;
+use steerdns::drain::{self, DrainState};
+use steerdns::health;
+use steerdns::name::Name;
+use steerdns::server::Server;
 use steerdns::snapshot::Snapshot;
 
 /// A global traffic manager that is just an authoritative DNS server.
@@ -33,6 +37,25 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Put this node (or one service on it) in maintenance: it answers as
+    /// if its payload were down. Survives restarts; undo with `undrain`.
+    Drain {
+        /// The TOML configuration file (its `[state] dir` holds the state).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this service (its `name` in the config); default: the node.
+        #[arg(long)]
+        service: Option<String>,
+    },
+    /// Take this node (or one service) out of maintenance.
+    Undrain {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this service; default: the node.
+        #[arg(long)]
+        service: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,6 +70,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(&config),
         Command::Check { config } => check(&config),
+        Command::Drain { config, service } => set_drain(&config, service.as_deref(), true),
+        Command::Undrain { config, service } => set_drain(&config, service.as_deref(), false),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -78,8 +103,97 @@ fn check(path: &Path) -> anyhow::Result<()> {
 
 fn serve(path: &Path) -> anyhow::Result<()> {
     let (config, snapshot) = load(path)?;
-    let server = steerdns::server::Server::bind(&config).context("cannot listen")?;
-    tracing::info!(zones = config.zones.len(), listen = ?config.listen, workers = config.workers, "serving");
-    server.run(Arc::new(ArcSwap::from_pointee(snapshot)))?;
+    if let Some(dir) = &config.state_dir {
+        // Start drained if the node was drained before a restart.
+        DrainState::load(dir)?.apply(&snapshot);
+    }
+    let server = Server::bind(&config).context("cannot listen")?;
+    tracing::info!(
+        zones = config.zones.len(),
+        services = config.services.len(),
+        listen = ?config.listen,
+        workers = config.workers,
+        "serving"
+    );
+    let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
+    let background = {
+        let snapshot = snapshot.clone();
+        let state_dir = config.state_dir.clone();
+        async move {
+            // Probes and the drain watcher live as long as this future: the
+            // server polls it on its runtime until a signal arrives.
+            let probes: Vec<_> = snapshot
+                .load()
+                .probes
+                .iter()
+                .map(|p| {
+                    let span = tracing::info_span!("probe", of = %p.label);
+                    let _enter = span.enter();
+                    let slot = snapshot
+                        .load()
+                        .health
+                        .slot(p.slot)
+                        .expect("plans name slots of their own view");
+                    health::spawn_probe(p.target, p.monitor.clone(), slot)
+                })
+                .collect();
+            let drain = state_dir.map(|dir| tokio::spawn(drain::watch(dir, snapshot.clone())));
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            probes.iter().for_each(|p| p.abort());
+            if let Some(d) = drain {
+                d.abort();
+            }
+        }
+    };
+    server.run_until(snapshot, background)?;
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn set_drain(path: &Path, service: Option<&str>, drained: bool) -> anyhow::Result<()> {
+    let config = Config::from_file(path)?;
+    let dir = config.state_dir.as_deref().with_context(|| {
+        format!(
+            "{}: drain needs a [state] dir to keep its state in",
+            path.display()
+        )
+    })?;
+    let mut state = DrainState::load(dir)?;
+    match service {
+        None => state.node = drained,
+        Some(name) => {
+            let name = Name::from_text(&format!("{}.", name.trim_end_matches('.')), None)
+                .with_context(|| format!("bad service name {name:?}"))?
+                .to_lowercase()
+                .to_string();
+            if !config.services.iter().any(|s| s.name.to_string() == name) {
+                anyhow::bail!("{}: no service named {name}", path.display());
+            }
+            if drained {
+                state.services.insert(name);
+            } else {
+                state.services.remove(&name);
+            }
+        }
+    }
+    state.save(dir)?;
+    let what = service.unwrap_or("node");
+    println!("{what}: {}", if drained { "drained" } else { "undrained" });
     Ok(())
 }

@@ -611,6 +611,45 @@ impl SendBatch {
     }
 }
 
+/// The addresses of this machine's interfaces (getifaddrs(3)), so a node can
+/// tell which of the configured peers is itself.
+pub(crate) fn local_addresses() -> io::Result<Vec<IpAddr>> {
+    let mut head: *mut libc::ifaddrs = ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head into `head`, freed below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut at = head;
+    while !at.is_null() {
+        // SAFETY: `at` is a node of the list getifaddrs returned, alive
+        // until freeifaddrs; ifa_addr is null or points at a sockaddr whose
+        // family says which sockaddr_* it is.
+        unsafe {
+            let addr = (*at).ifa_addr;
+            if !addr.is_null() {
+                match c_int::from((*addr).sa_family) {
+                    libc::AF_INET => {
+                        let sin = &*(addr as *const libc::sockaddr_in);
+                        out.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                            sin.sin_addr.s_addr,
+                        ))));
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*(addr as *const libc::sockaddr_in6);
+                        out.push(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)));
+                    }
+                    _ => {}
+                }
+            }
+            at = (*at).ifa_next;
+        }
+    }
+    // SAFETY: `head` came from a successful getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -831,5 +870,14 @@ mod tests {
             let len = write_packet_info(&mut control, info);
             assert_eq!(parse_packet_info(&control, len), Some(info));
         }
+    }
+
+    #[test]
+    fn local_addresses_include_loopback() {
+        let addrs = local_addresses().unwrap();
+        assert!(
+            addrs.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            "{addrs:?}"
+        );
     }
 }

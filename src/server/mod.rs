@@ -265,6 +265,10 @@ mod tests {
                 max_queries_per_connection: 0,
             },
             zones: Vec::new(),
+            state_dir: None,
+            monitors: Default::default(),
+            services: Vec::new(),
+            file: "test.toml".into(),
         }
     }
 

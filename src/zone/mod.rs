@@ -63,6 +63,9 @@ pub struct Node {
     pub rrsets: Box<[RRset]>,
     /// Whether this node is a zone cut: NS records below the apex.
     pub cut: bool,
+    /// The service answering A and AAAA here, an index into the snapshot's
+    /// services.
+    pub service: Option<u32>,
 }
 
 impl Node {
@@ -294,6 +297,7 @@ impl Zone {
                 Node {
                     rrsets: rrsets.into(),
                     cut,
+                    service: None,
                 },
             );
         }
@@ -308,6 +312,43 @@ impl Zone {
             negative_ttl,
             has_cuts: !cuts.is_empty(),
         })
+    }
+
+    /// Makes `name` (lowercase, inside this zone) answer A and AAAA through
+    /// service number `id`, creating the name if the zone file lacks it.
+    /// Refused where the answer would be ambiguous or unreachable.
+    pub fn attach_service(&mut self, name: &Name, id: u32) -> Result<(), String> {
+        let wire = name.wire();
+        let mut up = parent_wire(wire);
+        while let Some(p) = up.filter(|p| p.len() > self.apex.wire().len()) {
+            if self.nodes.get(p).is_some_and(|n| n.cut) {
+                return Err(format!(
+                    "{name} is below the delegation at {}",
+                    Name::from_wire_unchecked(p)
+                ));
+            }
+            up = parent_wire(p);
+        }
+        let node = self.nodes.entry(Box::from(wire)).or_default();
+        if node.cut {
+            return Err(format!("{name} is a delegation point"));
+        }
+        if let Some(t) = [rtype::CNAME, rtype::A, rtype::AAAA]
+            .into_iter()
+            .find(|&t| node.get(t).is_some())
+        {
+            let t = type_to_string(t);
+            return Err(format!(
+                "{name} has {t} records in the zone file; the service answers for it"
+            ));
+        }
+        node.service = Some(id);
+        let mut up = parent_wire(wire);
+        while let Some(p) = up.filter(|p| p.len() >= self.apex.wire().len()) {
+            self.nodes.entry(Box::from(p)).or_default();
+            up = parent_wire(p);
+        }
+        Ok(())
     }
 
     /// The node at `name` (lowercase wire format), if the name exists.
@@ -366,10 +407,20 @@ impl ZoneSet {
     /// The zone with the longest apex that `name` (lowercase wire format)
     /// lies at or below.
     pub fn find(&self, name: &[u8]) -> Option<&Zone> {
+        self.zones.get(self.index_of(name)?)
+    }
+
+    /// Like [`ZoneSet::find`], for changes made while loading.
+    pub fn find_mut(&mut self, name: &[u8]) -> Option<&mut Zone> {
+        let i = self.index_of(name)?;
+        self.zones.get_mut(i)
+    }
+
+    fn index_of(&self, name: &[u8]) -> Option<usize> {
         let mut at = Some(name);
         while let Some(n) = at {
             if let Some(&i) = self.by_apex.get(n) {
-                return self.zones.get(i);
+                return Some(i);
             }
             at = parent_wire(n);
         }

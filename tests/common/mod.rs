@@ -343,10 +343,29 @@ impl ServerProcess {
     /// Panics with the server's output when it exits or stays silent.
     pub fn start(
         name: &'static str,
-        mut command: Command,
+        command: Command,
         dir: TempDir,
         port: u16,
         probe_zone: &str,
+    ) -> ServerProcess {
+        let mut server =
+            ServerProcess::spawn(name, command, dir, SocketAddr::from((LOOPBACK, port)));
+        if let Err(why) = server.wait_until_answers(probe_zone) {
+            panic!("{name} did not start: {why}\n{}", server.logs());
+        }
+        server
+    }
+
+    /// Spawns `command` in its own process group, in `dir` with its output
+    /// in `dir`, and returns at once: for a process that is not a DNS server
+    /// on the loopback (an HTTP payload, a server in another network
+    /// namespace), whose readiness the caller checks. `addr` is what
+    /// [`ServerProcess::addr`] reports.
+    pub fn spawn(
+        name: &'static str,
+        mut command: Command,
+        dir: TempDir,
+        addr: SocketAddr,
     ) -> ServerProcess {
         let stdout = fs::File::create(dir.path().join("stdout.log")).expect("create stdout.log");
         let stderr = fs::File::create(dir.path().join("stderr.log")).expect("create stderr.log");
@@ -359,16 +378,12 @@ impl ServerProcess {
         let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name} ({command:?}): {e}"));
-        let mut server = ServerProcess {
+        ServerProcess {
             name,
             child,
-            addr: SocketAddr::from((LOOPBACK, port)),
+            addr,
             dir,
-        };
-        if let Err(why) = server.wait_until_answers(probe_zone) {
-            panic!("{name} did not start: {why}\n{}", server.logs());
         }
-        server
     }
 
     /// The address the server answers on.
@@ -436,9 +451,9 @@ impl ServerProcess {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Sends `signal` to the server's process group; errors (the group is
-    /// already gone) are ignored.
-    fn signal_group(&self, signal: libc::c_int) {
+    /// Sends `signal` to the server's process group (e.g. `SIGSTOP` to
+    /// freeze it); errors (the group is already gone) are ignored.
+    pub fn signal_group(&self, signal: libc::c_int) {
         if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
             // SAFETY: kill(2) has no memory-safety preconditions; the group id
             // is the pid of a child we spawned as its group's leader.
@@ -589,7 +604,14 @@ pub fn exchange_udp(
     timeout: Duration,
     attempts: usize,
 ) -> Result<Vec<u8>, String> {
-    let socket = UdpSocket::bind((LOOPBACK, 0)).map_err(|e| format!("bind: {e}"))?;
+    // Bound to the loopback of the server's family; connect() then drops
+    // replies from any other source address, as resolvers do.
+    let local: std::net::IpAddr = if addr.is_ipv6() {
+        std::net::Ipv6Addr::LOCALHOST.into()
+    } else {
+        LOOPBACK.into()
+    };
+    let socket = UdpSocket::bind((local, 0)).map_err(|e| format!("bind: {e}"))?;
     socket.connect(addr).map_err(|e| format!("connect: {e}"))?;
     let mut buf = vec![0u8; 65535];
     for _ in 0..attempts.max(1) {

@@ -1,0 +1,151 @@
+//! Maintenance: taking this node, or one service on it, out of answers.
+//!
+//! A drained service behaves exactly as if its local payload were down
+//! (see [`crate::policy::WhenDown`]), without stopping the server. The state
+//! lives in one small file in the state directory, so it survives restarts
+//! and a `steerdns drain` command needs no connection to the server: the
+//! server re-reads the file every second.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+
+use crate::snapshot::Snapshot;
+
+/// Name of the drain file inside the state directory.
+const FILE: &str = "drain.toml";
+
+/// How often a running server looks at the drain file.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What is drained.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DrainState {
+    /// The whole node: every service on it.
+    #[serde(default)]
+    pub node: bool,
+    /// Single services, by name (lowercase, ending in a dot).
+    #[serde(default)]
+    pub services: BTreeSet<String>,
+}
+
+/// Why the drain state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    /// The file could not be read or written.
+    #[error("{}: {error}", path.display())]
+    Io {
+        /// The drain file.
+        path: PathBuf,
+        /// The I/O error (shown in the message, so not a `source`).
+        error: std::io::Error,
+    },
+    /// The file is not a drain state.
+    #[error("{}: {message}", path.display())]
+    Invalid {
+        /// The drain file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl DrainState {
+    /// Reads the state from `dir`; a missing file means nothing is drained.
+    pub fn load(dir: &Path) -> Result<DrainState, DrainError> {
+        let path = dir.join(FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| DrainError::Invalid {
+                path,
+                message: e.message().to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DrainState::default()),
+            Err(error) => Err(DrainError::Io { path, error }),
+        }
+    }
+
+    /// Writes the state to `dir` atomically (temporary file, then rename),
+    /// so a server never reads half a file.
+    pub fn save(&self, dir: &Path) -> Result<(), DrainError> {
+        let path = dir.join(FILE);
+        let io = |error| DrainError::Io {
+            path: path.clone(),
+            error,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let text = toml::to_string(self).map_err(|e| DrainError::Invalid {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let tmp = dir.join(format!(".{FILE}.tmp"));
+        std::fs::write(&tmp, text).map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)
+    }
+
+    /// Whether the service named `name` is drained.
+    pub fn is_drained(&self, name: &str) -> bool {
+        self.node || self.services.contains(name)
+    }
+
+    /// Marks the drained services of `snapshot` in its health view.
+    pub fn apply(&self, snapshot: &Snapshot) {
+        for rule in snapshot.services.iter() {
+            snapshot
+                .health
+                .set_drained(rule.local, self.is_drained(&rule.name.to_string()));
+        }
+    }
+}
+
+/// Applies the drain file to the current snapshot every [`POLL_INTERVAL`],
+/// logging each change. Runs until the task is dropped.
+pub async fn watch(dir: PathBuf, snapshot: Arc<ArcSwap<Snapshot>>) {
+    let mut last: Option<DrainState> = None;
+    let mut interval = tokio::time::interval(POLL_INTERVAL);
+    loop {
+        interval.tick().await;
+        let state = match DrainState::load(&dir) {
+            Ok(state) => state,
+            Err(e) => {
+                // Keep the last good state: a broken file must not undrain.
+                if last.is_some() {
+                    tracing::warn!("drain state unreadable, keeping the last one: {e}");
+                }
+                continue;
+            }
+        };
+        if last.as_ref() != Some(&state) {
+            tracing::info!(node = state.node, services = ?state.services, "drain state applied");
+        }
+        // Applied every time, so a reloaded snapshot picks it up too.
+        state.apply(&snapshot.load());
+        last = Some(state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_through_its_file() {
+        let dir = std::env::temp_dir().join(format!("steerdns-drain-{}", std::process::id()));
+        assert_eq!(DrainState::load(&dir).unwrap(), DrainState::default());
+        let mut state = DrainState::default();
+        state.services.insert("api.example.com.".into());
+        state.save(&dir).unwrap();
+        let back = DrainState::load(&dir).unwrap();
+        assert!(back.is_drained("api.example.com.") && !back.is_drained("www.example.com."));
+        std::fs::write(dir.join(FILE), "node = \"yes\"").unwrap();
+        assert!(matches!(
+            DrainState::load(&dir),
+            Err(DrainError::Invalid { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
