@@ -201,6 +201,18 @@ fn check_accepts_the_test_zones() {
 }
 
 #[test]
+fn example_configs_are_valid() {
+    for config in [
+        "examples/basic/steerdns.toml",
+        "examples/poor-mans-gtm/steerdns.toml",
+        "examples/poor-mans-gtm/try-locally.toml",
+    ] {
+        let output = run_check(Path::new(config));
+        assert!(output.status.success(), "{config}: {}", describe(&output));
+    }
+}
+
+#[test]
 fn check_reports_file_and_line_of_a_zone_error() {
     let sources = TempDir::new("check-broken-src");
     let broken = sources.write(
