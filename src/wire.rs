@@ -377,6 +377,9 @@ pub struct Writer<'a> {
     /// Offsets of label starts written uncompressed, candidates for pointers.
     labels: [u16; COMPRESSION_SLOTS],
     nlabels: usize,
+    /// Length of the question name at offset 12 (0 without a question):
+    /// most names written are it or a suffix of it, so it is tried first.
+    qname_len: usize,
 }
 
 impl<'a> Writer<'a> {
@@ -391,6 +394,7 @@ impl<'a> Writer<'a> {
             counts: [0; 3],
             labels: [0; COMPRESSION_SLOTS],
             nlabels: 0,
+            qname_len: 0,
         }
     }
 
@@ -405,6 +409,7 @@ impl<'a> Writer<'a> {
         self.len = 0;
         self.counts = [0; 3];
         self.nlabels = 0;
+        self.qname_len = 0;
         if self.limit < HEADER_LEN {
             return Err(Full);
         }
@@ -422,6 +427,7 @@ impl<'a> Writer<'a> {
             self.buf[end - 4..end - 2].copy_from_slice(&qtype.to_be_bytes());
             self.buf[end - 2..end].copy_from_slice(&qclass.to_be_bytes());
             self.len = end;
+            self.qname_len = qname.len();
             self.buf[4..6].copy_from_slice(&1u16.to_be_bytes());
         }
         Ok(())
@@ -613,6 +619,9 @@ impl<'a> Writer<'a> {
     /// Writes an uncompressed wire name, replacing its longest suffix already
     /// in the message by a pointer (RFC 1035 §4.1.4).
     fn name(&mut self, name: &[u8]) -> Result<(), Full> {
+        if let Some(target) = self.question_suffix(name) {
+            return self.bytes(&(0xc000 | target).to_be_bytes());
+        }
         let mut suffix = 0;
         while suffix < name.len() && name[suffix] != 0 {
             let tail = &name[suffix..];
@@ -628,6 +637,28 @@ impl<'a> Writer<'a> {
         self.bytes(name)?;
         self.remember_labels(start, name);
         Ok(())
+    }
+
+    /// Where `name` stands in the question name, if it is that name or one
+    /// of its label-aligned suffixes: the fast path for owners, the SOA of
+    /// negative answers and the NS of referrals.
+    fn question_suffix(&self, name: &[u8]) -> Option<u16> {
+        // The root is one byte, shorter than any pointer.
+        if name.len() < 2 {
+            return None;
+        }
+        let skip = self.qname_len.checked_sub(name.len())?;
+        let qname = &self.buf[HEADER_LEN..HEADER_LEN + self.qname_len];
+        let tail = &qname[skip..];
+        if tail != name && !tail.eq_ignore_ascii_case(name) {
+            return None;
+        }
+        // Equal bytes, but they must also start at a label boundary.
+        let mut at = 0;
+        while at < skip {
+            at += 1 + usize::from(qname[at]);
+        }
+        (at == skip).then_some((HEADER_LEN + skip) as u16)
     }
 
     /// Finds an earlier position where `tail` was written.
@@ -653,7 +684,8 @@ impl<'a> Writer<'a> {
             let Some(label) = name.get(i..i + 1 + len) else {
                 return false;
             };
-            if !label.eq_ignore_ascii_case(&self.buf[at..at + 1 + len]) {
+            let written = &self.buf[at..at + 1 + len];
+            if label != written && !label.eq_ignore_ascii_case(written) {
                 return false;
             }
             if len == 0 {
