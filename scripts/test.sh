@@ -32,9 +32,23 @@ have() {
 
 install_dns_tools() {
     local missing=()
-    have nsd || missing+=(nsd)
-    have dig || missing+=(dig)
-    have kdig || missing+=(kdig)
+    # Tool, then the Debian package that brings it. The failover lab
+    # (tests/failover.rs) needs iproute2, busybox (its HTTP payload) and
+    # the four recursive resolvers.
+    local tool package
+    while read -r tool package; do
+        have "$tool" || missing+=("$package")
+    done <<'EOF'
+nsd nsd
+dig dnsutils
+kdig knot-dnsutils
+ip iproute2
+busybox busybox
+unbound unbound
+kresd knot-resolver
+pdns_recursor pdns-recursor
+named bind9
+EOF
     if [ "${#missing[@]}" -eq 0 ]; then
         return
     fi
@@ -48,7 +62,7 @@ install_dns_tools() {
     fi
     as_root apt-get update
     as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends nsd dnsutils knot-dnsutils
+        apt-get install -y --no-install-recommends "${missing[@]}"
     if [ "$(trap -p EXIT)" ]; then
         as_root rm -f "$policy"
         trap - EXIT
