@@ -67,14 +67,21 @@ pub fn respond(query: &[u8], ctx: &QueryContext, snap: &Snapshot, out: &mut [u8]
 
     if header.opcode() != wire::OPCODE_QUERY {
         // RFC 8906 §3.1.5: NOTIMP, with the question when it can be read.
+        // Under an unknown opcode the other header bits mean nothing, so
+        // only QR and the opcode are set (as BIND and NSD do, and ISC's
+        // EDNS compliance test checks); an EDNS query still gets an OPT
+        // record back (RFC 6891 §7).
         let mut w = Writer::new(out, 512);
-        w.start(
-            header.id,
-            flags,
-            wire::question(query).filter(|_| header.qdcount == 1),
-        )
-        .ok()?;
+        let question = wire::question(query).filter(|_| header.qdcount == 1);
+        w.start(header.id, flag::QR | (header.flags & 0x7800), question)
+            .ok()?;
         w.set_rcode(rcode::NOTIMP);
+        if let Ok(Query {
+            edns: Some(edns), ..
+        }) = parsed
+        {
+            let _ = w.opt(our_payload, 0, edns.dnssec_ok, None);
+        }
         return Some(w.finish());
     }
     let q = match parsed {

@@ -8,6 +8,7 @@ pub mod health;
 pub mod name;
 pub mod policy;
 pub mod rr;
+pub mod rrl;
 pub mod server;
 pub mod snapshot;
 mod sys;

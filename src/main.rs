@@ -108,6 +108,11 @@ fn serve(path: &Path) -> anyhow::Result<()> {
         DrainState::load(dir)?.apply(&snapshot);
     }
     let server = Server::bind(&config).context("cannot listen")?;
+    // Port 53 needs root (or CAP_NET_BIND_SERVICE) to bind; nothing after
+    // it does, so no query is answered with more rights than a nobody.
+    server
+        .drop_privileges(config.run_as.as_ref())
+        .context("cannot drop privileges")?;
     tracing::info!(
         zones = config.zones.len(),
         services = config.services.len(),

@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 
-use steerdns::config::Config;
+use steerdns::config::{Config, RrlConfig};
 use steerdns::engine::{respond, QueryContext, Transport};
 use steerdns::server::Server;
 use steerdns::snapshot::Snapshot;
@@ -169,5 +169,75 @@ fn udp_server_answers_without_allocating() {
         0,
         "the UDP path allocated {allocations} times for {} queries",
         200 * queries.len()
+    );
+}
+
+/// The same through response rate limiting: loopback is exempt by default,
+/// so here it is not, and every rate is 1 a second with slip 1, so nearly
+/// every reply goes through the limiter's table and comes back truncated,
+/// and still exactly one reply per query.
+#[test]
+fn rate_limited_udp_server_answers_without_allocating() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut config = Config::from_file(Path::new("examples/basic/steerdns.toml")).unwrap();
+    config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    config.workers = 2;
+    config.rrl = RrlConfig {
+        responses_per_second: 1,
+        nxdomains_per_second: 1,
+        errors_per_second: 1,
+        slip: 1,
+        exempt_clients: Vec::new(),
+        ..RrlConfig::default()
+    };
+    let snap = Arc::new(ArcSwap::from_pointee(Snapshot::load(&config).unwrap()));
+    let server = Server::bind(&config).unwrap();
+    let addr = server.local_addrs()[0];
+    let counters = server.rrl_counters();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = std::thread::spawn(move || {
+        server.run_until(snap, async move {
+            let _ = stopped.await;
+        })
+    });
+
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    client.connect(addr).unwrap();
+    // A reply without a question cannot be truncated for a retry, so a
+    // limited one is dropped: leave the bare header out.
+    let queries: Vec<Vec<u8>> = query_mix().into_iter().filter(|q| q.len() > 12).collect();
+    let mut reply = [0u8; 4096];
+    let mut truncated = 0;
+    let mut exchange = |rounds: usize| {
+        for _ in 0..rounds {
+            for q in &queries {
+                client.send(q).unwrap();
+                client.recv(&mut reply).expect("every query is answered");
+                assert_eq!(reply[..2], q[..2], "reply to the query just sent");
+                truncated += usize::from(reply[2] & 0x02 != 0);
+            }
+        }
+    };
+    exchange(20);
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    exchange(200);
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let _ = stop.send(());
+    handle.join().unwrap().unwrap();
+    assert_eq!(
+        allocations,
+        0,
+        "the rate-limited UDP path allocated {allocations} times for {} queries",
+        200 * queries.len()
+    );
+    let totals = counters.totals();
+    assert!(truncated > 200 * queries.len() / 2, "{truncated} truncated");
+    assert_eq!(totals.limited, totals.slipped, "slip 1 drops nothing");
+    assert_eq!(
+        totals.slipped as usize, truncated,
+        "no reply of the mix is too big"
     );
 }

@@ -8,10 +8,18 @@
 //! - UDP: for each listen address, `workers` threads, each with its own
 //!   `SO_REUSEPORT` socket. A worker receives a batch of datagrams with one
 //!   system call, answers each with [`engine::respond`] over the current
-//!   snapshot, and sends the replies with one system call, each from the
-//!   address its query was sent to (modules `udp` and `sys`).
+//!   snapshot, passes the reply through response rate limiting
+//!   ([`crate::rrl`], one table shared by all workers), and sends the
+//!   replies with one system call, each from the address its query was
+//!   sent to (modules `udp` and `sys`).
 //! - TCP: one tokio runtime accepting on every listen address, with the
-//!   RFC 7766 limits of [`TcpLimits`] (module `tcp`).
+//!   RFC 7766 limits of [`TcpLimits`]: connections overall and per client
+//!   address, a short timeout for the first query, an idle timeout, and
+//!   queries per connection (module `tcp`). TCP is never rate limited: it
+//!   cannot be spoofed, and it is where slipped UDP clients go.
+//!
+//! Binding needs privileges (port 53); serving does not. Once bound,
+//! [`Server::drop_privileges`] switches to an unprivileged account.
 //!
 //! The snapshot is read through an [`ArcSwap`] per query, so a reload
 //! stored into it takes effect at once and no query waits for a lock.
@@ -27,12 +35,14 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
-use crate::config::{Config, TcpLimits};
+use crate::config::{Config, RunAs, TcpLimits};
 use crate::engine::{self, QueryContext};
+use crate::rrl::{RateLimiter, RrlCounters};
 use crate::snapshot::Snapshot;
 use crate::sys;
 
@@ -67,6 +77,39 @@ pub enum ServerError {
         #[source]
         source: io::Error,
     },
+    /// `[server] user` or `group` names no account.
+    #[error("unknown {kind} {name:?}: not in the system's {kind} database")]
+    UnknownAccount {
+        /// `"user"` or `"group"`.
+        kind: &'static str,
+        /// The name as configured.
+        name: String,
+    },
+    /// The user or group database could not be read.
+    #[error("cannot look up {kind} {name:?}")]
+    AccountLookup {
+        /// `"user"` or `"group"`.
+        kind: &'static str,
+        /// The name as configured.
+        name: String,
+        /// The error the lookup reported.
+        #[source]
+        source: io::Error,
+    },
+    /// The switch to the configured account failed (not running as root,
+    /// or the system refused).
+    #[error("cannot switch to user {user:?} (uid {uid}, gid {gid})")]
+    DropPrivileges {
+        /// The user as configured.
+        user: String,
+        /// Its user id.
+        uid: u32,
+        /// The group id switched to.
+        gid: u32,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
     /// A UDP socket failed for good, so its share of queries would go
     /// unanswered.
     #[error("UDP service on {addr} failed")]
@@ -90,6 +133,10 @@ pub struct Server {
     workers: usize,
     /// Limits on TCP clients.
     limits: TcpLimits,
+    /// Response rate limiting for UDP, unless disabled.
+    rrl: Option<Arc<RateLimiter>>,
+    /// What rate limiting did, one slot per UDP socket.
+    rrl_counters: Arc<RrlCounters>,
 }
 
 impl Server {
@@ -121,12 +168,69 @@ impl Server {
             let listener = sys::bind_tcp(actual).map_err(|e| bind_error("TCP", e))?;
             tcp.push((actual, listener));
         }
+        let rrl_counters = Arc::new(RrlCounters::new(udp.len()));
         Ok(Server {
             udp,
             tcp,
             workers,
             limits: config.tcp.clone(),
+            rrl: config
+                .rrl
+                .enabled
+                .then(|| Arc::new(RateLimiter::new(&config.rrl))),
+            rrl_counters,
         })
+    }
+
+    /// Switches the process to `run_as` (`[server] user` and `group`):
+    /// supplementary groups cleared, then group, then user. Call it after
+    /// [`bind`](Self::bind), which may need root for port 53, and before
+    /// [`run`](Self::run), so that no query is ever answered as root.
+    ///
+    /// Without `run_as` this does nothing but warn when running as root.
+    /// Returns the uid and gid now in force.
+    pub fn drop_privileges(&self, run_as: Option<&RunAs>) -> Result<(u32, u32), ServerError> {
+        let Some(run_as) = run_as else {
+            let ids = sys::current_ids();
+            if ids.0 == 0 {
+                tracing::warn!(
+                    "running as root: set [server] user, or run as an unprivileged user \
+                     with CAP_NET_BIND_SERVICE"
+                );
+            }
+            return Ok(ids);
+        };
+        let unknown = |kind, name: &str| ServerError::UnknownAccount {
+            kind,
+            name: name.to_string(),
+        };
+        let lookup_failed = |kind, name: &str| {
+            let name = name.to_string();
+            move |source| ServerError::AccountLookup { kind, name, source }
+        };
+        let user = sys::lookup_user(&run_as.user)
+            .map_err(lookup_failed("user", &run_as.user))?
+            .ok_or_else(|| unknown("user", &run_as.user))?;
+        let gid = match &run_as.group {
+            Some(group) => sys::lookup_group(group)
+                .map_err(lookup_failed("group", group))?
+                .ok_or_else(|| unknown("group", group))?,
+            None => user.gid,
+        };
+        sys::switch_ids(user.uid, gid).map_err(|source| ServerError::DropPrivileges {
+            user: run_as.user.clone(),
+            uid: user.uid,
+            gid,
+            source,
+        })?;
+        tracing::info!(user = %run_as.user, uid = user.uid, gid, "dropped privileges");
+        Ok((user.uid, gid))
+    }
+
+    /// Counts of rate-limited UDP responses, for metrics: read at any time,
+    /// also while serving.
+    pub fn rrl_counters(&self) -> Arc<RrlCounters> {
+        self.rrl_counters.clone()
     }
 
     /// The bound addresses, one per listen address, in configuration order.
@@ -186,14 +290,28 @@ impl Server {
         let (failed, mut failures) = mpsc::unbounded_channel();
         let stop = Arc::new(AtomicBool::new(false));
         let mut workers = Vec::with_capacity(self.udp.len());
+        // One time zero for every worker, so they stamp the shared rate
+        // limiting table alike.
+        let epoch = Instant::now();
         for (i, (addr, socket)) in self.udp.into_iter().enumerate() {
             let handler = handler.clone();
             let worker_stop = stop.clone();
             let failed = failed.clone();
+            let rrl = self.rrl.clone();
+            let counters = self.rrl_counters.clone();
             let worker = thread::Builder::new()
                 .name(format!("udp{i}"))
                 .spawn(move || {
-                    if let Err(e) = udp::serve(&socket, addr, &worker_stop, &*handler) {
+                    let limiter = rrl.as_deref().and_then(|rrl| {
+                        Some(udp::Limiter {
+                            rrl,
+                            counters: counters.worker(i)?,
+                            epoch,
+                        })
+                    });
+                    let result =
+                        udp::serve(&socket, addr, &worker_stop, &*handler, limiter.as_ref());
+                    if let Err(e) = result {
                         tracing::error!(listen = %addr, "UDP worker stopped: {e}");
                         let _ = failed.send((addr, e));
                     }
@@ -212,9 +330,7 @@ impl Server {
         drop(failed);
 
         let result = runtime.block_on(async {
-            let slots = Arc::new(Semaphore::new(
-                self.limits.max_connections.min(Semaphore::MAX_PERMITS),
-            ));
+            let gate = Arc::new(tcp::Gate::new(&self.limits));
             for (addr, listener) in self.tcp {
                 let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| {
                     ServerError::Bind {
@@ -225,7 +341,7 @@ impl Server {
                 })?;
                 tokio::spawn(tcp::serve(
                     listener,
-                    slots.clone(),
+                    gate.clone(),
                     self.limits.clone(),
                     handler.clone(),
                 ));
@@ -263,7 +379,11 @@ mod tests {
                 max_connections: 4,
                 idle_timeout: Duration::from_secs(5),
                 max_queries_per_connection: 0,
+                max_connections_per_client: 4,
+                initial_timeout: Duration::from_secs(5),
             },
+            rrl: Default::default(),
+            run_as: None,
             zones: Vec::new(),
             state_dir: None,
             monitors: Default::default(),

@@ -3,14 +3,32 @@
 //! Every message travels behind a two-byte big-endian length (RFC 1035
 //! §4.2.2). A client may pipeline several queries; they are answered one
 //! at a time, in order, which RFC 7766 §6.2.1.1 permits.
+//!
+//! TCP costs the server a socket, buffers and a task per client, so it is
+//! where a flood from a few addresses, or clients that connect and then
+//! send nothing (slowloris), would exhaust the server. RFC 7766 §6.2.2
+//! lets a server limit connections and close idle ones; we do:
+//!
+//! - at most `max-connections` connections overall and
+//!   `max-connections-per-client` from one address ([`Gate`]); a
+//!   connection over either cap is accepted and reset at once, so the
+//!   client learns at once and the kernel's backlog never fills;
+//! - a new connection must complete its first query within
+//!   `initial-timeout`, later ones within `idle-timeout`; the timer covers
+//!   the whole message, so trickling one byte at a time does not help;
+//! - at most `max-queries-per-connection` queries per connection.
+//!
+//! All of it runs on the tokio runtime's threads; the UDP workers never
+//! wait for TCP.
 
+use std::collections::HashMap;
 use std::io;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
 use crate::config::TcpLimits;
@@ -27,16 +45,107 @@ const QUERY_CAPACITY: usize = 512;
 /// How long a closing connection may take to flush its last reply.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Accepts connections on `listener` forever.
+/// Admission control shared by every listener: counts open connections,
+/// overall and per client address.
 ///
-/// `slots` holds one permit per connection allowed at once, shared by all
-/// listeners, as servers may limit concurrent connections (RFC 7766
-/// §6.2.2). When none is free the new connection is closed at once rather
-/// than left waiting, so the client learns at once and can retry
-/// elsewhere.
+/// A mutex guards the counts: it is taken twice per connection (accept and
+/// close), never on the UDP path and never across an await, so it costs
+/// nothing that matters. The map holds only addresses with open
+/// connections, so it never outgrows `max-connections`.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    max_total: usize,
+    max_per_client: usize,
+    open: Mutex<OpenConnections>,
+}
+
+#[derive(Debug, Default)]
+struct OpenConnections {
+    total: usize,
+    per_client: HashMap<IpAddr, usize>,
+}
+
+/// Why a connection was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// `max-connections` are open.
+    Full,
+    /// `max-connections-per-client` are open from this address.
+    ClientFull,
+}
+
+/// One admitted connection; dropping it frees its place.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    gate: Arc<Gate>,
+    client: IpAddr,
+}
+
+impl Gate {
+    /// A gate for `limits`' caps.
+    pub(crate) fn new(limits: &TcpLimits) -> Gate {
+        Gate {
+            max_total: limits.max_connections,
+            max_per_client: limits.max_connections_per_client,
+            open: Mutex::new(OpenConnections::default()),
+        }
+    }
+
+    /// Admits one more connection from `client`, if both caps allow.
+    pub(crate) fn admit(self: &Arc<Gate>, client: IpAddr) -> Result<Admission, Refused> {
+        // An IPv4-mapped address is the IPv4 client it maps.
+        let client = client.to_canonical();
+        let mut open = self.lock();
+        if open.total >= self.max_total {
+            return Err(Refused::Full);
+        }
+        let from_client = open.per_client.entry(client).or_insert(0);
+        if *from_client >= self.max_per_client {
+            return Err(Refused::ClientFull);
+        }
+        *from_client += 1;
+        open.total += 1;
+        Ok(Admission {
+            gate: self.clone(),
+            client,
+        })
+    }
+
+    /// The counts; a panic elsewhere while holding the lock cannot leave
+    /// them inconsistent (each update is complete before unlocking), so a
+    /// poisoned lock is used as is.
+    fn lock(&self) -> std::sync::MutexGuard<'_, OpenConnections> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut open = self.gate.lock();
+        open.total = open.total.saturating_sub(1);
+        if let Some(n) = open.per_client.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                open.per_client.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// Closes a connection we will not serve with a reset rather than a FIN:
+/// the client learns at once, and no TIME_WAIT state is left on our side
+/// for a flood to pile up (a zero linger does not block).
+fn reset(stream: TcpStream) {
+    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    drop(stream);
+}
+
+/// Accepts connections on `listener` forever, admitting them through
+/// `gate` (shared by all listeners). A connection over a cap is reset at
+/// once rather than left waiting, so the client can retry elsewhere.
 pub(crate) async fn serve<H: Handler + Send + Sync + 'static>(
     listener: TcpListener,
-    slots: Arc<Semaphore>,
+    gate: Arc<Gate>,
     limits: TcpLimits,
     handler: Arc<H>,
 ) {
@@ -56,8 +165,8 @@ pub(crate) async fn serve<H: Handler + Send + Sync + 'static>(
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            drop(stream);
+        let Ok(admission) = gate.admit(client.ip()) else {
+            reset(stream);
             continue;
         };
         let Ok(local) = stream.local_addr() else {
@@ -76,7 +185,7 @@ pub(crate) async fn serve<H: Handler + Send + Sync + 'static>(
         tokio::spawn(async move {
             // A connection's errors concern that client alone: not logged.
             let _ = connection(stream, &ctx, &limits, &*handler).await;
-            drop(permit);
+            drop(admission);
         });
     }
 }
@@ -92,8 +201,9 @@ fn is_connection_error(error: &io::Error) -> bool {
     ) || error.raw_os_error() == Some(libc::EPROTO)
 }
 
-/// Answers the queries on one connection until the client closes it, it
-/// idles past `limits.idle_timeout`, it has had
+/// Answers the queries on one connection until the client closes it, its
+/// first query takes longer than `limits.initial_timeout` or a later one
+/// longer than `limits.idle_timeout`, it has had
 /// `limits.max_queries_per_connection` queries (0: no limit), or it sends
 /// something unusable.
 async fn connection<S, H>(
@@ -118,8 +228,15 @@ where
             break;
         }
         // RFC 7766 §6.2.3: close a connection idle too long. The timer
-        // covers the whole query, so a slow trickle is idle too.
-        match timeout(limits.idle_timeout, read_message(&mut stream, &mut query)).await {
+        // covers the whole query, so a slow trickle is idle too. A real
+        // client sends its first query right after connecting, so the
+        // first one gets a shorter leash.
+        let wait = if answered == 0 {
+            limits.initial_timeout
+        } else {
+            limits.idle_timeout
+        };
+        match timeout(wait, read_message(&mut stream, &mut query)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(e),
             Err(_) => return Err(io::ErrorKind::TimedOut.into()),
@@ -184,6 +301,8 @@ mod tests {
             max_connections: 10,
             idle_timeout: Duration::from_millis(300),
             max_queries_per_connection: 0,
+            max_connections_per_client: 10,
+            initial_timeout: Duration::from_millis(300),
         }
     }
 
@@ -193,8 +312,8 @@ mod tests {
             TcpListener::from_std(crate::sys::bind_tcp("127.0.0.1:0".parse().unwrap()).unwrap())
                 .unwrap();
         let addr = listener.local_addr().unwrap();
-        let slots = Arc::new(Semaphore::new(limits.max_connections));
-        tokio::spawn(serve(listener, slots, limits, Arc::new(reverse)));
+        let gate = Arc::new(Gate::new(&limits));
+        tokio::spawn(serve(listener, gate, limits, Arc::new(reverse)));
         addr
     }
 
@@ -261,6 +380,48 @@ mod tests {
             busy.write_all(&frame(b"ab")).await.unwrap();
             assert_eq!(read_frame(&mut busy).await, b"ba");
         }
+    }
+
+    #[tokio::test]
+    async fn first_query_has_a_shorter_leash() {
+        let addr = start(TcpLimits {
+            initial_timeout: Duration::from_millis(200),
+            idle_timeout: Duration::from_secs(3),
+            ..limits()
+        })
+        .await;
+        let started = tokio::time::Instant::now();
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        assert_closed(&mut silent, Duration::from_secs(1)).await;
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        // After a first query, the idle timeout applies.
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.write_all(&frame(b"ab")).await.unwrap();
+        assert_eq!(read_frame(&mut client).await, b"ba");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        client.write_all(&frame(b"cd")).await.unwrap();
+        assert_eq!(read_frame(&mut client).await, b"dc");
+    }
+
+    #[test]
+    fn gate_counts_per_client_and_overall() {
+        let gate = Arc::new(Gate::new(&TcpLimits {
+            max_connections: 3,
+            max_connections_per_client: 2,
+            ..limits()
+        }));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        let first = gate.admit(a).unwrap();
+        let _second = gate.admit("::ffff:192.0.2.1".parse().unwrap()).unwrap();
+        assert_eq!(gate.admit(a).unwrap_err(), Refused::ClientFull);
+        let third = gate.admit(b).unwrap();
+        assert_eq!(gate.admit(b).unwrap_err(), Refused::Full);
+        drop(first);
+        let _again = gate.admit(a).unwrap();
+        assert_eq!(gate.lock().per_client.len(), 2);
+        drop(third);
+        assert_eq!(gate.lock().per_client.len(), 1, "no entry left for b");
     }
 
     #[tokio::test]

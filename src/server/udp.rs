@@ -1,9 +1,11 @@
 //! The UDP worker loop: receive a batch, answer each query, send the batch.
 //!
 //! One worker thread owns one `SO_REUSEPORT` socket and its buffers, so
-//! workers share nothing but the snapshot. After start-up the loop
+//! workers share nothing but the snapshot and the rate limiter's table
+//! (lock-free atomics, see `crate::rrl`). After start-up the loop
 //! allocates nothing: the batches are allocated once, the handler writes
-//! into a batch buffer, and nothing is logged per query.
+//! into a batch buffer, the limiter only updates atomics, and nothing is
+//! logged per query.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -12,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::engine::{QueryContext, Transport};
+use crate::rrl::{self, RateLimiter, Verdict, WorkerCounters};
 use crate::sys::{RecvBatch, SendBatch};
 
 use super::Handler;
@@ -30,7 +33,20 @@ pub(crate) const REPLY_LEN: usize = 4096;
 /// How often a worker blocked in receive looks at its stop flag.
 pub(crate) const STOP_POLL: Duration = Duration::from_millis(500);
 
-/// Serves queries on `socket` (bound to `bound`) until `stop` is set.
+/// Response rate limiting as one worker sees it: the table shared by all
+/// workers, this worker's counters, and the clock's zero, also shared so
+/// that all workers stamp the table with the same seconds.
+pub(crate) struct Limiter<'a> {
+    /// The shared accounts.
+    pub rrl: &'a RateLimiter,
+    /// This worker's dropped and slipped counts.
+    pub counters: &'a WorkerCounters,
+    /// Time zero of the table's timestamps.
+    pub epoch: Instant,
+}
+
+/// Serves queries on `socket` (bound to `bound`) until `stop` is set,
+/// passing each reply through `limiter` when there is one.
 ///
 /// Returns an error only for a failure that will not pass: the socket
 /// itself is unusable. Passing errors are logged, at most once a second.
@@ -39,6 +55,7 @@ pub(crate) fn serve<H: Handler>(
     bound: SocketAddr,
     stop: &AtomicBool,
     handler: &H,
+    limiter: Option<&Limiter<'_>>,
 ) -> io::Result<()> {
     // The read timeout only bounds how long the stop flag goes unread.
     socket.set_read_timeout(Some(STOP_POLL))?;
@@ -60,6 +77,10 @@ pub(crate) fn serve<H: Handler>(
                 continue;
             }
         };
+        // One clock read per batch: whole seconds are all RRL needs, and a
+        // batch takes microseconds. Truncation is fine: the limiter uses
+        // the low bits only (wraps after 136 years anyway).
+        let now = limiter.map_or(0, |l| l.epoch.elapsed().as_secs() as u32);
         for i in 0..received {
             let Some(query) = queries.get(i) else {
                 continue;
@@ -76,12 +97,31 @@ pub(crate) fn serve<H: Handler>(
             // costs nothing unless something panics.
             let out = replies.buffer();
             let answer = panic::catch_unwind(AssertUnwindSafe(|| handler(query.data, &ctx, out)));
-            if let Ok(Some(len)) = answer {
-                if len <= REPLY_LEN {
-                    // Reply from the address the query was sent to.
-                    replies.push(len, query.source, query.dest);
-                }
+            let Ok(Some(len)) = answer else {
+                continue;
+            };
+            if len > REPLY_LEN {
+                continue;
             }
+            // Rate limiting judges the reply the engine wrote (see
+            // `crate::rrl`). TCP never comes here: it cannot be spoofed.
+            let len = match limiter {
+                None => len,
+                Some(l) => {
+                    let verdict = l.rrl.check(now, query.source.ip(), &out[..len]);
+                    l.counters.count(verdict);
+                    match verdict {
+                        Verdict::Send => len,
+                        Verdict::Drop => continue,
+                        Verdict::Slip => match rrl::truncate(out, len) {
+                            Some(short) => short,
+                            None => continue,
+                        },
+                    }
+                }
+            };
+            // Reply from the address the query was sent to.
+            replies.push(len, query.source, query.dest);
         }
         if replies.len() > 0 {
             if let Some(e) = replies.send(socket).last_error {
@@ -170,7 +210,7 @@ mod tests {
         let bound = socket.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let worker = thread::spawn(move || serve(&socket, bound, &flag, &echo));
+        let worker = thread::spawn(move || serve(&socket, bound, &flag, &echo, None));
         (bound.port(), stop, worker)
     }
 
