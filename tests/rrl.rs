@@ -16,28 +16,15 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
-use common::{QueryOpts, ServerProcess, TempDir};
+use common::{QueryOpts, ServerProcess};
 
 /// Starts steerdns on a free loopback port with two UDP workers (so the
 /// shared table is really shared) and `rrl` as its `[rrl]` table.
 fn start(rrl: &str) -> ServerProcess {
-    let dir = TempDir::new("rrl");
-    let port = common::free_port();
-    let zones = common::diff_zones();
-    dir.copy_zones(&zones);
-    let mut config =
-        format!("[server]\nlisten = [\"127.0.0.1:{port}\"]\nworkers = 2\n\n[rrl]\n{rrl}\n");
-    for zone in &zones {
-        config.push_str(&format!(
-            "\n[[zone]]\norigin = \"{}\"\nfile = \"zones/{}\"\n",
-            zone.origin,
-            zone.file_name()
-        ));
-    }
-    let path = dir.write("steerdns.toml", &config);
-    let mut command = std::process::Command::new(common::steerdns_bin());
-    command.arg("serve").arg("--config").arg(&path);
-    ServerProcess::start("steerdns", command, dir, port, &zones[0].origin)
+    common::start_steerdns(
+        &common::diff_zones(),
+        &format!("workers = 2\n\n[rrl]\n{rrl}"),
+    )
 }
 
 /// A UDP client socket bound to `ip` (any 127.0.0.0/8 address is local on

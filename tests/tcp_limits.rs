@@ -16,28 +16,12 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use socket2::{Domain, Socket, Type};
 
-use common::{QueryOpts, ServerProcess, TempDir};
+use common::{QueryOpts, ServerProcess};
 
 /// Starts steerdns on a free loopback port with `tcp` as its `[tcp]`
 /// table.
 fn start(tcp: &str) -> ServerProcess {
-    let dir = TempDir::new("tcp-limits");
-    let port = common::free_port();
-    let zones = common::diff_zones();
-    dir.copy_zones(&zones);
-    let mut config =
-        format!("[server]\nlisten = [\"127.0.0.1:{port}\"]\nworkers = 1\n\n[tcp]\n{tcp}\n");
-    for zone in &zones {
-        config.push_str(&format!(
-            "\n[[zone]]\norigin = \"{}\"\nfile = \"zones/{}\"\n",
-            zone.origin,
-            zone.file_name()
-        ));
-    }
-    let path = dir.write("steerdns.toml", &config);
-    let mut command = std::process::Command::new(common::steerdns_bin());
-    command.arg("serve").arg("--config").arg(&path);
-    ServerProcess::start("steerdns", command, dir, port, &zones[0].origin)
+    common::start_steerdns(&common::diff_zones(), &format!("\n[tcp]\n{tcp}"))
 }
 
 /// A TCP connection to `server` from source address `from`. A connection

@@ -245,7 +245,8 @@ pub fn steerdns_bin() -> PathBuf {
 
 /// Writes a steerdns config for `zones` listening on `port` into `dir`
 /// (zone files copied to `dir/zones`) and returns the config's path.
-/// `extra_server` is appended to the `[server]` table verbatim.
+/// `extra_server` is appended to the `[server]` table verbatim and may
+/// start further tables.
 pub fn write_steerdns_config(
     dir: &TempDir,
     port: u16,
@@ -253,8 +254,15 @@ pub fn write_steerdns_config(
     extra_server: &str,
 ) -> PathBuf {
     dir.copy_zones(zones);
+    // One worker unless the extra lines choose; they may also open further
+    // tables (`[rrl]`, `[tcp]`), which end the `[server]` table.
+    let workers = if extra_server.contains("workers") {
+        ""
+    } else {
+        "workers = 1\n"
+    };
     let mut config =
-        format!("[server]\nlisten = [\"{LOOPBACK}:{port}\"]\nworkers = 1\n{extra_server}\n");
+        format!("[server]\nlisten = [\"{LOOPBACK}:{port}\"]\n{workers}{extra_server}\n");
     for zone in zones {
         let _ = write!(
             config,
