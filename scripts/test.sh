@@ -79,3 +79,7 @@ echo "test.sh: cargo test"
 cargo test --all-targets
 echo "test.sh: cargo test --doc"
 cargo test --doc
+# A smoke run of every fuzz target (libFuzzer via cargo-fuzz, which it
+# installs when missing); longer runs: docs/fuzzing.md.
+echo "test.sh: fuzz smoke run"
+scripts/fuzz.sh 15
