@@ -33,6 +33,10 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// Pending connections the kernel queues for `accept` (listen(2) backlog).
 const TCP_BACKLOG: c_int = 1024;
 
+/// Receive buffer asked for on each UDP socket: 4 MiB, tens of
+/// milliseconds of queries at full speed.
+const UDP_RECV_BUFFER: c_int = 4 << 20;
+
 /// Opens a UDP socket bound to `addr`, ready for [`RecvBatch::recv`].
 ///
 /// `SO_REUSEPORT` lets every worker thread bind its own socket to the same
@@ -42,6 +46,20 @@ const TCP_BACKLOG: c_int = 1024;
 pub(crate) fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_port(true)?;
+    // The default receive buffer (about 200 KiB) holds 2-3 ms of queries at
+    // 100k/s, so any pause of the worker loses datagrams; NSD asks for more
+    // too. Root may exceed net.core.rmem_max (SO_RCVBUFFORCE); otherwise the
+    // kernel caps the request, which is no error.
+    if set_int_option(
+        &socket,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUFFORCE,
+        UDP_RECV_BUFFER,
+    )
+    .is_err()
+    {
+        let _ = socket.set_recv_buffer_size(UDP_RECV_BUFFER as usize);
+    }
     match addr {
         SocketAddr::V4(_) => set_int_option(&socket, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?,
         SocketAddr::V6(_) => {
