@@ -82,10 +82,12 @@ proc_ticks() {
 # CPU (in cores) used between two proc_ticks snapshots by processes outside
 # process group EXCLUDE_PGID: foreign load. Usage: foreign_cores BEFORE AFTER SECS PGID
 foreign_cores() {
-    awk -v secs="$3" -v pg="$4" -v hz="$(getconf CLK_TCK)" '
+    # (tick-sampled: rough over a second or two, hence the cap at the
+    # number of cores)
+    awk -v secs="$3" -v pg="$4" -v hz="$(getconf CLK_TCK)" -v n="$(nproc)" '
         FNR == NR { before[$1] = $3; next }
         $2 != pg { d = $3 - ($1 in before ? before[$1] : 0); if (d > 0) sum += d }
-        END { printf "%.3f\n", sum / hz / secs }' "$1" "$2"
+        END { c = sum / hz / secs; printf "%.3f\n", c > n ? n : c }' "$1" "$2"
 }
 
 # Waits until other processes use less than QUIET_MAX cores (default 0.10)
