@@ -19,6 +19,23 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 /// Largest TTL: RFC 2181 §8 keeps the top bit of the 32-bit field clear.
 const MAX_TTL: u32 = 0x7fff_ffff;
 
+/// Most records one zone may hold, `$INCLUDE`s counted. A bound keeps a
+/// runaway file from taking the machine's memory at load (each record
+/// costs a few hundred bytes while loading).
+pub const MAX_RECORDS: usize = 20_000_000;
+
+/// Largest master file (each `$INCLUDE`d file too) read.
+pub const MAX_FILE_BYTES: u64 = 2 << 30;
+
+/// Reads a master file, refusing one over `limit` bytes before reading it.
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    if len > limit {
+        return Err(format!("{len} bytes, more than the limit of {limit}"));
+    }
+    std::fs::read(path).map_err(|e| e.to_string())
+}
+
 /// A zone file error: which file, which line, what is wrong.
 #[derive(Debug, thiserror::Error)]
 #[error("{}:{}: {}", .file.display(), .line, .message)]
@@ -34,7 +51,7 @@ pub struct ZoneError {
 /// Parses a master file and its `$INCLUDE`s. Relative names are completed
 /// with `origin` until a `$ORIGIN` says otherwise.
 pub fn parse_file(path: &Path, origin: &Name) -> Result<Vec<Record>, ZoneError> {
-    let bytes = std::fs::read(path).map_err(|e| ZoneError {
+    let bytes = read_bounded(path, MAX_FILE_BYTES).map_err(|e| ZoneError {
         file: path.to_path_buf(),
         line: 0,
         message: format!("cannot read zone file: {e}"),
@@ -47,6 +64,7 @@ pub fn parse_file(path: &Path, origin: &Name) -> Result<Vec<Record>, ZoneError> 
 pub fn parse_str(text: &str, file: &Path, origin: &Name) -> Result<Vec<Record>, ZoneError> {
     let mut parser = Parser {
         records: Vec::new(),
+        max_records: MAX_RECORDS,
         default_ttl: None,
         soa_minimum: None,
     };
@@ -235,6 +253,8 @@ fn token(text: &str, start: usize, end: usize, quoted: bool, line: u32) -> Resul
 /// State shared by a file and the files it includes.
 struct Parser {
     records: Vec<Record>,
+    /// [`MAX_RECORDS`], lowered in tests.
+    max_records: usize,
     /// The last `$TTL`; it holds across `$INCLUDE` boundaries, as in BIND.
     default_ttl: Option<u32>,
     /// MINIMUM of the last SOA: the default TTL when there is no `$TTL`
@@ -293,7 +313,7 @@ impl Parser {
                 return Err(err(Fail::new(line, msg)));
             }
             let path = file.parent().unwrap_or(Path::new("")).join(path);
-            let bytes = std::fs::read(&path).map_err(|e| {
+            let bytes = read_bounded(&path, MAX_FILE_BYTES).map_err(|e| {
                 let shown = quote(&path.display().to_string());
                 err(Fail::new(
                     line,
@@ -389,6 +409,13 @@ impl Parser {
                 ttl
             }
         };
+        if self.records.len() >= self.max_records {
+            let msg = format!(
+                "more than {} records: the zone is too large",
+                self.max_records
+            );
+            return Err(Fail::new(e.line, msg));
+        }
         self.records.push(Record {
             owner,
             rtype: rt,
@@ -1008,5 +1035,35 @@ mod tests {
             let _ = parse(&parts.concat());
             let _ = parse(&parts.join(" "));
         }
+    }
+
+    #[test]
+    fn zone_size_is_bounded() {
+        let origin = Name::from_text("example.", None).unwrap();
+        let mut parser = Parser {
+            records: Vec::new(),
+            max_records: 2,
+            default_ttl: Some(60),
+            soa_minimum: None,
+        };
+        let text = "a A 192.0.2.1\nb A 192.0.2.2\nc A 192.0.2.3\n";
+        let Err(e) = parser.parse(text, Path::new("big.zone"), &origin, 0) else {
+            panic!("a third record must be refused");
+        };
+        let e = e.to_string();
+        assert!(
+            e.starts_with("big.zone:3:") && e.contains("too large"),
+            "{e}"
+        );
+
+        let dir = std::env::temp_dir().join(format!("steerdns-bounded-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("z");
+        std::fs::write(&file, "0123456789").unwrap();
+        assert!(read_bounded(&file, 10).is_ok());
+        assert!(read_bounded(&file, 9)
+            .unwrap_err()
+            .contains("more than the limit of 9"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
