@@ -87,7 +87,7 @@ foreign_cores() {
     awk -v secs="$3" -v pg="$4" -v hz="$(getconf CLK_TCK)" -v n="$(nproc)" '
         FNR == NR { before[$1] = $3; next }
         $2 != pg { d = $3 - ($1 in before ? before[$1] : 0); if (d > 0) sum += d }
-        END { c = sum / hz / secs; printf "%.3f\n", c > n ? n : c }' "$1" "$2"
+        END { c = sum / hz / secs; if (c > n) c = n; printf "%.3f\n", c }' "$1" "$2"
 }
 
 # Waits until other processes use less than QUIET_MAX cores (default 0.10)
