@@ -17,7 +17,8 @@ use hickory_proto::rr::{Name, RecordType};
 
 use steerdns::config::{Config, RrlConfig};
 use steerdns::engine::{respond, QueryContext, Transport};
-use steerdns::server::Server;
+use steerdns::rrl::RrlCounters;
+use steerdns::server::{Server, ServerError};
 use steerdns::snapshot::Snapshot;
 
 /// Counts every allocation in the process.
@@ -123,47 +124,90 @@ fn engine_answers_without_allocating() {
     );
 }
 
+/// A server running in this process on a free loopback port, and a UDP
+/// client connected to it.
+struct Running {
+    client: UdpSocket,
+    counters: Arc<RrlCounters>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: std::thread::JoinHandle<Result<(), ServerError>>,
+}
+
+impl Running {
+    /// Serves `config` on 127.0.0.1 with two UDP workers.
+    fn start(mut config: Config) -> Running {
+        config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+        config.workers = 2;
+        let snap = Arc::new(ArcSwap::from_pointee(Snapshot::load(&config).unwrap()));
+        let server = Server::bind(&config).unwrap();
+        let addr = server.local_addrs()[0];
+        let counters = server.rrl_counters();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = std::thread::spawn(move || {
+            server.run_until(snap, async move {
+                let _ = stopped.await;
+            })
+        });
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        client.connect(addr).unwrap();
+        Running {
+            client,
+            counters,
+            stop,
+            handle,
+        }
+    }
+
+    /// Sends every query `rounds` times, each waiting for its one reply;
+    /// returns how many replies were truncated.
+    fn exchange(&self, queries: &[Vec<u8>], rounds: usize) -> usize {
+        let mut reply = [0u8; 4096];
+        let mut truncated = 0;
+        for _ in 0..rounds {
+            for q in queries {
+                self.client.send(q).unwrap();
+                self.client
+                    .recv(&mut reply)
+                    .expect("every query is answered");
+                assert_eq!(reply[..2], q[..2], "reply to the query just sent");
+                truncated += usize::from(reply[2] & 0x02 != 0);
+            }
+        }
+        truncated
+    }
+
+    /// Allocations made while `rounds` rounds of `queries` are answered,
+    /// after a warm-up in which workers and runtime finish their set-up;
+    /// also the truncated replies of all rounds, warm-up included.
+    fn count_allocations(&self, queries: &[Vec<u8>], rounds: usize) -> (usize, usize) {
+        let warm_up = self.exchange(queries, 20);
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let measured = self.exchange(queries, rounds);
+        (
+            ALLOCATIONS.load(Ordering::Relaxed) - before,
+            warm_up + measured,
+        )
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        self.handle.join().unwrap().unwrap();
+    }
+}
+
 #[test]
 fn udp_server_answers_without_allocating() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut config = Config::from_file(Path::new("examples/basic/steerdns.toml")).unwrap();
-    config.listen = vec!["127.0.0.1:0".parse().unwrap()];
-    config.workers = 2;
-    let snap = Arc::new(ArcSwap::from_pointee(Snapshot::load(&config).unwrap()));
-    let server = Server::bind(&config).unwrap();
-    let addr = server.local_addrs()[0];
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let handle = std::thread::spawn(move || {
-        server.run_until(snap, async move {
-            let _ = stopped.await;
-        })
-    });
-
-    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
-    client.connect(addr).unwrap();
+    let config = Config::from_file(Path::new("examples/basic/steerdns.toml")).unwrap();
+    let server = Running::start(config);
     // The FORMERR probe of twelve zero bytes is a valid query header; every
     // query in the mix gets exactly one reply.
     let queries = query_mix();
-    let mut reply = [0u8; 4096];
-    let mut exchange = |rounds: usize| {
-        for _ in 0..rounds {
-            for q in &queries {
-                client.send(q).unwrap();
-                client.recv(&mut reply).expect("every query is answered");
-                assert_eq!(reply[..2], q[..2], "reply to the query just sent");
-            }
-        }
-    };
-    // Warm up: worker threads and the runtime finish their own set-up.
-    exchange(20);
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    exchange(200);
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
-    let _ = stop.send(());
-    handle.join().unwrap().unwrap();
+    let (allocations, _) = server.count_allocations(&queries, 200);
+    server.stop();
     assert_eq!(
         allocations,
         0,
@@ -180,8 +224,6 @@ fn udp_server_answers_without_allocating() {
 fn rate_limited_udp_server_answers_without_allocating() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut config = Config::from_file(Path::new("examples/basic/steerdns.toml")).unwrap();
-    config.listen = vec!["127.0.0.1:0".parse().unwrap()];
-    config.workers = 2;
     config.rrl = RrlConfig {
         responses_per_second: 1,
         nxdomains_per_second: 1,
@@ -190,50 +232,19 @@ fn rate_limited_udp_server_answers_without_allocating() {
         exempt_clients: Vec::new(),
         ..RrlConfig::default()
     };
-    let snap = Arc::new(ArcSwap::from_pointee(Snapshot::load(&config).unwrap()));
-    let server = Server::bind(&config).unwrap();
-    let addr = server.local_addrs()[0];
-    let counters = server.rrl_counters();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let handle = std::thread::spawn(move || {
-        server.run_until(snap, async move {
-            let _ = stopped.await;
-        })
-    });
-
-    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
-    client.connect(addr).unwrap();
+    let server = Running::start(config);
     // A reply without a question cannot be truncated for a retry, so a
     // limited one is dropped: leave the bare header out.
     let queries: Vec<Vec<u8>> = query_mix().into_iter().filter(|q| q.len() > 12).collect();
-    let mut reply = [0u8; 4096];
-    let mut truncated = 0;
-    let mut exchange = |rounds: usize| {
-        for _ in 0..rounds {
-            for q in &queries {
-                client.send(q).unwrap();
-                client.recv(&mut reply).expect("every query is answered");
-                assert_eq!(reply[..2], q[..2], "reply to the query just sent");
-                truncated += usize::from(reply[2] & 0x02 != 0);
-            }
-        }
-    };
-    exchange(20);
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    exchange(200);
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
-    let _ = stop.send(());
-    handle.join().unwrap().unwrap();
+    let (allocations, truncated) = server.count_allocations(&queries, 200);
+    let totals = server.counters.totals();
+    server.stop();
     assert_eq!(
         allocations,
         0,
         "the rate-limited UDP path allocated {allocations} times for {} queries",
         200 * queries.len()
     );
-    let totals = counters.totals();
     assert!(truncated > 200 * queries.len() / 2, "{truncated} truncated");
     assert_eq!(totals.limited, totals.slipped, "slip 1 drops nothing");
     assert_eq!(
