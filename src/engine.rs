@@ -253,7 +253,7 @@ fn answer(
                             rcode: rcode::NOERROR,
                         });
                     }
-                    let target: &[u8] = &cname.rdata[0];
+                    let target: &[u8] = cname.first();
                     len = lowercase_into(&mut lower, target);
                     owner = target;
                     match find_zone(snap, &lower[..len], q.qtype) {
@@ -433,7 +433,7 @@ fn lookup<'z>(zone: &'z Zone, name: &[u8], qtype: u16) -> Lookup<'z> {
 
 /// Writes every record of `set` with the given owner.
 fn write_set(w: &mut Writer<'_>, section: Section, owner: &[u8], set: &RRset) -> Result<(), Full> {
-    for rdata in set.rdata.iter() {
+    for rdata in set.records() {
         w.record(section, owner, set.rtype, set.ttl, rdata)?;
     }
     Ok(())
@@ -470,7 +470,7 @@ fn write_soa(w: &mut Writer<'_>, zone: &Zone) -> Result<(), Full> {
         zone.apex.wire(),
         rtype::SOA,
         zone.negative_ttl,
-        &zone.soa.rdata[0],
+        zone.soa.first(),
     )
 }
 

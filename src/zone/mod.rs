@@ -9,9 +9,12 @@
 pub mod parse;
 pub mod rdata;
 
-use std::path::Path;
+use std::hash::Hasher;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 
 use crate::name::{parent_wire, Name};
 use crate::rr::{rtype, type_to_string, Location, Record};
@@ -49,23 +52,110 @@ pub struct RRset {
     pub rtype: u16,
     /// One TTL for the set: the lowest in the file (RFC 2181 §5.2).
     pub ttl: u32,
-    /// Each record's RDATA in uncompressed wire format, in file order.
-    pub rdata: Box<[Box<[u8]>]>,
+    /// Each record's RDATA in uncompressed wire format, in file order, each
+    /// behind its 2-byte length: one allocation per set, not per record.
+    data: Vec<u8>,
     /// Address records for names this set points at (NS, MX and SRV
     /// targets inside the zone), for the additional section (RFC 1035 §3.3.*).
     pub additional: Box<[(Name, RRset)]>,
+    /// Where the set's first record was written: for load errors now, and
+    /// for telling operators which line an answer came from.
+    pub origin: SetOrigin,
+}
+
+/// The file (an index into the zone's files) and line of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetOrigin {
+    /// Index into [`Zone::files`].
+    pub file: u16,
+    /// 1-based line number.
+    pub line: u32,
+}
+
+impl RRset {
+    /// A set holding one record.
+    fn new(rtype: u16, ttl: u32, rdata: &[u8], origin: SetOrigin) -> RRset {
+        let mut set = RRset {
+            rtype,
+            ttl,
+            data: Vec::with_capacity(2 + rdata.len()),
+            additional: Box::new([]),
+            origin,
+        };
+        set.push(rdata);
+        set
+    }
+
+    /// Appends a record. The parser never makes RDATA longer than its
+    /// 16-bit length field allows; a longer slice would be cut short.
+    fn push(&mut self, rdata: &[u8]) {
+        let len = u16::try_from(rdata.len()).unwrap_or(u16::MAX);
+        self.data.extend_from_slice(&len.to_be_bytes());
+        self.data
+            .extend_from_slice(rdata.get(..usize::from(len)).unwrap_or(rdata));
+    }
+
+    /// Each record's RDATA, in file order.
+    pub fn records(&self) -> Records<'_> {
+        Records { rest: &self.data }
+    }
+
+    /// The first record's RDATA (the only one of a SOA or CNAME set).
+    pub fn first(&self) -> &[u8] {
+        self.records().next().unwrap_or_default()
+    }
+
+    /// Drops repeated records, keeping the first of each: an RRset is a
+    /// set (RFC 2181 §5), and a file may list a record twice.
+    fn dedup(&mut self) {
+        let mut seen: FxHashSet<&[u8]> = FxHashSet::default();
+        if self.records().all(|r| seen.insert(r)) {
+            return;
+        }
+        seen.clear();
+        let mut kept = Vec::with_capacity(self.data.len());
+        for r in self.records() {
+            if seen.insert(r) {
+                kept.extend_from_slice(&(r.len() as u16).to_be_bytes());
+                kept.extend_from_slice(r);
+            }
+        }
+        self.data = kept;
+    }
+}
+
+/// The records of an [`RRset`], as RDATA slices.
+#[derive(Debug, Clone)]
+pub struct Records<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let (len, rest) = self.rest.split_first_chunk::<2>()?;
+        let len = usize::from(u16::from_be_bytes(*len));
+        let (rdata, rest) = rest.split_at_checked(len)?;
+        self.rest = rest;
+        Some(rdata)
+    }
 }
 
 /// Everything stored at one owner name.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Node {
-    /// The RRsets, ordered by type. Empty for an empty non-terminal.
-    pub rrsets: Box<[RRset]>,
+    /// Where the name's lowercase wire bytes start in the zone's name store.
+    name_at: u32,
+    /// Length of those bytes.
+    name_len: u8,
     /// Whether this node is a zone cut: NS records below the apex.
     pub cut: bool,
     /// The service answering A and AAAA here, an index into the snapshot's
     /// services.
     pub service: Option<u32>,
+    /// The RRsets, ordered by type. Empty for an empty non-terminal.
+    pub rrsets: Vec<RRset>,
 }
 
 impl Node {
@@ -75,13 +165,107 @@ impl Node {
     }
 }
 
+/// Every name of a zone: the nodes in a vector, their names back to back
+/// in one byte store, and a hash index of node numbers. Three allocations
+/// for the whole zone instead of a key and an entry per name, which is
+/// most of a large zone's memory.
+#[derive(Debug, Default)]
+struct Names {
+    bytes: Vec<u8>,
+    nodes: Vec<Node>,
+    index: HashTable<u32>,
+}
+
+/// The hash of a lowercase wire name. Fx is not randomised, which is safe
+/// here: only the zone's own names go into the table, so no query can make
+/// them collide.
+fn hash_name(name: &[u8]) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(name);
+    h.finish()
+}
+
+impl Names {
+    fn name_of<'a>(bytes: &'a [u8], node: &Node) -> &'a [u8] {
+        let at = node.name_at as usize;
+        bytes
+            .get(at..at + usize::from(node.name_len))
+            .unwrap_or_default()
+    }
+
+    /// The number of the node at `name`.
+    fn find(&self, name: &[u8]) -> Option<usize> {
+        let (bytes, nodes) = (&self.bytes, &self.nodes);
+        self.index
+            .find(hash_name(name), |&i| {
+                Names::name_of(bytes, &nodes[i as usize]) == name
+            })
+            .map(|&i| i as usize)
+    }
+
+    fn get(&self, name: &[u8]) -> Option<&Node> {
+        self.nodes.get(self.find(name)?)
+    }
+
+    /// The node at `name`, created with every missing ancestor down to
+    /// `apex_len` bytes as an empty non-terminal (RFC 8020, RFC 4592 §2.2.2).
+    fn get_or_insert(&mut self, name: &[u8], apex_len: usize) -> Result<&mut Node, String> {
+        let found = match self.find(name) {
+            Some(i) => i,
+            None => {
+                let i = self.insert(name)?;
+                let mut up = parent_wire(name);
+                // An ancestor that exists has all of its own already.
+                while let Some(p) = up.filter(|p| p.len() >= apex_len) {
+                    if self.find(p).is_some() {
+                        break;
+                    }
+                    self.insert(p)?;
+                    up = parent_wire(p);
+                }
+                i
+            }
+        };
+        Ok(&mut self.nodes[found])
+    }
+
+    fn insert(&mut self, name: &[u8]) -> Result<usize, String> {
+        let too_many = || "the zone has too many names".to_string();
+        let i = self.nodes.len();
+        let number = u32::try_from(i).map_err(|_| too_many())?;
+        let name_at = u32::try_from(self.bytes.len()).map_err(|_| too_many())?;
+        self.bytes.extend_from_slice(name);
+        self.nodes.push(Node {
+            name_at,
+            name_len: u8::try_from(name.len()).unwrap_or(u8::MAX),
+            cut: false,
+            service: None,
+            rrsets: Vec::new(),
+        });
+        let (bytes, nodes) = (&self.bytes, &self.nodes);
+        self.index.insert_unique(hash_name(name), number, |&n| {
+            hash_name(Names::name_of(bytes, &nodes[n as usize]))
+        });
+        Ok(i)
+    }
+
+    /// Gives back the room left over from growing.
+    fn shrink(&mut self) {
+        self.bytes.shrink_to_fit();
+        self.nodes.shrink_to_fit();
+        let (bytes, nodes) = (&self.bytes, &self.nodes);
+        self.index
+            .shrink_to_fit(|&n| hash_name(Names::name_of(bytes, &nodes[n as usize])));
+    }
+}
+
 /// One zone, ready to answer from.
 #[derive(Debug)]
 pub struct Zone {
     /// The apex in lowercase wire format.
     pub apex: Name,
-    /// Every name in the zone, lowercase wire format.
-    nodes: FxHashMap<Box<[u8]>, Node>,
+    /// Every name in the zone.
+    names: Names,
     /// The apex SOA record set, owned for negative answers.
     pub soa: RRset,
     /// TTL of the SOA in negative answers: min(SOA TTL, SOA MINIMUM)
@@ -89,13 +273,17 @@ pub struct Zone {
     pub negative_ttl: u32,
     /// Whether any zone cut exists, so lookups can skip the search for one.
     pub has_cuts: bool,
+    /// The master file and the files it includes, for [`SetOrigin::file`].
+    pub files: Box<[Arc<Path>]>,
 }
 
 impl Zone {
-    /// Loads and validates a master file for the zone at `origin`.
+    /// Loads and validates a master file for the zone at `origin`. Records
+    /// go into the zone as they are parsed, so loading holds no list of them.
     pub fn load(origin: &Name, file: &Path) -> Result<Zone, ZoneError> {
-        let records = parse::parse_file(file, origin)?;
-        Zone::from_records(origin, file, records)
+        let mut builder = Builder::new(origin, file);
+        parse::parse_file_into(file, origin, &mut |r| builder.add(&r))?;
+        builder.finish()
     }
 
     /// Builds a zone from parsed records, checking the rules a zone must obey.
@@ -104,214 +292,14 @@ impl Zone {
         file: &Path,
         records: Vec<Record>,
     ) -> Result<Zone, ZoneError> {
-        let apex = origin.to_lowercase();
-        let invalid = |r: &Record, message: String| ZoneError::Invalid {
-            location: r.origin.clone(),
-            message,
-        };
-        let incomplete = |message: &str| ZoneError::Incomplete {
-            file: file.to_path_buf(),
-            origin: apex.clone(),
-            message: message.to_string(),
-        };
-
-        // Group records by (owner, type), keeping the first location of each.
-        let mut sets: FxHashMap<(Box<[u8]>, u16), PendingSet> = FxHashMap::default();
-        let mut order: Vec<(Box<[u8]>, u16)> = Vec::new();
-        for record in records {
-            let owner = record.owner.to_lowercase();
-            if !owner.ends_with(&apex) {
-                return Err(invalid(
-                    &record,
-                    format!("owner {} is outside zone {apex}", record.owner),
-                ));
-            }
-            match record.rtype {
-                rtype::DNAME => {
-                    return Err(invalid(
-                        &record,
-                        "DNAME records are not supported by steerdns".into(),
-                    ));
-                }
-                rtype::SOA if owner != apex => {
-                    return Err(invalid(
-                        &record,
-                        format!("SOA record at {} is not at the zone apex", record.owner),
-                    ));
-                }
-                rtype::OPT
-                | rtype::AXFR
-                | rtype::IXFR
-                | rtype::MAILA
-                | rtype::MAILB
-                | rtype::ANY => {
-                    let t = type_to_string(record.rtype);
-                    return Err(invalid(
-                        &record,
-                        format!("{t} is a meta-type and cannot be stored in a zone"),
-                    ));
-                }
-                _ => {}
-            }
-            let key = (Box::<[u8]>::from(owner.wire()), record.rtype);
-            match sets.get_mut(&key) {
-                Some(PendingSet { rdata, ttl, first }) => {
-                    if record.rtype == rtype::SOA || record.rtype == rtype::CNAME {
-                        let t = type_to_string(record.rtype);
-                        return Err(invalid(
-                            &record,
-                            format!(
-                                "second {t} record at {} (first at line {})",
-                                record.owner, first.origin.line
-                            ),
-                        ));
-                    }
-                    *ttl = (*ttl).min(record.ttl);
-                    // An RRset is a set (RFC 2181 §5): repeated records collapse.
-                    if !rdata.contains(&record.rdata) {
-                        rdata.push(record.rdata.clone());
-                    }
-                }
-                None => {
-                    order.push(key.clone());
-                    let pending = PendingSet {
-                        rdata: vec![record.rdata.clone()],
-                        ttl: record.ttl,
-                        first: record,
-                    };
-                    sets.insert(key, pending);
-                }
-            }
+        let mut builder = Builder::new(origin, file);
+        for r in &records {
+            builder.add(r).map_err(|message| ZoneError::Invalid {
+                location: r.origin.clone(),
+                message,
+            })?;
         }
-
-        let soa = sets
-            .get(&(Box::from(apex.wire()), rtype::SOA))
-            .ok_or_else(|| incomplete("no SOA record at the apex"))?;
-        if !sets.contains_key(&(Box::from(apex.wire()), rtype::NS)) {
-            return Err(incomplete("no NS records at the apex"));
-        }
-        let soa_minimum = soa.rdata[0]
-            .get(soa.rdata[0].len().saturating_sub(4)..)
-            .map_or(0, |m| u32::from_be_bytes(m.try_into().unwrap_or_default()));
-        let negative_ttl = soa.ttl.min(soa_minimum);
-
-        // Zone cuts, and the rules that depend on them.
-        let cuts: rustc_hash::FxHashSet<&[u8]> = order
-            .iter()
-            .filter(|(owner, t)| *t == rtype::NS && **owner != *apex.wire())
-            .map(|(owner, _)| &owner[..])
-            .collect();
-        let below_cut = |owner: &[u8]| {
-            let mut up = parent_wire(owner);
-            while let Some(p) = up.filter(|p| p.len() > apex.wire().len()) {
-                if cuts.contains(p) {
-                    return true;
-                }
-                up = parent_wire(p);
-            }
-            false
-        };
-        let mut types_at: FxHashMap<&[u8], usize> = FxHashMap::default();
-        for (owner, _) in &order {
-            *types_at.entry(&owner[..]).or_default() += 1;
-        }
-        for key in &order {
-            let first = &sets[key].first;
-            let (owner, t) = (&key.0[..], key.1);
-            if t == rtype::CNAME && types_at[owner] > 1 {
-                // RFC 1034 §3.6.2, RFC 2181 §10.1: a CNAME stands alone.
-                return Err(invalid(
-                    first,
-                    format!("{} has a CNAME and other records", first.owner),
-                ));
-            }
-            // Below a cut only glue may exist; at a cut only NS, DS and glue.
-            if below_cut(owner) && t != rtype::A && t != rtype::AAAA {
-                let t = type_to_string(t);
-                return Err(invalid(
-                    first,
-                    format!("{t} record at {} is below a delegation", first.owner),
-                ));
-            }
-            if cuts.contains(owner) && !matches!(t, rtype::NS | rtype::A | rtype::AAAA | rtype::DS)
-            {
-                let t = type_to_string(t);
-                return Err(invalid(
-                    first,
-                    format!("{t} record at {} is at a delegation point", first.owner),
-                ));
-            }
-        }
-
-        // Address sets, for the additional section of NS, MX and SRV.
-        let address_set = |owner: &[u8], t: u16| -> Option<RRset> {
-            let PendingSet { rdata, ttl, .. } = sets.get(&(Box::from(owner), t))?;
-            Some(RRset {
-                rtype: t,
-                ttl: *ttl,
-                rdata: rdata.clone().into(),
-                additional: Box::new([]),
-            })
-        };
-        let mut nodes: FxHashMap<Box<[u8]>, Node> = FxHashMap::default();
-        let mut grouped: FxHashMap<Box<[u8]>, Vec<RRset>> = FxHashMap::default();
-        for key in &order {
-            let PendingSet { rdata, ttl, .. } = &sets[key];
-            let mut additional = Vec::new();
-            for target in rdata.iter().filter_map(|r| additional_target(key.1, r)) {
-                let lower = target.to_ascii_lowercase();
-                if !crate::name::wire_ends_with(&lower, apex.wire()) {
-                    continue;
-                }
-                for t in [rtype::A, rtype::AAAA] {
-                    if let Some(set) = address_set(&lower, t) {
-                        if !additional
-                            .iter()
-                            .any(|(n, s): &(Name, RRset)| n.wire() == target && s.rtype == t)
-                        {
-                            additional.push((Name::from_wire_unchecked(target), set));
-                        }
-                    }
-                }
-            }
-            let set = RRset {
-                rtype: key.1,
-                ttl: *ttl,
-                rdata: rdata.clone().into(),
-                additional: additional.into(),
-            };
-            grouped.entry(key.0.clone()).or_default().push(set);
-        }
-        for (owner, mut rrsets) in grouped {
-            rrsets.sort_by_key(|s| s.rtype);
-            // Every ancestor up to the apex exists, as an empty non-terminal
-            // if nothing else (RFC 8020, RFC 4592 §2.2.2).
-            let mut up = parent_wire(&owner);
-            while let Some(p) = up.filter(|p| p.len() >= apex.wire().len()) {
-                nodes.entry(Box::from(p)).or_default();
-                up = parent_wire(p);
-            }
-            let cut = cuts.contains(&owner[..]);
-            nodes.insert(
-                owner,
-                Node {
-                    rrsets: rrsets.into(),
-                    cut,
-                    service: None,
-                },
-            );
-        }
-        let soa = nodes[apex.wire()]
-            .get(rtype::SOA)
-            .cloned()
-            .ok_or_else(|| incomplete("no SOA"))?;
-        Ok(Zone {
-            apex,
-            nodes,
-            soa,
-            negative_ttl,
-            has_cuts: !cuts.is_empty(),
-        })
+        builder.finish()
     }
 
     /// Makes `name` (lowercase, inside this zone) answer A and AAAA through
@@ -319,9 +307,10 @@ impl Zone {
     /// Refused where the answer would be ambiguous or unreachable.
     pub fn attach_service(&mut self, name: &Name, id: u32) -> Result<(), String> {
         let wire = name.wire();
+        let apex_len = self.apex.wire().len();
         let mut up = parent_wire(wire);
-        while let Some(p) = up.filter(|p| p.len() > self.apex.wire().len()) {
-            if self.nodes.get(p).is_some_and(|n| n.cut) {
+        while let Some(p) = up.filter(|p| p.len() > apex_len) {
+            if self.node(p).is_some_and(|n| n.cut) {
                 return Err(format!(
                     "{name} is below the delegation at {}",
                     Name::from_wire_unchecked(p)
@@ -329,7 +318,7 @@ impl Zone {
             }
             up = parent_wire(p);
         }
-        let node = self.nodes.entry(Box::from(wire)).or_default();
+        let node = self.names.get_or_insert(wire, apex_len)?;
         if node.cut {
             return Err(format!("{name} is a delegation point"));
         }
@@ -343,35 +332,263 @@ impl Zone {
             ));
         }
         node.service = Some(id);
-        let mut up = parent_wire(wire);
-        while let Some(p) = up.filter(|p| p.len() >= self.apex.wire().len()) {
-            self.nodes.entry(Box::from(p)).or_default();
-            up = parent_wire(p);
-        }
         Ok(())
     }
 
     /// The node at `name` (lowercase wire format), if the name exists.
     pub fn node(&self, name: &[u8]) -> Option<&Node> {
-        self.nodes.get(name)
+        self.names.get(name)
     }
 
     /// Number of names, empty non-terminals included.
     pub fn len(&self) -> usize {
-        self.nodes.len()
+        self.names.nodes.len()
     }
 
     /// Whether the zone has no names (never true for a loaded zone).
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.names.nodes.is_empty()
+    }
+
+    /// `file:line` of a set's first record.
+    pub fn location(&self, origin: SetOrigin) -> String {
+        match self.files.get(usize::from(origin.file)) {
+            Some(f) => format!("{}:{}", f.display(), origin.line),
+            None => format!("?:{}", origin.line),
+        }
     }
 }
 
-/// An RRset being collected from the file, with its first record for errors.
-struct PendingSet {
-    rdata: Vec<Box<[u8]>>,
-    ttl: u32,
-    first: Record,
+/// A zone being filled one record at a time, checked as a whole at the end.
+struct Builder {
+    apex: Name,
+    file: PathBuf,
+    names: Names,
+    files: Vec<Arc<Path>>,
+}
+
+impl Builder {
+    fn new(origin: &Name, file: &Path) -> Builder {
+        Builder {
+            apex: origin.to_lowercase(),
+            file: file.to_path_buf(),
+            names: Names::default(),
+            files: Vec::new(),
+        }
+    }
+
+    /// Adds one record, refusing what may never be in a zone. The error is
+    /// a message about this record.
+    fn add(&mut self, record: &Record) -> Result<(), String> {
+        let mut lower = [0u8; 255];
+        let wire = record.owner.wire();
+        let owner = lower.get_mut(..wire.len()).ok_or("owner name too long")?;
+        owner.copy_from_slice(wire);
+        // Label lengths are below 64, so lowercasing leaves them alone.
+        owner.make_ascii_lowercase();
+        let owner = &*owner;
+        let apex = self.apex.wire();
+        if !crate::name::wire_ends_with(owner, apex) {
+            return Err(format!(
+                "owner {} is outside zone {}",
+                record.owner, self.apex
+            ));
+        }
+        match record.rtype {
+            rtype::DNAME => return Err("DNAME records are not supported by steerdns".into()),
+            rtype::SOA if owner != apex => {
+                return Err(format!(
+                    "SOA record at {} is not at the zone apex",
+                    record.owner
+                ));
+            }
+            rtype::OPT | rtype::AXFR | rtype::IXFR | rtype::MAILA | rtype::MAILB | rtype::ANY => {
+                let t = type_to_string(record.rtype);
+                return Err(format!("{t} is a meta-type and cannot be stored in a zone"));
+            }
+            _ => {}
+        }
+        let file = match self
+            .files
+            .iter()
+            .rposition(|f| Arc::ptr_eq(f, &record.origin.file))
+        {
+            Some(i) => i,
+            None => {
+                self.files.push(record.origin.file.clone());
+                self.files.len() - 1
+            }
+        };
+        let origin = SetOrigin {
+            file: u16::try_from(file).map_err(|_| "more than 65,536 included files")?,
+            line: record.origin.line,
+        };
+        let node = self.names.get_or_insert(owner, apex.len())?;
+        match node.rrsets.iter_mut().find(|s| s.rtype == record.rtype) {
+            Some(set) => {
+                if record.rtype == rtype::SOA || record.rtype == rtype::CNAME {
+                    let t = type_to_string(record.rtype);
+                    return Err(format!(
+                        "second {t} record at {} (first at line {})",
+                        record.owner, set.origin.line
+                    ));
+                }
+                set.ttl = set.ttl.min(record.ttl);
+                set.push(&record.rdata);
+            }
+            None => {
+                // Most names hold one or two sets: grow one at a time, not
+                // to Vec's first step of four (a quarter of a large zone's
+                // peak memory otherwise).
+                node.rrsets.reserve_exact(1);
+                node.rrsets
+                    .push(RRset::new(record.rtype, record.ttl, &record.rdata, origin));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the zone as a whole and prepares it for answering.
+    fn finish(mut self) -> Result<Zone, ZoneError> {
+        let apex = self.apex.clone();
+        let files: Box<[Arc<Path>]> = std::mem::take(&mut self.files).into();
+        let incomplete = |message: &str| ZoneError::Incomplete {
+            file: self.file.clone(),
+            origin: apex.clone(),
+            message: message.to_string(),
+        };
+        let apex_node = self
+            .names
+            .get(apex.wire())
+            .ok_or_else(|| incomplete("no SOA record at the apex"))?;
+        let mut soa = apex_node
+            .get(rtype::SOA)
+            .ok_or_else(|| incomplete("no SOA record at the apex"))?
+            .clone();
+        if apex_node.get(rtype::NS).is_none() {
+            return Err(incomplete("no NS records at the apex"));
+        }
+        let soa_minimum = soa
+            .first()
+            .last_chunk::<4>()
+            .map_or(0, |m| u32::from_be_bytes(*m));
+        let negative_ttl = soa.ttl.min(soa_minimum);
+
+        let mut has_cuts = false;
+        let bytes = &self.names.bytes;
+        for node in &mut self.names.nodes {
+            node.cut = node.get(rtype::NS).is_some() && Names::name_of(bytes, node) != apex.wire();
+            has_cuts |= node.cut;
+        }
+        check_placement(&self.names, &apex, has_cuts).map_err(|(origin, message)| {
+            ZoneError::Invalid {
+                location: Location {
+                    file: files
+                        .get(usize::from(origin.file))
+                        .cloned()
+                        .unwrap_or_else(|| Arc::from(self.file.as_path())),
+                    line: origin.line,
+                },
+                message,
+            }
+        })?;
+        add_additional(&mut self.names, &apex);
+        for node in &mut self.names.nodes {
+            node.rrsets.sort_by_key(|s| s.rtype);
+            node.rrsets.shrink_to_fit();
+            for set in &mut node.rrsets {
+                set.dedup();
+                set.data.shrink_to_fit();
+            }
+        }
+        self.names.shrink();
+        soa.dedup();
+        Ok(Zone {
+            apex,
+            names: self.names,
+            soa,
+            negative_ttl,
+            has_cuts,
+            files,
+        })
+    }
+}
+
+/// The rules on where a set may stand: a CNAME stands alone; at a cut only
+/// NS, DS and glue; below a cut only glue. The error names the offending
+/// set's first record.
+fn check_placement(names: &Names, apex: &Name, has_cuts: bool) -> Result<(), (SetOrigin, String)> {
+    let below_cut = |owner: &[u8]| {
+        let mut up = parent_wire(owner);
+        while let Some(p) = up.filter(|p| p.len() > apex.wire().len()) {
+            if names.get(p).is_some_and(|n| n.cut) {
+                return true;
+            }
+            up = parent_wire(p);
+        }
+        false
+    };
+    for node in &names.nodes {
+        let owner = Names::name_of(&names.bytes, node);
+        let shown = || Name::from_wire_unchecked(owner);
+        for set in &node.rrsets {
+            let t = set.rtype;
+            let problem = if t == rtype::CNAME && node.rrsets.len() > 1 {
+                // RFC 1034 §3.6.2, RFC 2181 §10.1.
+                format!("{} has a CNAME and other records", shown())
+            } else if has_cuts && t != rtype::A && t != rtype::AAAA && below_cut(owner) {
+                let t = type_to_string(t);
+                format!("{t} record at {} is below a delegation", shown())
+            } else if node.cut && !matches!(t, rtype::NS | rtype::A | rtype::AAAA | rtype::DS) {
+                let t = type_to_string(t);
+                format!("{t} record at {} is at a delegation point", shown())
+            } else {
+                continue;
+            };
+            return Err((set.origin, problem));
+        }
+    }
+    Ok(())
+}
+
+/// Attaches to every NS, MX and SRV set the address sets of its targets
+/// inside the zone, for the additional section (RFC 1035 §3.3.*).
+fn add_additional(names: &mut Names, apex: &Name) {
+    let mut found_all = Vec::new();
+    for (i, node) in names.nodes.iter().enumerate() {
+        for (j, set) in node.rrsets.iter().enumerate() {
+            let mut found: Vec<(Name, RRset)> = Vec::new();
+            for target in set
+                .records()
+                .filter_map(|r| additional_target(set.rtype, r))
+            {
+                let lower = target.to_ascii_lowercase();
+                if !crate::name::wire_ends_with(&lower, apex.wire()) {
+                    continue;
+                }
+                let Some(at) = names.get(&lower) else {
+                    continue;
+                };
+                for t in [rtype::A, rtype::AAAA] {
+                    let Some(addresses) = at.get(t) else { continue };
+                    if !found
+                        .iter()
+                        .any(|(n, s)| n.wire() == target && s.rtype == t)
+                    {
+                        let mut addresses = addresses.clone();
+                        addresses.dedup();
+                        found.push((Name::from_wire_unchecked(target), addresses));
+                    }
+                }
+            }
+            if !found.is_empty() {
+                found_all.push((i, j, found.into_boxed_slice()));
+            }
+        }
+    }
+    for (i, j, found) in found_all {
+        names.nodes[i].rrsets[j].additional = found;
+    }
 }
 
 /// The name in `rdata` whose addresses belong in the additional section.
@@ -430,5 +647,200 @@ impl ZoneSet {
     /// The zones, in load order.
     pub fn iter(&self) -> impl Iterator<Item = &Zone> {
         self.zones.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str =
+        "$TTL 300\n@ SOA ns1 host 1 7200 3600 1209600 300\n@ NS ns1\nns1 A 192.0.2.53\n";
+
+    fn origin() -> Name {
+        Name::from_text("example.com.", None).unwrap()
+    }
+
+    fn zone(body: &str) -> Result<Zone, String> {
+        let text = format!("{HEAD}{body}");
+        let file = Path::new("example.com.zone");
+        let records = parse::parse_str(&text, file, &origin()).map_err(|e| e.to_string())?;
+        Zone::from_records(&origin(), file, records).map_err(|e| e.to_string())
+    }
+
+    fn wire(name: &str) -> Vec<u8> {
+        Name::from_text(name, None).unwrap().wire().to_vec()
+    }
+
+    fn rdatas(z: &Zone, name: &str, t: u16) -> Vec<Vec<u8>> {
+        let node = z.node(&wire(name)).expect(name);
+        node.get(t)
+            .map_or(vec![], |s| s.records().map(<[u8]>::to_vec).collect())
+    }
+
+    #[test]
+    fn sets_group_dedup_and_keep_file_order() {
+        let z =
+            zone("www A 192.0.2.2\nWWW A 192.0.2.1\nwww 60 A 192.0.2.2\nwww AAAA 2001:db8::1\n")
+                .unwrap();
+        assert_eq!(
+            rdatas(&z, "www.example.com.", rtype::A),
+            vec![vec![192, 0, 2, 2], vec![192, 0, 2, 1]],
+            "case-insensitive owner, duplicate dropped, file order"
+        );
+        let node = z.node(&wire("www.example.com.")).unwrap();
+        assert_eq!(node.get(rtype::A).unwrap().ttl, 60, "lowest TTL of the set");
+        let types: Vec<u16> = node.rrsets.iter().map(|s| s.rtype).collect();
+        assert_eq!(types, [rtype::A, rtype::AAAA], "ordered by type");
+        assert_eq!(
+            z.location(node.get(rtype::A).unwrap().origin),
+            "example.com.zone:5"
+        );
+    }
+
+    #[test]
+    fn empty_non_terminals_exist() {
+        let z = zone("a.b.c A 192.0.2.1\n").unwrap();
+        for name in ["b.c.example.com.", "c.example.com."] {
+            let node = z.node(&wire(name)).expect(name);
+            assert!(node.rrsets.is_empty(), "{name} is an empty non-terminal");
+        }
+        assert!(z.node(&wire("x.example.com.")).is_none());
+        // apex, ns1, a.b.c, b.c, c
+        assert_eq!(z.len(), 5);
+    }
+
+    #[test]
+    fn additional_addresses_for_in_zone_targets() {
+        let z = zone(
+            "@ MX 10 mail\nmail A 192.0.2.25\nmail AAAA 2001:db8::25\n@ MX 20 mx.example.net.\n",
+        )
+        .unwrap();
+        let apex = z.node(&wire("example.com.")).unwrap();
+        let mx = apex.get(rtype::MX).unwrap();
+        let found: Vec<(String, u16)> = mx
+            .additional
+            .iter()
+            .map(|(n, s)| (n.to_string(), s.rtype))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("mail.example.com.".to_string(), rtype::A),
+                ("mail.example.com.".to_string(), rtype::AAAA)
+            ]
+        );
+        let ns = apex.get(rtype::NS).unwrap();
+        assert_eq!(ns.additional.len(), 1, "ns1 has an A only");
+    }
+
+    #[test]
+    fn placement_errors_name_file_and_line() {
+        let cases = [
+            (
+                "www CNAME x\nwww A 192.0.2.1\n",
+                "example.com.zone:5: www.example.com. has a CNAME and other records",
+            ),
+            (
+                "sub NS ns.sub\nns.sub A 192.0.2.9\nx.sub TXT hi\n",
+                "example.com.zone:7: TXT record at x.sub.example.com. is below a delegation",
+            ),
+            (
+                "sub NS ns.other.\nsub MX 1 mail\n",
+                "example.com.zone:6: MX record at sub.example.com. is at a delegation point",
+            ),
+            (
+                "www CNAME x\nwww CNAME y\n",
+                "example.com.zone:6: second CNAME record at www.example.com. (first at line 5)",
+            ),
+            (
+                "www.example.net. A 192.0.2.1\n",
+                "example.com.zone:5: owner www.example.net. is outside zone example.com.",
+            ),
+            (
+                "www SOA a b 1 2 3 4 5\n",
+                "example.com.zone:5: SOA record at www.example.com. is not at the zone apex",
+            ),
+            (
+                "d DNAME x\n",
+                "example.com.zone:5: DNAME records are not supported",
+            ),
+        ];
+        for (body, want) in cases {
+            let e = zone(body).unwrap_err();
+            assert!(e.starts_with(want), "{body:?}: got {e:?}, want {want:?}");
+        }
+        // Glue and DS are fine at and below a cut.
+        zone("sub NS ns.sub\nsub TYPE43 \\# 6 0001 0802 AABB\nns.sub A 192.0.2.9\nns.sub AAAA 2001:db8::9\n")
+            .unwrap();
+    }
+
+    #[test]
+    fn apex_must_have_soa_and_ns() {
+        let file = Path::new("z");
+        let records = parse::parse_str("$TTL 1\n@ NS ns1\n", file, &origin()).unwrap();
+        let e = Zone::from_records(&origin(), file, records).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "z: zone example.com.: no SOA record at the apex"
+        );
+        let records = parse::parse_str("$TTL 1\n@ SOA a b 1 2 3 4 5\n", file, &origin()).unwrap();
+        let e = Zone::from_records(&origin(), file, records).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "z: zone example.com.: no NS records at the apex"
+        );
+    }
+
+    #[test]
+    fn load_streams_includes_with_their_own_locations() {
+        let dir = std::env::temp_dir().join(format!("steerdns-zone-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("main.zone"), format!("{HEAD}$INCLUDE part.zone\n")).unwrap();
+        std::fs::write(dir.join("part.zone"), "www A 192.0.2.1\nwww CNAME x\n").unwrap();
+        let e = Zone::load(&origin(), &dir.join("main.zone"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("part.zone:2: www.example.com. has a CNAME and other records"),
+            "{e}"
+        );
+        std::fs::write(dir.join("part.zone"), "www A 192.0.2.1\n").unwrap();
+        let z = Zone::load(&origin(), &dir.join("main.zone")).unwrap();
+        let set = z
+            .node(&wire("www.example.com."))
+            .unwrap()
+            .get(rtype::A)
+            .unwrap();
+        assert!(
+            z.location(set.origin).ends_with("part.zone:1"),
+            "{}",
+            z.location(set.origin)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn services_attach_with_their_ancestors() {
+        let mut z = zone("sub NS ns.other.\nwww A 192.0.2.1\n").unwrap();
+        let name = |s: &str| Name::from_text(s, None).unwrap();
+        z.attach_service(&name("api.eu.example.com."), 3).unwrap();
+        assert_eq!(
+            z.node(&wire("api.eu.example.com.")).unwrap().service,
+            Some(3)
+        );
+        assert!(
+            z.node(&wire("eu.example.com.")).is_some(),
+            "ancestor created"
+        );
+        let e = z.attach_service(&name("www.example.com."), 4).unwrap_err();
+        assert!(e.contains("has A records"), "{e}");
+        let e = z
+            .attach_service(&name("x.sub.example.com."), 5)
+            .unwrap_err();
+        assert!(
+            e.contains("below the delegation at sub.example.com."),
+            "{e}"
+        );
     }
 }

@@ -1,11 +1,15 @@
 //! Master-file (zone file) parser, RFC 1035 §5.
 //!
-//! Two stages. `tokenize` turns text into entries, one per logical line:
+//! Two stages. [`Entries`] turns text into entries, one per logical line:
 //! parentheses join physical lines, `;` starts a comment, `"..."` quotes,
 //! and a line that starts with whitespace has no owner. Each entry is then a
 //! directive (`$ORIGIN`, `$TTL`, `$INCLUDE`) or a resource record whose
 //! RDATA the `rdata` module encodes to wire format. Whether owners lie inside
 //! the zone is left to the caller.
+//!
+//! Both stages stream: an entry is handled as soon as it is read and each
+//! record goes straight to the caller's sink, so a million-record file costs
+//! its text and the zone being built, not a token list and a record list too.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,28 +52,54 @@ pub struct ZoneError {
     pub message: String,
 }
 
-/// Parses a master file and its `$INCLUDE`s. Relative names are completed
-/// with `origin` until a `$ORIGIN` says otherwise.
-pub fn parse_file(path: &Path, origin: &Name) -> Result<Vec<Record>, ZoneError> {
+/// Takes each record as it is parsed. An `Err` stops the parse; its
+/// message is reported at the record's file and line.
+pub type Sink<'s> = &'s mut dyn FnMut(Record) -> Result<(), String>;
+
+/// Parses a master file and its `$INCLUDE`s, handing each record to `sink`
+/// in file order. Relative names are completed with `origin` until a
+/// `$ORIGIN` says otherwise.
+pub fn parse_file_into(path: &Path, origin: &Name, sink: Sink<'_>) -> Result<(), ZoneError> {
     let bytes = read_bounded(path, MAX_FILE_BYTES).map_err(|e| ZoneError {
         file: path.to_path_buf(),
         line: 0,
         message: format!("cannot read zone file: {e}"),
     })?;
-    parse_str(&decode(path, bytes)?, path, origin)
+    parse_str_into(&decode(path, bytes)?, path, origin, sink)
 }
 
-/// Parses master-file text. `file` is only used in error locations and
-/// [`Record::origin`]; `$INCLUDE` paths resolve relative to its folder.
+/// Like [`parse_file_into`], for text already read. `file` is only used in
+/// error locations and [`Record::origin`]; `$INCLUDE` paths resolve
+/// relative to its folder.
+pub fn parse_str_into(
+    text: &str,
+    file: &Path,
+    origin: &Name,
+    sink: Sink<'_>,
+) -> Result<(), ZoneError> {
+    Parser::new(sink, MAX_RECORDS).parse(text, file, origin, 0)
+}
+
+/// Parses a master file into a list of records (tests and tools; a server
+/// loads through [`parse_file_into`]).
+pub fn parse_file(path: &Path, origin: &Name) -> Result<Vec<Record>, ZoneError> {
+    collect(|sink| parse_file_into(path, origin, sink))
+}
+
+/// Parses master-file text into a list of records, like [`parse_file`].
 pub fn parse_str(text: &str, file: &Path, origin: &Name) -> Result<Vec<Record>, ZoneError> {
-    let mut parser = Parser {
-        records: Vec::new(),
-        max_records: MAX_RECORDS,
-        default_ttl: None,
-        soa_minimum: None,
-    };
-    parser.parse(text, file, origin, 0)?;
-    Ok(parser.records)
+    collect(|sink| parse_str_into(text, file, origin, sink))
+}
+
+fn collect(
+    parse: impl FnOnce(Sink<'_>) -> Result<(), ZoneError>,
+) -> Result<Vec<Record>, ZoneError> {
+    let mut records = Vec::new();
+    parse(&mut |r| {
+        records.push(r);
+        Ok(())
+    })?;
+    Ok(records)
 }
 
 /// An error inside one file; the file is added by [`Parser::parse`].
@@ -137,108 +167,135 @@ struct Entry<'a> {
     tokens: Vec<Token<'a>>,
 }
 
-/// Splits master-file text into entries (RFC 1035 §5.1). Blank and
-/// comment-only lines yield nothing.
-fn tokenize(text: &str) -> Result<Vec<Entry<'_>>, Fail> {
-    let b = text.as_bytes();
-    let mut entries = Vec::new();
-    let mut cur = Entry {
-        line: 1,
-        blank_owner: false,
-        tokens: Vec::new(),
-    };
-    let mut line: u32 = 1;
-    let mut depth: usize = 0;
-    let mut open_line = 0;
-    let mut line_start = true;
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if line_start && depth == 0 {
-            let next = Entry {
-                line,
+/// The entries of master-file text (RFC 1035 §5.1), read one at a time.
+/// Blank and comment-only lines yield nothing.
+struct Entries<'a> {
+    text: &'a str,
+    /// Byte offset of the next character.
+    at: usize,
+    /// Line of the next character.
+    line: u32,
+    /// A syntax error ends the stream.
+    failed: bool,
+}
+
+impl<'a> Entries<'a> {
+    fn new(text: &'a str) -> Entries<'a> {
+        Entries {
+            text,
+            at: 0,
+            line: 1,
+            failed: false,
+        }
+    }
+
+    /// The next entry. Each starts at the beginning of a line outside
+    /// parentheses; `at` is always at such a point between calls.
+    fn read(&mut self) -> Result<Option<Entry<'a>>, Fail> {
+        let text = self.text;
+        let b = text.as_bytes();
+        let mut depth: usize = 0;
+        let mut open_line = 0;
+        let mut i = self.at;
+        let mut cur: Option<Entry<'a>> = None;
+        while let Some(&c) = b.get(i) {
+            let entry = cur.get_or_insert_with(|| Entry {
+                line: self.line,
                 blank_owner: c == b' ' || c == b'\t',
                 tokens: Vec::new(),
-            };
-            let done = std::mem::replace(&mut cur, next);
-            if !done.tokens.is_empty() {
-                entries.push(done);
-            }
-        }
-        line_start = false;
-        match c {
-            b'\n' => {
-                line = line.saturating_add(1);
-                line_start = true;
-                i += 1;
-            }
-            b' ' | b'\t' | b'\r' => i += 1,
-            b';' => {
-                // A comment runs to the end of the line; the newline stays
-                // so that it still ends the entry.
-                i = b[i..]
-                    .iter()
-                    .position(|&d| d == b'\n')
-                    .map_or(b.len(), |p| i + p);
-            }
-            b'(' => {
-                if depth == 0 {
-                    open_line = line;
-                }
-                depth += 1;
-                i += 1;
-            }
-            b')' => {
-                depth = depth
-                    .checked_sub(1)
-                    .ok_or_else(|| Fail::new(line, "\")\" without a matching \"(\""))?;
-                i += 1;
-            }
-            b'"' => {
-                let start = i + 1;
-                let mut j = start;
-                loop {
-                    match b.get(j) {
-                        None | Some(b'\n') => {
-                            return Err(Fail::new(line, "unterminated quoted string"))
+            });
+            match c {
+                b'\n' => {
+                    self.line = self.line.saturating_add(1);
+                    i += 1;
+                    if depth == 0 {
+                        if !entry.tokens.is_empty() {
+                            break;
                         }
-                        Some(b'"') => break,
-                        Some(b'\\') if b.get(j + 1) == Some(&b'\n') => {
-                            return Err(Fail::new(line, "unterminated quoted string"))
-                        }
-                        Some(b'\\') => j += 2,
-                        Some(_) => j += 1,
+                        cur = None;
                     }
                 }
-                cur.tokens.push(token(text, start, j, true, line)?);
-                i = j + 1;
-            }
-            _ => {
-                let start = i;
-                let mut j = i;
-                while let Some(&d) = b.get(j) {
-                    match d {
-                        b' ' | b'\t' | b'\r' | b'\n' | b';' | b'(' | b')' | b'"' => break,
-                        b'\\' => match b.get(j + 1) {
+                b' ' | b'\t' | b'\r' => i += 1,
+                b';' => {
+                    // A comment runs to the end of the line; the newline stays
+                    // so that it still ends the entry.
+                    i = b[i..]
+                        .iter()
+                        .position(|&d| d == b'\n')
+                        .map_or(b.len(), |p| i + p);
+                }
+                b'(' => {
+                    if depth == 0 {
+                        open_line = self.line;
+                    }
+                    depth += 1;
+                    i += 1;
+                }
+                b')' => {
+                    depth = depth
+                        .checked_sub(1)
+                        .ok_or_else(|| Fail::new(self.line, "\")\" without a matching \"(\""))?;
+                    i += 1;
+                }
+                b'"' => {
+                    let line = self.line;
+                    let start = i + 1;
+                    let mut j = start;
+                    loop {
+                        match b.get(j) {
                             None | Some(b'\n') => {
-                                return Err(Fail::new(line, "backslash at end of line"))
+                                return Err(Fail::new(line, "unterminated quoted string"))
                             }
-                            Some(_) => j += 2,
-                        },
-                        _ => j += 1,
+                            Some(b'"') => break,
+                            Some(b'\\') if b.get(j + 1) == Some(&b'\n') => {
+                                return Err(Fail::new(line, "unterminated quoted string"))
+                            }
+                            Some(b'\\') => j += 2,
+                            Some(_) => j += 1,
+                        }
                     }
+                    entry.tokens.push(token(text, start, j, true, line)?);
+                    i = j + 1;
                 }
-                cur.tokens.push(token(text, start, j, false, line)?);
-                i = j;
+                _ => {
+                    let start = i;
+                    let mut j = i;
+                    while let Some(&d) = b.get(j) {
+                        match d {
+                            b' ' | b'\t' | b'\r' | b'\n' | b';' | b'(' | b')' | b'"' => break,
+                            b'\\' => match b.get(j + 1) {
+                                None | Some(b'\n') => {
+                                    return Err(Fail::new(self.line, "backslash at end of line"))
+                                }
+                                Some(_) => j += 2,
+                            },
+                            _ => j += 1,
+                        }
+                    }
+                    entry.tokens.push(token(text, start, j, false, self.line)?);
+                    i = j;
+                }
             }
         }
+        self.at = i;
+        if depth > 0 {
+            return Err(Fail::new(open_line, "\"(\" without a matching \")\""));
+        }
+        Ok(cur.filter(|e| !e.tokens.is_empty()))
     }
-    if depth > 0 {
-        return Err(Fail::new(open_line, "\"(\" without a matching \")\""));
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = Result<Entry<'a>, Fail>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let entry = self.read().transpose();
+        self.failed = matches!(entry, Some(Err(_)));
+        entry
     }
-    if !cur.tokens.is_empty() {
-        entries.push(cur);
-    }
-    Ok(entries)
 }
 
 /// The token `text[start..end]`. The bounds always fall on ASCII bytes or
@@ -251,8 +308,10 @@ fn token(text: &str, start: usize, end: usize, quoted: bool, line: u32) -> Resul
 }
 
 /// State shared by a file and the files it includes.
-struct Parser {
-    records: Vec<Record>,
+struct Parser<'s> {
+    sink: Sink<'s>,
+    /// Records handed to `sink` so far.
+    records: usize,
     /// [`MAX_RECORDS`], lowered in tests.
     max_records: usize,
     /// The last `$TTL`; it holds across `$INCLUDE` boundaries, as in BIND.
@@ -280,7 +339,17 @@ enum Step {
     },
 }
 
-impl Parser {
+impl<'s> Parser<'s> {
+    fn new(sink: Sink<'s>, max_records: usize) -> Parser<'s> {
+        Parser {
+            sink,
+            records: 0,
+            max_records,
+            default_ttl: None,
+            soa_minimum: None,
+        }
+    }
+
     fn parse(
         &mut self,
         text: &str,
@@ -294,15 +363,14 @@ impl Parser {
             message: f.message,
         };
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let entries = tokenize(text).map_err(err)?;
         let mut state = FileState {
             file: Arc::from(file),
             origin: origin.clone(),
             owner: None,
         };
-        for entry in &entries {
+        for entry in Entries::new(text) {
             let Step::Include { path, origin, line } =
-                self.entry(&mut state, entry).map_err(err)?
+                self.entry(&mut state, &entry.map_err(err)?).map_err(err)?
             else {
                 continue;
             };
@@ -409,14 +477,15 @@ impl Parser {
                 ttl
             }
         };
-        if self.records.len() >= self.max_records {
+        if self.records >= self.max_records {
             let msg = format!(
                 "more than {} records: the zone is too large",
                 self.max_records
             );
             return Err(Fail::new(e.line, msg));
         }
-        self.records.push(Record {
+        self.records += 1;
+        (self.sink)(Record {
             owner,
             rtype: rt,
             ttl,
@@ -425,7 +494,8 @@ impl Parser {
                 file: st.file.clone(),
                 line: e.line,
             },
-        });
+        })
+        .map_err(|message| Fail::new(e.line, message))?;
         Ok(Step::Done)
     }
 
@@ -1040,12 +1110,9 @@ mod tests {
     #[test]
     fn zone_size_is_bounded() {
         let origin = Name::from_text("example.", None).unwrap();
-        let mut parser = Parser {
-            records: Vec::new(),
-            max_records: 2,
-            default_ttl: Some(60),
-            soa_minimum: None,
-        };
+        let mut sink = |_| Ok(());
+        let mut parser = Parser::new(&mut sink, 2);
+        parser.default_ttl = Some(60);
         let text = "a A 192.0.2.1\nb A 192.0.2.2\nc A 192.0.2.3\n";
         let Err(e) = parser.parse(text, Path::new("big.zone"), &origin, 0) else {
             panic!("a third record must be refused");
