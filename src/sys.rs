@@ -11,6 +11,7 @@
 //!   `IP_PKTINFO` (ip(7)) and `IPV6_RECVPKTINFO` (RFC 3542 §6) deliver the
 //!   destination address as a control message on receive; the same control
 //!   message on send picks the reply's source address (RFC 3542 §6.2).
+//!   Sockets bound to one address skip both: they know the answer already.
 //!
 //! The batches allocate every buffer once, in `new`; receiving and sending
 //! allocate nothing.
@@ -60,11 +61,19 @@ pub(crate) fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     {
         let _ = socket.set_recv_buffer_size(UDP_RECV_BUFFER as usize);
     }
-    match addr {
-        SocketAddr::V4(_) => set_int_option(&socket, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?,
-        SocketAddr::V6(_) => {
-            socket.set_only_v6(true)?;
-            set_int_option(&socket, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    // Only a wildcard socket needs the packet info: it says which of the
+    // host's addresses a query came to, and a reply must leave from it. A
+    // socket bound to one address knows that already, and every reply
+    // carrying a control message costs the kernel a parse and a copy.
+    if addr.ip().is_unspecified() {
+        match addr {
+            SocketAddr::V4(_) => set_int_option(&socket, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?,
+            SocketAddr::V6(_) => {
+                set_int_option(&socket, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?;
+            }
         }
     }
     socket.bind(&addr.into())?;
@@ -899,7 +908,9 @@ mod tests {
         assert_eq!(payloads, [&b"one"[..], b"two", b"three"]);
         for (_, source, dest) in &got {
             assert_eq!(*source, client_addr);
-            assert_eq!(dest.unwrap().ip, server_ip);
+            // Packet info comes only on wildcard sockets, which need it.
+            assert_eq!(dest.is_some(), bind_ip.is_unspecified());
+            assert_eq!(dest.map_or(bind_ip, |d| d.ip), server_ip);
         }
 
         let mut send = SendBatch::new(8, 512);

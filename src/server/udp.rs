@@ -87,8 +87,8 @@ pub(crate) fn serve<H: Handler>(
             };
             let ctx = QueryContext {
                 client: query.source,
-                // The packet info is always there on Linux; without it the
-                // bound address is the best we know.
+                // Wildcard sockets get the packet info; a socket bound to
+                // one address has none and needs none.
                 local: query.dest.map_or(bound.ip(), |dest| dest.ip),
                 transport: Transport::Udp,
             };
