@@ -66,7 +66,7 @@ pub struct ServiceConfig {
 }
 
 /// Limits on TCP service (RFC 7766 §6.2).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpLimits {
     /// Connections open at once; further ones are closed at accept.
     pub max_connections: usize,

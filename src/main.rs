@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 
 use steerdns::config::Config;
 use steerdns::drain::{self, DrainState};
-use steerdns::health;
 use steerdns::name::Name;
+use steerdns::reload::Reloader;
 use steerdns::server::Server;
 use steerdns::snapshot::Snapshot;
 
@@ -123,29 +123,20 @@ fn serve(path: &Path) -> anyhow::Result<()> {
     let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
     let background = {
         let snapshot = snapshot.clone();
-        let state_dir = config.state_dir.clone();
+        let path = path.to_path_buf();
         async move {
-            // Probes and the drain watcher live as long as this future: the
-            // server polls it on its runtime until a signal arrives.
-            let probes: Vec<_> = snapshot
-                .load()
-                .probes
-                .iter()
-                .map(|p| {
-                    let span = tracing::info_span!("probe", of = %p.label);
-                    let _enter = span.enter();
-                    let slot = snapshot
-                        .load()
-                        .health
-                        .slot(p.slot)
-                        .expect("plans name slots of their own view");
-                    health::spawn_probe(p.target, p.monitor.clone(), slot)
-                })
-                .collect();
+            // Probes, reloads and the drain watcher live as long as this
+            // future: the server polls it on its runtime until a signal
+            // arrives.
+            let state_dir = config.state_dir.clone();
+            let mut reloader = Reloader::start(path, config, snapshot.clone());
             let drain = state_dir.map(|dir| tokio::spawn(drain::watch(dir, snapshot.clone())));
-            shutdown_signal().await;
+            tokio::select! {
+                () = reloader.run() => {}
+                () = shutdown_signal() => {}
+            }
             tracing::info!("shutting down");
-            probes.iter().for_each(|p| p.abort());
+            reloader.stop();
             if let Some(d) = drain {
                 d.abort();
             }

@@ -39,6 +39,18 @@ pub struct ProbePlan {
     pub slot: HealthId,
     /// What is probed, for logs: a service's local payload or a peer.
     pub label: String,
+    /// Which kind of slot the verdicts go to.
+    pub kind: ProbeKind,
+}
+
+/// What a probe watches. A reload carries a probe's health over only to a
+/// probe of the same kind, target and monitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProbeKind {
+    /// The payload beside this node, for one service.
+    LocalPayload,
+    /// Another node, shared by every service using the same monitor.
+    Peer,
 }
 
 /// Why a configuration could not be turned into a snapshot: every zone that
@@ -137,6 +149,7 @@ impl Snapshot {
                     monitor: monitor.clone(),
                     slot: local,
                     label: format!("{} local payload", sc.name),
+                    kind: ProbeKind::LocalPayload,
                 });
             }
             let mut peers = Vec::new();
@@ -158,6 +171,7 @@ impl Snapshot {
                                         monitor: monitor.clone(),
                                         slot,
                                         label: format!("peer {address}"),
+                                        kind: ProbeKind::Peer,
                                     });
                                 }
                                 slot

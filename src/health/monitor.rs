@@ -230,7 +230,10 @@ const RESERVED_HEADERS: [(&str, &str); 4] = [
 ];
 
 /// A validated monitor: how to probe one kind of endpoint.
-#[derive(Debug, Clone)]
+///
+/// Two monitors are equal when they probe alike (a reload compares them to
+/// decide whether a probe's health carries over).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Monitor {
     protocol: Protocol,
     port: u16,
@@ -243,7 +246,7 @@ pub struct Monitor {
 }
 
 /// The HTTP part of a monitor.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct HttpCheck {
     pub(crate) path: String,
     pub(crate) host: Option<String>,
@@ -263,6 +266,17 @@ pub(crate) struct TlsCheck {
     pub(crate) server_name: Option<ServerName<'static>>,
     pub(crate) insecure: bool,
 }
+
+// By hand because rustls' `ClientConfig` has no `PartialEq`: it is built
+// from `insecure` alone (`tls::client_config`), so comparing `insecure`
+// compares it too.
+impl PartialEq for TlsCheck {
+    fn eq(&self, other: &TlsCheck) -> bool {
+        self.server_name == other.server_name && self.insecure == other.insecure
+    }
+}
+
+impl Eq for TlsCheck {}
 
 impl Monitor {
     /// Validates a spec and applies defaults.

@@ -16,7 +16,10 @@
 //! Latencies (send time to the kernel's arrival stamp of the answer) go
 //! into a 1 µs histogram.
 //!
-//! Output: `key=value` lines on stdout (see `report`).
+//! Output: `key=value` lines on stdout (see `report`). With `-T FILE`, also
+//! a trace for analysis over time (bench/reload): one line per sendmmsg,
+//! `s SEND_NS COUNT`, and one per answered query, `a SEND_NS LATENCY_NS`,
+//! times in CLOCK_REALTIME nanoseconds (the clock of log timestamps).
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead};
@@ -44,14 +47,18 @@ struct Args {
     quantum_ns: u64,
     edns: bool,
     options: Vec<(u16, Vec<u8>)>,
+    /// Where to write the per-query trace, if anywhere.
+    trace: Option<String>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: dnsload -s ADDR:PORT -d QUERYFILE [-l SECONDS] [-Q QPS|0] [-w WINDOW]\n\
          \x20              [-c SOCKETS] [-b BATCH] [-t TIMEOUT_MS] [-i QUANTUM_US] [-e] [-E CODE:HEX]...\n\
+         \x20              [-T TRACEFILE]\n\
          -Q 0 keeps WINDOW queries outstanding instead of pacing (closed loop).\n\
-         -e adds an OPT record; -E adds an EDNS option (implies -e), as dnsperf."
+         -e adds an OPT record; -E adds an EDNS option (implies -e), as dnsperf.\n\
+         -T writes every send batch and answer with its time to TRACEFILE."
     );
     std::process::exit(2)
 }
@@ -69,6 +76,7 @@ fn parse_args() -> Args {
         quantum_ns: 50_000,
         edns: false,
         options: Vec::new(),
+        trace: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -84,6 +92,7 @@ fn parse_args() -> Args {
             "-t" => a.timeout = Duration::from_millis(val().parse().unwrap_or_else(|_| usage())),
             "-i" => a.quantum_ns = val().parse::<u64>().unwrap_or_else(|_| usage()) * 1000,
             "-e" => a.edns = true,
+            "-T" => a.trace = Some(val()),
             "-E" => {
                 let v = val();
                 let (code, hex) = v.split_once(':').unwrap_or_else(|| usage());
@@ -259,15 +268,25 @@ struct Stats {
     hist: Vec<u32>,
     over_hist: u64,
     truncated: u64,
+    /// Largest latency of an answered query.
+    max_ns: u64,
+    /// With -T: (send time, count) per sendmmsg and (send time, latency)
+    /// per answer.
+    sends: Option<Vec<(u64, u32)>>,
+    answers: Option<Vec<(u64, u64)>>,
 }
 
 impl Stats {
-    fn record(&mut self, lat_ns: u64, timeout_ns: u64, rcode: usize, tc: bool) {
+    fn record(&mut self, sent_ns: u64, lat_ns: u64, timeout_ns: u64, rcode: usize, tc: bool) {
         if lat_ns > timeout_ns {
             self.late += 1;
             return;
         }
         self.answered += 1;
+        self.max_ns = self.max_ns.max(lat_ns);
+        if let Some(answers) = &mut self.answers {
+            answers.push((sent_ns, lat_ns));
+        }
         self.rcodes[rcode] += 1;
         if tc {
             self.truncated += 1;
@@ -460,6 +479,7 @@ fn receive(
                     fallback
                 });
                 st.record(
+                    at,
                     arrived.saturating_sub(at),
                     timeout_ns,
                     (b[3] & 0x0f) as usize,
@@ -534,6 +554,9 @@ fn main() {
         hist: vec![0; HIST_US],
         over_hist: 0,
         truncated: 0,
+        max_ns: 0,
+        sends: a.trace.as_ref().map(|_| Vec::new()),
+        answers: a.trace.as_ref().map(|_| Vec::new()),
     };
     let mut bufs = Bufs::new(a.batch);
     let timeout_ns = a.timeout.as_nanos() as u64;
@@ -585,6 +608,9 @@ fn main() {
             let sent = if sent < 0 { 0 } else { sent as usize };
             st.sent += sent as u64;
             st.outstanding += sent as u64;
+            if let Some(sends) = &mut st.sends {
+                sends.push((t, sent as u32));
+            }
             // Unsent ones (socket buffer full): free their IDs, count them.
             for i in sent..n {
                 let id = u16::from_be_bytes([bufs.send[i][0], bufs.send[i][1]]);
@@ -630,6 +656,24 @@ fn main() {
         t = realtime_ns();
     }
     report(&a, &st, send_ns, send_cpu, idle_sleeps, max_lag, waited);
+    if let Some(path) = &a.trace {
+        if let Err(e) = write_trace(path, &st) {
+            eprintln!("dnsload: {path}: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+fn write_trace(path: &str, st: &Stats) -> io::Result<()> {
+    use std::io::Write;
+    let mut out = io::BufWriter::new(std::fs::File::create(path)?);
+    for (t, n) in st.sends.iter().flatten() {
+        writeln!(out, "s {t} {n}")?;
+    }
+    for (t, lat) in st.answers.iter().flatten() {
+        writeln!(out, "a {t} {lat}")?;
+    }
+    out.flush()
 }
 
 fn report(
@@ -674,6 +718,7 @@ fn report(
     put("p99_us", format!("{:.1}", st.percentile_us(0.99)));
     put("p999_us", format!("{:.1}", st.percentile_us(0.999)));
     put("over_1s", st.over_hist.to_string());
+    put("max_us", format!("{:.1}", st.max_ns as f64 / 1e3));
     // Fraction of one core the generator used while sending.
     put("loadgen_cpu", format!("{:.3}", send_cpu / secs));
     put("idle_sleeps", idle_sleeps.to_string());

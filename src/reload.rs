@@ -1,0 +1,545 @@
+//! Hot reload: a new configuration swapped in while queries keep flowing.
+//!
+//! `kill -HUP` (systemd: `ExecReload=/bin/kill -HUP $MAINPID`) makes a
+//! running server re-read its config file and every zone file. The
+//! [`Reloader`] owns the probe tasks and does, in order:
+//!
+//! 1. parse the config and build a new [`Snapshot`] on tokio's blocking
+//!    pool, so a million-record zone never occupies a runtime thread; UDP
+//!    workers and TCP keep answering from the old snapshot meanwhile;
+//! 2. on any error, log it (`file:line: message`) and change nothing: old
+//!    snapshot, old probes;
+//! 3. warn about settings that only take effect at start (sockets, threads,
+//!    the account, TCP limits, rate limiting, the state folder: see
+//!    [`restart_needed`]) and keep the running ones;
+//! 4. stop the old probes, copy each probe's current health into the new
+//!    view where kind, target and monitor match (so a dead payload does not
+//!    come back "up" for some probe intervals after every reload), apply
+//!    the drain state, start the new probes, then swap;
+//! 5. free the old snapshot on the blocking pool once no query holds it
+//!    (see [`retire`]), never on a query thread.
+//!
+//! Reloads never overlap: one task runs them one after the other, and
+//! signals that arrive during a reload coalesce into one more.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, ConfigError};
+use crate::drain::DrainState;
+use crate::health::{self, HealthId, Monitor};
+use crate::snapshot::{LoadError, ProbeKind, Snapshot};
+
+/// How long the reloader waits for in-flight queries to let go of an old
+/// snapshot before dropping its own reference anyway. Queries hold it for
+/// microseconds; TCP connections load it per query too.
+pub const RETIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often the reloader looks whether an old snapshot is unused.
+const RETIRE_POLL: Duration = Duration::from_millis(2);
+
+/// Why a reload was refused; the old configuration stays in force.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The config file is unreadable or invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A zone file or a service is broken.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The loading thread panicked or was cancelled.
+    #[error("loading the new configuration failed: {0}")]
+    Task(String),
+}
+
+/// What a successful reload loaded, for its log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReloadStats {
+    /// Zones served now.
+    pub zones: usize,
+    /// Owner names in those zones.
+    pub names: usize,
+    /// Services now.
+    pub services: usize,
+    /// Probes carried over with their health.
+    pub kept_health: usize,
+    /// From the signal to the swap.
+    pub took: Duration,
+}
+
+/// Owns the probes of the snapshot in force and replaces both on reload.
+#[derive(Debug)]
+pub struct Reloader {
+    /// The config file, re-read on each reload.
+    path: PathBuf,
+    /// The configuration in force: start-only settings as started, the
+    /// rest as last reloaded.
+    config: Config,
+    /// What queries read.
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    /// The probes feeding the current snapshot's health view.
+    probes: Vec<JoinHandle<()>>,
+}
+
+impl Reloader {
+    /// Takes charge of `snapshot`, loaded from `config` (read from
+    /// `path`), and starts its probes. Call it inside a tokio runtime.
+    pub fn start(path: PathBuf, config: Config, snapshot: Arc<ArcSwap<Snapshot>>) -> Reloader {
+        let probes = start_probes(&snapshot.load());
+        Reloader {
+            path,
+            config,
+            snapshot,
+            probes,
+        }
+    }
+
+    /// Reloads on every SIGHUP until the future is dropped. SIGHUPs that
+    /// arrive during a reload are coalesced into one more reload (tokio
+    /// keeps one pending notification per signal).
+    pub async fn run(&mut self) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cannot listen for SIGHUP, reload disabled: {e}");
+                std::future::pending::<()>().await;
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            // The outcome is logged by `reload`.
+            let _ = self.reload().await;
+        }
+    }
+
+    /// Re-reads the config file and swaps in what it describes, or keeps
+    /// everything as it is if anything is wrong. Logs the start, the
+    /// outcome and every setting that needs a restart.
+    pub async fn reload(&mut self) -> Result<ReloadStats, ReloadError> {
+        let started = Instant::now();
+        tracing::info!(config = %self.path.display(), "reload started");
+        match self.try_reload(started).await {
+            Ok(stats) => {
+                tracing::info!(
+                    zones = stats.zones,
+                    names = stats.names,
+                    services = stats.services,
+                    kept_health = stats.kept_health,
+                    ms = stats.took.as_millis() as u64,
+                    "reload done"
+                );
+                Ok(stats)
+            }
+            Err(e) => {
+                // Config and zone errors read `file:line: message`, one per line.
+                tracing::error!("reload failed, still serving the previous configuration: {e}");
+                Err(e)
+            }
+        }
+    }
+
+    async fn try_reload(&mut self, started: Instant) -> Result<ReloadStats, ReloadError> {
+        let path = self.path.clone();
+        let (mut config, next) = tokio::task::spawn_blocking(move || load(&path))
+            .await
+            .map_err(|e| ReloadError::Task(e.to_string()))??;
+
+        for setting in restart_needed(&self.config, &config) {
+            tracing::warn!(setting, "changed in the config file, but needs a restart to apply; keeping the running value");
+        }
+        keep_start_only_settings(&self.config, &mut config);
+
+        // Stopped (and waited for) before their health is read, so no old
+        // probe writes a verdict after it was copied.
+        for probe in &self.probes {
+            probe.abort();
+        }
+        for probe in self.probes.drain(..) {
+            let _ = probe.await;
+        }
+        let old = self.snapshot.load_full();
+        let kept_health = carry_health(&old, &next);
+        apply_drain(config.state_dir.as_deref(), &old, &next);
+        drop(old);
+        self.probes = start_probes(&next);
+
+        let stats = ReloadStats {
+            zones: next.zones.iter().count(),
+            names: next.zones.iter().map(|z| z.len()).sum(),
+            services: next.services.len(),
+            kept_health,
+            took: Duration::ZERO,
+        };
+        let old = self.snapshot.swap(Arc::new(next));
+        let took = started.elapsed();
+        self.config = config;
+        tokio::task::spawn_blocking(move || retire(old, RETIRE_TIMEOUT));
+        Ok(ReloadStats { took, ..stats })
+    }
+
+    /// Stops the probes (at shutdown).
+    pub fn stop(&mut self) {
+        for probe in self.probes.drain(..) {
+            probe.abort();
+        }
+    }
+}
+
+/// Reads the config file and builds its snapshot (blocking: file I/O and
+/// zone parsing).
+fn load(path: &Path) -> Result<(Config, Snapshot), ReloadError> {
+    let config = Config::from_file(path)?;
+    let snapshot = Snapshot::load(&config)?;
+    Ok((config, snapshot))
+}
+
+/// Starts one probe task per plan of `snapshot`, each in a span naming
+/// what it probes. Call it inside a tokio runtime.
+pub fn start_probes(snapshot: &Snapshot) -> Vec<JoinHandle<()>> {
+    snapshot
+        .probes
+        .iter()
+        .filter_map(|p| {
+            let span = tracing::info_span!("probe", of = %p.label);
+            let _enter = span.enter();
+            // Plans name slots of their own view, so this always succeeds.
+            let slot = snapshot.health.slot(p.slot)?;
+            Some(health::spawn_probe(p.target, p.monitor.clone(), slot))
+        })
+        .collect()
+}
+
+/// The settings of `running` that differ in `new` and are only read when
+/// the server starts (so a reload cannot apply them), by their config key.
+///
+/// Everything else is part of the [`Snapshot`] and reloads: zones,
+/// services, monitors and `max-udp-payload` (read per query; the UDP
+/// buffers are sized for its largest allowed value).
+pub fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut check = |differs: bool, key| {
+        if differs {
+            changed.push(key);
+        }
+    };
+    // Sockets are bound, worker threads started and the TCP limits and
+    // rate limiter handed to them once, in `Server::bind`.
+    check(running.listen != new.listen, "[server] listen");
+    check(running.workers != new.workers, "[server] workers");
+    let user = |c: &Config| c.run_as.as_ref().map(|r| r.user.clone());
+    let group = |c: &Config| c.run_as.as_ref().and_then(|r| r.group.clone());
+    // Privileges are dropped for good at start.
+    check(user(running) != user(new), "[server] user");
+    check(group(running) != group(new), "[server] group");
+    check(running.tcp != new.tcp, "[tcp]");
+    check(running.rrl != new.rrl, "[rrl]");
+    // The drain watcher watches the folder it was started with.
+    check(running.state_dir != new.state_dir, "[state] dir");
+    changed
+}
+
+/// Puts `running`'s start-only settings (see [`restart_needed`]) into
+/// `new`, so it describes what is in force.
+fn keep_start_only_settings(running: &Config, new: &mut Config) {
+    new.listen = running.listen.clone();
+    new.workers = running.workers;
+    new.run_as = running.run_as.clone();
+    new.tcp = running.tcp.clone();
+    new.rrl = running.rrl.clone();
+    new.state_dir = running.state_dir.clone();
+}
+
+/// Copies the current health of every probe of `old` into the slot of the
+/// probe of `next` with the same kind, target and monitor, and returns how
+/// many were copied. Other probes of `next` keep their initial health.
+pub fn carry_health(old: &Snapshot, next: &Snapshot) -> usize {
+    // Hashed by kind and target; monitors are compared in the bucket, which
+    // holds one entry unless services probe one target differently.
+    let mut known: HashMap<(ProbeKind, SocketAddr), Vec<(&Monitor, HealthId)>> = HashMap::new();
+    for plan in &old.probes {
+        known
+            .entry((plan.kind, plan.target))
+            .or_default()
+            .push((&plan.monitor, plan.slot));
+    }
+    let mut carried = 0;
+    for plan in &next.probes {
+        let found = known.get(&(plan.kind, plan.target)).and_then(|bucket| {
+            bucket
+                .iter()
+                .find(|(monitor, _)| **monitor == *plan.monitor)
+        });
+        if let Some(status) = found.and_then(|&(_, slot)| old.health.status(slot)) {
+            next.health.set_health(plan.slot, status.health);
+            carried += 1;
+        }
+    }
+    carried
+}
+
+/// Marks the drained services of `next`: from the drain file in
+/// `state_dir`, or, if it cannot be read, as they were in `old` (by
+/// service name), since a broken file must not undrain anything.
+fn apply_drain(state_dir: Option<&Path>, old: &Snapshot, next: &Snapshot) {
+    let Some(dir) = state_dir else {
+        return;
+    };
+    match DrainState::load(dir) {
+        Ok(state) => state.apply(next),
+        Err(e) => {
+            tracing::warn!("drain state unreadable, keeping the drains in force: {e}");
+            let drained: Vec<String> = old
+                .services
+                .iter()
+                .filter(|rule| old.health.status(rule.local).is_some_and(|s| s.drained))
+                .map(|rule| rule.name.to_string())
+                .collect();
+            for rule in next.services.iter() {
+                let name = rule.name.to_string();
+                next.health.set_drained(rule.local, drained.contains(&name));
+            }
+        }
+    }
+}
+
+/// Drops a swapped-out snapshot once nothing else holds it, waiting at
+/// most `timeout`; returns whether it was the last reference. Blocking:
+/// run it on the blocking pool.
+///
+/// Why wait: a query's `ArcSwap::load` guard may keep the old snapshot
+/// alive after the swap, and whoever drops the last reference frees it,
+/// which for a large zone takes milliseconds. Waiting until this is the
+/// only reference makes the reloader that one, not a UDP worker. arc-swap
+/// guards usually hold no reference count of their own (a "debt" in a
+/// thread-local slot), but `swap` pays every outstanding debt on the old
+/// pointer before it returns, so from then on `strong_count` counts every
+/// guard still alive.
+pub fn retire(old: Arc<Snapshot>, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
+        std::thread::sleep(RETIRE_POLL);
+    }
+    let last = Arc::strong_count(&old) == 1;
+    if !last {
+        tracing::warn!(
+            holders = Arc::strong_count(&old) - 1,
+            "old snapshot still in use after {timeout:?}; the last holder frees it"
+        );
+    }
+    let started = Instant::now();
+    drop(old);
+    if last {
+        tracing::debug!(
+            ms = started.elapsed().as_millis() as u64,
+            "old snapshot freed"
+        );
+    }
+    last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use crate::health::{Health, SlotStatus};
+
+    const ZONE: &str =
+        "$TTL 300\n@ SOA ns1 hostmaster 1 7200 900 1209600 60\n@ NS ns1\nns1 A 192.0.2.1\n";
+
+    /// A scratch folder with a zone file, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!(
+                "steerdns-reload-{tag}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("z.zone"), ZONE).unwrap();
+            Scratch(dir)
+        }
+
+        fn config(&self, text: &str) -> Config {
+            let path = self.0.join("steerdns.toml");
+            std::fs::write(&path, text).unwrap();
+            Config::from_file(&path).unwrap()
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A config with one `self` service probed by `monitor` (a TOML table
+    /// body) with peers 192.0.2.10 and .11, neither of them this node.
+    fn with_service(monitor: &str) -> String {
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:5353\"]\nworkers = 1\n\
+             [[zone]]\norigin = \"z.test.\"\nfile = \"z.zone\"\n\
+             [monitor.m]\n{monitor}\n\
+             [[service]]\nname = \"www.z.test.\"\nrouting = \"self\"\nmonitor = \"m\"\n\
+             peers = [\"192.0.2.10\", \"192.0.2.11\"]\n"
+        )
+    }
+
+    fn snapshot(config: &Config) -> Snapshot {
+        Snapshot::load_with(config, &[]).unwrap()
+    }
+
+    fn health(snap: &Snapshot) -> Vec<Health> {
+        snap.probes
+            .iter()
+            .map(|p| snap.health.status(p.slot).unwrap().health)
+            .collect()
+    }
+
+    #[test]
+    fn health_carries_over_to_probes_of_the_same_target_and_monitor() {
+        let dir = Scratch::new("carry");
+        let tcp = "protocol = \"tcp\"\nport = 80\n";
+        let old = snapshot(&dir.config(&with_service(tcp)));
+        // Local payload, peer .10, peer .11.
+        assert_eq!(old.probes.len(), 3);
+        for plan in &old.probes {
+            old.health.set_health(plan.slot, Health::Down);
+        }
+
+        let same = snapshot(&dir.config(&with_service(tcp)));
+        assert_eq!(carry_health(&old, &same), 3);
+        assert_eq!(health(&same), [Health::Down; 3]);
+
+        // Another monitor setting: a different probe, which starts up.
+        let slower = snapshot(&dir.config(&with_service(&format!("{tcp}interval = \"20s\"\n"))));
+        assert_eq!(carry_health(&old, &slower), 0);
+        assert_eq!(health(&slower), [Health::Up; 3]);
+
+        // Another port: another target.
+        let other = snapshot(&dir.config(&with_service("protocol = \"tcp\"\nport = 81\n")));
+        assert_eq!(carry_health(&old, &other), 0);
+    }
+
+    #[test]
+    fn health_is_carried_only_to_the_same_kind_of_slot() {
+        let dir = Scratch::new("kind");
+        // The monitor's address makes the local payload's target
+        // 192.0.2.10:80, the same as the peer's.
+        let config = dir.config(&with_service(
+            "protocol = \"tcp\"\nport = 80\naddress = \"192.0.2.10\"\n",
+        ));
+        let old = snapshot(&config);
+        let local = &old.probes[0];
+        assert_eq!(local.kind, ProbeKind::LocalPayload);
+        old.health.set_health(local.slot, Health::Down);
+        let next = snapshot(&config);
+        carry_health(&old, &next);
+        let kinds: Vec<_> = next
+            .probes
+            .iter()
+            .map(|p| (p.kind, p.target, next.health.status(p.slot).unwrap().health))
+            .collect();
+        let at = |ip: [u8; 4]| SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), 80);
+        assert_eq!(
+            kinds,
+            [
+                (ProbeKind::LocalPayload, at([192, 0, 2, 10]), Health::Down),
+                (ProbeKind::Peer, at([192, 0, 2, 10]), Health::Up),
+                (ProbeKind::Peer, at([192, 0, 2, 11]), Health::Up),
+            ]
+        );
+    }
+
+    #[test]
+    fn start_only_settings_are_named_and_kept() {
+        let dir = Scratch::new("restart");
+        let base = with_service("protocol = \"tcp\"\nport = 80\n");
+        let running = dir.config(&base);
+        assert!(restart_needed(&running, &dir.config(&base)).is_empty());
+
+        let changed = base.replace("127.0.0.1:5353", "127.0.0.1:5354").replace(
+            "workers = 1",
+            "workers = 2\nmax-udp-payload = 4096\nuser = \"nobody\"",
+        )
+            + "[tcp]\nidle-timeout = \"3s\"\n[rrl]\nenabled = false\n[state]\ndir = \"st\"\n";
+        let mut new = dir.config(&changed);
+        assert_eq!(
+            restart_needed(&running, &new),
+            [
+                "[server] listen",
+                "[server] workers",
+                "[server] user",
+                "[tcp]",
+                "[rrl]",
+                "[state] dir"
+            ]
+        );
+        keep_start_only_settings(&running, &mut new);
+        assert!(restart_needed(&running, &new).is_empty());
+        // Not start-only: read per query from the snapshot.
+        assert_eq!(new.max_udp_payload, 4096);
+    }
+
+    #[test]
+    fn drain_comes_from_the_file_or_else_from_the_old_snapshot() {
+        let dir = Scratch::new("drain");
+        let config = dir.config(&with_service("protocol = \"tcp\"\nport = 80\n"));
+        let state = dir.0.join("state");
+        let old = snapshot(&config);
+        let rule = &old.services[0];
+        old.health.set_drained(rule.local, true);
+
+        // No file: nothing drained.
+        let next = snapshot(&config);
+        apply_drain(Some(&state), &old, &next);
+        assert!(next.health.is_serving(next.services[0].local));
+
+        // A broken file: the old snapshot's drains stay.
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(state.join("drain.toml"), "node = 3").unwrap();
+        let next = snapshot(&config);
+        apply_drain(Some(&state), &old, &next);
+        assert_eq!(
+            next.health.status(next.services[0].local),
+            Some(SlotStatus {
+                health: Health::Up,
+                drained: true
+            })
+        );
+    }
+
+    #[test]
+    fn retire_waits_for_the_last_reader() {
+        let dir = Scratch::new("retire");
+        let config = dir.config(&with_service("protocol = \"tcp\"\nport = 80\n"));
+        let swap = Arc::new(ArcSwap::from_pointee(snapshot(&config)));
+        // A query in flight: its guard outlives the swap.
+        let guard = swap.load();
+        let old = swap.swap(Arc::new(snapshot(&config)));
+        // The swap paid the guard's debt: it counts.
+        assert_eq!(Arc::strong_count(&old), 2);
+        let started = Instant::now();
+        let retiring = std::thread::spawn(move || retire(old, Duration::from_secs(5)));
+        std::thread::sleep(Duration::from_millis(50));
+        drop(guard);
+        assert!(retiring.join().unwrap());
+        assert!(started.elapsed() >= Duration::from_millis(50));
+
+        // A reader that never lets go: retire gives up after the timeout.
+        let held = swap.load_full();
+        let old = swap.swap(Arc::new(snapshot(&config)));
+        assert!(!retire(old, Duration::from_millis(20)));
+        drop(held);
+    }
+}
