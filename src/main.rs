@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use steerdns::config::Config;
 use steerdns::drain::{self, DrainState};
 use steerdns::name::Name;
-use steerdns::reload::Reloader;
+use steerdns::reload::{self, Reloader};
 use steerdns::server::Server;
 use steerdns::snapshot::Snapshot;
 
@@ -102,6 +102,9 @@ fn check(path: &Path) -> anyhow::Result<()> {
 }
 
 fn serve(path: &Path) -> anyhow::Result<()> {
+    // Before the (possibly long) first load: a reload asked for meanwhile
+    // must not kill the server.
+    reload::ignore_hangups_until_ready().context("cannot set up SIGHUP")?;
     let (config, snapshot) = load(path)?;
     if let Some(dir) = &config.state_dir {
         // Start drained if the node was drained before a restart.

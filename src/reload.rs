@@ -73,6 +73,13 @@ pub struct ReloadStats {
     pub took: Duration,
 }
 
+/// Makes SIGHUP harmless until [`Reloader::run`] listens for it: call it
+/// before the server starts answering, so an early reload request is
+/// ignored rather than fatal.
+pub fn ignore_hangups_until_ready() -> std::io::Result<()> {
+    crate::sys::ignore_hangup()
+}
+
 /// Owns the probes of the snapshot in force and replaces both on reload.
 #[derive(Debug)]
 pub struct Reloader {

@@ -639,6 +639,18 @@ impl SendBatch {
     }
 }
 
+/// Ignores SIGHUP. A server asked to reload while it starts, before its
+/// reload handler is in place, would otherwise die of the signal's default
+/// action; the handler, once installed, replaces this.
+pub(crate) fn ignore_hangup() -> io::Result<()> {
+    // SAFETY: SIG_IGN is a valid disposition for SIGHUP, and changing it
+    // touches no memory of ours.
+    if unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) } == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The addresses of this machine's interfaces (getifaddrs(3)), so a node can
 /// tell which of the configured peers is itself.
 pub(crate) fn local_addresses() -> io::Result<Vec<IpAddr>> {

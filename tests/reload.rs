@@ -393,3 +393,39 @@ fn a_drained_service_stays_drained_across_reload() {
         answer(at, "api.z.test.").2 == vec![7]
     });
 }
+
+#[test]
+fn a_sighup_while_starting_is_not_fatal() {
+    // A zone large enough that the first load takes a while, so the signal
+    // arrives before the reload handler exists.
+    let mut text = zone("192.0.2.1");
+    for i in 0..200_000 {
+        text.push_str(&format!(
+            "h{i} A 10.{}.{}.{}\n",
+            i >> 16,
+            (i >> 8) & 255,
+            i & 255
+        ));
+    }
+    let home = TempDir::new("reload-early");
+    let port = free_port();
+    home.write("zones/z.test.zone", &text);
+    let config = home.write(
+        "steerdns.toml",
+        &STATIC.replace("{port}", &port.to_string()),
+    );
+    let mut command = Command::new(steerdns_bin());
+    command.arg("serve").arg("--config").arg(config);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut server =
+        ServerProcess::spawn("steerdns", command, TempDir::new("reload-early-logs"), addr);
+    thread::sleep(Duration::from_millis(30));
+    server.signal_group(libc::SIGHUP);
+    if let Err(why) = server.wait_until_answers("z.test.") {
+        panic!(
+            "an early SIGHUP stopped the server: {why}\n{}",
+            server.logs()
+        );
+    }
+    assert_eq!(addrs(addr, "h199999.z.test."), ip("10.3.13.63"));
+}

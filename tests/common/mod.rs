@@ -423,7 +423,7 @@ impl ServerProcess {
 
     /// Polls until a SOA query for `zone` is answered over both UDP and
     /// TCP, for at most [`STARTUP_TIMEOUT`].
-    fn wait_until_answers(&mut self, zone: &str) -> Result<(), String> {
+    pub fn wait_until_answers(&mut self, zone: &str) -> Result<(), String> {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         let probe = |tcp: bool| {
             let opts = QueryOpts {
