@@ -188,7 +188,9 @@ pub(crate) struct RecvBatch {
 }
 
 impl RecvBatch {
-    /// Allocates room for `capacity` datagrams of up to `buf_len` bytes.
+    /// Allocates room for `capacity` datagrams of up to `buf_len` bytes,
+    /// and points every header at its buffers once: the heap arrays never
+    /// move, so only the lengths the kernel overwrites need resetting.
     pub(crate) fn new(capacity: usize, buf_len: usize) -> RecvBatch {
         assert!(capacity > 0 && capacity <= c_uint::MAX as usize);
         let iovec = libc::iovec {
@@ -199,7 +201,7 @@ impl RecvBatch {
             msg_hdr: empty_msghdr(),
             msg_len: 0,
         };
-        RecvBatch {
+        let mut batch = RecvBatch {
             buf_len,
             bufs: vec![0; capacity * buf_len].into_boxed_slice(),
             names: vec![empty_sockaddr(); capacity].into_boxed_slice(),
@@ -207,7 +209,40 @@ impl RecvBatch {
             iovecs: vec![iovec; capacity].into_boxed_slice(),
             headers: vec![header; capacity].into_boxed_slice(),
             received: 0,
+        };
+        // Pointers are taken once per array so that none is invalidated by
+        // a later borrow of the same array.
+        let bufs = batch.bufs.as_mut_ptr();
+        let names = batch.names.as_mut_ptr();
+        let controls = batch.controls.as_mut_ptr();
+        let iovecs = batch.iovecs.as_mut_ptr();
+        for (i, header) in batch.headers.iter_mut().enumerate() {
+            let iovec = iovecs.wrapping_add(i);
+            // SAFETY: i < capacity = iovecs.len(), so `iovec` points to an
+            // element of `batch.iovecs`, which nothing else borrows.
+            unsafe {
+                iovec.write(libc::iovec {
+                    iov_base: bufs.wrapping_add(i * buf_len).cast(),
+                    iov_len: buf_len,
+                });
+            }
+            let hdr = &mut header.msg_hdr;
+            hdr.msg_name = names.wrapping_add(i).cast();
+            hdr.msg_iov = iovec;
+            hdr.msg_iovlen = 1;
+            hdr.msg_control = controls.wrapping_add(i).cast();
+            RecvBatch::rearm(header);
         }
+        batch
+    }
+
+    /// Resets the fields the kernel overwrites on receipt.
+    fn rearm(header: &mut libc::mmsghdr) {
+        let hdr = &mut header.msg_hdr;
+        hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as socklen_t;
+        hdr.msg_controllen = CONTROL_LEN as _;
+        hdr.msg_flags = 0;
+        header.msg_len = 0;
     }
 
     /// Waits for at least one datagram, then takes every one already queued,
@@ -217,42 +252,18 @@ impl RecvBatch {
     /// Errors are those of `recvmmsg(2)`; `WouldBlock` means the socket's
     /// read timeout passed with nothing received.
     pub(crate) fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        self.received = 0;
-        // The kernel overwrites the name and control lengths, so every
-        // header is rebuilt before each call. Pointers are taken once per
-        // array so that none is invalidated by a later borrow of the same
-        // array.
-        let bufs = self.bufs.as_mut_ptr();
-        let names = self.names.as_mut_ptr();
-        let controls = self.controls.as_mut_ptr();
-        let iovecs = self.iovecs.as_mut_ptr();
-        for (i, header) in self.headers.iter_mut().enumerate() {
-            let iovec = iovecs.wrapping_add(i);
-            // SAFETY: i < capacity = iovecs.len(), so `iovec` points to an
-            // element of `self.iovecs`, which `&mut self` gives us alone.
-            unsafe {
-                iovec.write(libc::iovec {
-                    iov_base: bufs.wrapping_add(i * self.buf_len).cast(),
-                    iov_len: self.buf_len,
-                });
-            }
-            let hdr = &mut header.msg_hdr;
-            hdr.msg_name = names.wrapping_add(i).cast();
-            hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as socklen_t;
-            hdr.msg_iov = iovec;
-            hdr.msg_iovlen = 1;
-            hdr.msg_control = controls.wrapping_add(i).cast();
-            hdr.msg_controllen = CONTROL_LEN as _;
-            hdr.msg_flags = 0;
-            header.msg_len = 0;
-        }
+        // The kernel wrote lengths into the headers it filled last time,
+        // and only into those: at low load that is one header, not all.
+        let filled = mem::replace(&mut self.received, 0);
+        self.headers[..filled].iter_mut().for_each(RecvBatch::rearm);
         // MSG_WAITFORONE: block (up to SO_RCVTIMEO) for the first datagram
         // only, then take what is queued. The timeout argument stays null;
         // recvmmsg(2) documents it as broken.
         //
-        // SAFETY: `headers` holds `capacity` initialised mmsghdrs; each
-        // points to one name, one iovec of `buf_len` bytes inside `bufs`,
-        // and one CONTROL_LEN-byte control buffer, all live and borrowed
+        // SAFETY: `headers` holds `capacity` mmsghdrs, set up in `new` and
+        // rearmed above; each points to one name, one iovec of `buf_len`
+        // bytes inside `bufs`, and one CONTROL_LEN-byte control buffer, all
+        // heap arrays owned by `self` that never move or shrink, borrowed
         // exclusively through `&mut self` for the duration of the call, and
         // no two headers share a buffer. The kernel writes only within the
         // lengths given.

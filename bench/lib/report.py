@@ -272,7 +272,7 @@ def main():
         keep = False
         for line in open(a.out):
             if line.startswith("## "):
-                keep = line.startswith(("## Scale", "## Profile", "## Notes"))
+                keep = line.startswith(("## Scale", "## Profile", "## Notes", "## Reload", "## CPU per query", "## Scaling"))
             if keep:
                 kept.append(line.rstrip("\n"))
     with open(a.out, "w") as f:

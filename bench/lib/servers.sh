@@ -28,7 +28,7 @@ config_steerdns() { # DIR PORT ZONEFILE EXTRA
     cat >"$1/steerdns.toml" <<EOF
 [server]
 listen = ["127.0.0.1:$2"]
-workers = 1
+workers = ${WORKERS:-1}
 max-udp-payload = $MAX_UDP_PAYLOAD
 
 [[zone]]
@@ -58,7 +58,7 @@ server:
     xfrdir: "$1"
     zonelistfile: "$1/zone.list"
     verbosity: 0
-    server-count: 1
+    server-count: ${WORKERS:-1}
     ipv4-edns-size: $MAX_UDP_PAYLOAD
     rrl-ratelimit: 0
     rrl-whitelist-ratelimit: 0
@@ -85,7 +85,7 @@ server:
     rundir: "$1"
     pidfile: "$1/knot.pid"
     listen: 127.0.0.1@$2
-    udp-workers: 1
+    udp-workers: ${WORKERS:-1}
     tcp-workers: 1
     background-workers: 1
     udp-max-payload: $MAX_UDP_PAYLOAD
@@ -122,7 +122,7 @@ config_gdnsd() { # DIR PORT ZONEFILE EXTRA
 options => {
     listen => [ 127.0.0.1 ]
     dns_port => $2
-    udp_threads => 1
+    udp_threads => ${WORKERS:-1}
     tcp_threads => 1
     max_edns_response => $MAX_UDP_PAYLOAD
     run_dir => "$1/run"
