@@ -4,19 +4,16 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 
-use common::{free_port, query, steerdns_bin, QueryOpts, ServerProcess, TempDir};
+use common::{free_port, query, steerdns_bin, HttpPayload, QueryOpts, ServerProcess, TempDir};
 
 /// How long a reload of these tiny configs may take, signal to log line.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -251,55 +248,6 @@ fn settings_that_need_a_restart_are_named_and_the_rest_applied() {
     assert_eq!(addrs(at, "www.z.test."), ip("192.0.2.2"));
 }
 
-/// A tiny HTTP payload: 200 while healthy, 503 otherwise.
-struct Payload {
-    healthy: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Payload {
-    fn start(addr: SocketAddr) -> Payload {
-        let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("payload on {addr}: {e}"));
-        listener.set_nonblocking(true).unwrap();
-        let healthy = Arc::new(AtomicBool::new(true));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (h, s) = (healthy.clone(), stop.clone());
-        thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((mut stream, _)) => {
-                        let _ = stream.set_nonblocking(false);
-                        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-                        let mut buf = [0u8; 1024];
-                        let _ = stream.read(&mut buf);
-                        let status = if h.load(Ordering::Relaxed) {
-                            "200 OK"
-                        } else {
-                            "503 Unavailable"
-                        };
-                        let _ = write!(
-                            stream,
-                            "HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-                        );
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        Payload { healthy, stop }
-    }
-
-    fn set_healthy(&self, up: bool) {
-        self.healthy.store(up, Ordering::Relaxed);
-    }
-}
-
-impl Drop for Payload {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
 /// A `self` service on 127.0.0.1 (this node) with a peer at 127.0.0.2,
 /// probed every 300 ms; the 3rd failure in a row marks a payload down, so
 /// a probe that restarted "up" would be wrong for about 600 ms.
@@ -328,8 +276,8 @@ fn stays(at: SocketAddr, want: &(ResponseCode, Vec<IpAddr>), period: Duration) {
 #[test]
 fn a_down_payload_stays_down_across_reload() {
     let payload_port = free_port();
-    let local = Payload::start(SocketAddr::from(([127, 0, 0, 1], payload_port)));
-    let _peer = Payload::start(SocketAddr::from(([127, 0, 0, 2], payload_port)));
+    let local = HttpPayload::start(SocketAddr::from(([127, 0, 0, 1], payload_port)));
+    let _peer = HttpPayload::start(SocketAddr::from(([127, 0, 0, 2], payload_port)));
     let mut node = Node::start(&self_config(payload_port, "peers", 5), &zone("192.0.2.1"));
     let at = node.at("127.0.0.1");
     eventually(RELOAD_TIMEOUT, "self answer", || {
@@ -367,8 +315,8 @@ fn a_down_payload_stays_down_across_reload() {
 #[test]
 fn a_drained_service_stays_drained_across_reload() {
     let payload_port = free_port();
-    let _local = Payload::start(SocketAddr::from(([127, 0, 0, 1], payload_port)));
-    let _peer = Payload::start(SocketAddr::from(([127, 0, 0, 2], payload_port)));
+    let _local = HttpPayload::start(SocketAddr::from(([127, 0, 0, 1], payload_port)));
+    let _peer = HttpPayload::start(SocketAddr::from(([127, 0, 0, 2], payload_port)));
     let mut node = Node::start(&self_config(payload_port, "refuse", 5), &zone("192.0.2.1"));
     let at = node.at("127.0.0.1");
     assert_eq!(addrs(at, "api.z.test."), ip("127.0.0.1"));

@@ -5,76 +5,18 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 
-use common::{free_port, query, steerdns_bin, QueryOpts, ServerProcess, TempDir};
+use common::{free_port, query, steerdns_bin, HttpPayload, QueryOpts, ServerProcess, TempDir};
 
 const ZONE: &str =
     "$TTL 300\n@ SOA ns1 hostmaster 1 7200 900 1209600 60\n@ NS ns1\nns1 A 127.0.0.1\n";
-
-/// A tiny HTTP payload: 200 while healthy, 503 otherwise, closed when dropped.
-struct Payload {
-    healthy: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    addr: SocketAddr,
-}
-
-impl Payload {
-    fn start(addr: SocketAddr) -> Payload {
-        let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("payload on {addr}: {e}"));
-        listener.set_nonblocking(true).unwrap();
-        let healthy = Arc::new(AtomicBool::new(true));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (h, s) = (healthy.clone(), stop.clone());
-        thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((mut stream, _)) => {
-                        let _ = stream.set_nonblocking(false);
-                        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-                        let mut buf = [0u8; 1024];
-                        let _ = stream.read(&mut buf);
-                        let status = if h.load(Ordering::Relaxed) {
-                            "200 OK"
-                        } else {
-                            "503 Unavailable"
-                        };
-                        let _ = write!(
-                            stream,
-                            "HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-                        );
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(10)),
-                }
-            }
-        });
-        Payload {
-            healthy,
-            stop,
-            addr,
-        }
-    }
-
-    fn set_healthy(&self, up: bool) {
-        self.healthy.store(up, Ordering::Relaxed);
-    }
-}
-
-impl Drop for Payload {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.addr;
-    }
-}
 
 /// The node under test: steerdns on 127.0.0.1 and 127.0.0.2, one service.
 struct Node {
@@ -187,8 +129,8 @@ fn wait_for(server: SocketAddr, want: &[&str]) {
 #[test]
 fn each_address_answers_with_itself_and_fails_over_to_healthy_peers() {
     let payload_port = free_port();
-    let local = Payload::start(SocketAddr::from(([127, 0, 0, 1], payload_port)));
-    let peer = Payload::start(SocketAddr::from(([127, 0, 0, 2], payload_port)));
+    let local = HttpPayload::start(SocketAddr::from(([127, 0, 0, 1], payload_port)));
+    let peer = HttpPayload::start(SocketAddr::from(([127, 0, 0, 2], payload_port)));
     let node = Node::start(payload_port, "peers");
     let (v4, peer_addr, v6) = (node.at("127.0.0.1"), node.at("127.0.0.2"), node.at("::1"));
 
@@ -243,8 +185,8 @@ fn each_address_answers_with_itself_and_fails_over_to_healthy_peers() {
 #[test]
 fn drain_survives_a_restart_and_refuse_mode_refuses() {
     let payload_port = free_port();
-    let _local = Payload::start(SocketAddr::from(([127, 0, 0, 1], payload_port)));
-    let _peer = Payload::start(SocketAddr::from(([127, 0, 0, 2], payload_port)));
+    let _local = HttpPayload::start(SocketAddr::from(([127, 0, 0, 1], payload_port)));
+    let _peer = HttpPayload::start(SocketAddr::from(([127, 0, 0, 2], payload_port)));
     let mut node = Node::start(payload_port, "refuse");
     let v4 = node.at("127.0.0.1");
     assert_eq!(

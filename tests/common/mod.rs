@@ -685,3 +685,56 @@ pub fn read_tcp_message(stream: &mut TcpStream) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("TCP receive message: {e}"))?;
     Ok(bytes)
 }
+
+/// A tiny HTTP payload on `addr`: 200 while healthy, 503 otherwise; it stops
+/// accepting when dropped. What a health probe of a `self` service checks.
+pub struct HttpPayload {
+    healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl HttpPayload {
+    /// Listens on `addr` and answers every request on a thread of its own.
+    pub fn start(addr: SocketAddr) -> HttpPayload {
+        use std::sync::atomic::AtomicBool;
+        let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("payload on {addr}: {e}"));
+        listener.set_nonblocking(true).unwrap();
+        let healthy = std::sync::Arc::new(AtomicBool::new(true));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (h, s) = (healthy.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut stream, _)) => {
+                        let _ = stream.set_nonblocking(false);
+                        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+                        let mut buf = [0u8; 1024];
+                        let _ = stream.read(&mut buf);
+                        let status = if h.load(Ordering::Relaxed) {
+                            "200 OK"
+                        } else {
+                            "503 Unavailable"
+                        };
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                        );
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        HttpPayload { healthy, stop }
+    }
+
+    /// Makes the payload answer 200 (`true`) or 503.
+    pub fn set_healthy(&self, up: bool) {
+        self.healthy.store(up, Ordering::Relaxed);
+    }
+}
+
+impl Drop for HttpPayload {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
