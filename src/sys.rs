@@ -64,6 +64,29 @@ pub(crate) fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
+    // Path MTU discovery is for streams. A DNS answer that does not fit a
+    // link is better fragmented than dropped, and honouring ICMP "too big"
+    // reports on UDP lets a forger shrink the MTU to make answers fragment
+    // where spoofed fragments can be spliced in (RFC 8900 §3.2; NSD, Knot
+    // and gdnsd set the same). OMIT sends without DF and ignores the
+    // reports; kernels before 3.15 lack it and get DONT, which still sends
+    // without DF.
+    let (level, option, omit, dont) = match addr {
+        SocketAddr::V4(_) => (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_OMIT,
+            libc::IP_PMTUDISC_DONT,
+        ),
+        SocketAddr::V6(_) => (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_OMIT,
+            libc::IPV6_PMTUDISC_DONT,
+        ),
+    };
+    set_int_option(&socket, level, option, omit)
+        .or_else(|_| set_int_option(&socket, level, option, dont))?;
     // Only a wildcard socket needs the packet info: it says which of the
     // host's addresses a query came to, and a reply must leave from it. A
     // socket bound to one address knows that already, and every reply
@@ -954,6 +977,41 @@ mod tests {
             assert_eq!(&buf[..n], want);
             assert_eq!(from, server_addr);
         }
+    }
+
+    /// An integer socket option, read back.
+    fn get_int_option(socket: &UdpSocket, level: c_int, name: c_int) -> c_int {
+        let mut value: c_int = -1;
+        let mut len = mem::size_of::<c_int>() as socklen_t;
+        // SAFETY: the descriptor is open while `socket` is borrowed; we pass
+        // a live c_int and its size, which the kernel writes at most.
+        let rc = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                level,
+                name,
+                ptr::from_mut(&mut value).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        value
+    }
+
+    #[test]
+    fn udp_sockets_ignore_path_mtu() {
+        let v4 = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let v6 = bind_udp("[::1]:0".parse().unwrap()).unwrap();
+        let v4_mode = get_int_option(&v4, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER);
+        let v6_mode = get_int_option(&v6, libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER);
+        assert!(
+            [libc::IP_PMTUDISC_OMIT, libc::IP_PMTUDISC_DONT].contains(&v4_mode),
+            "{v4_mode}"
+        );
+        assert!(
+            [libc::IPV6_PMTUDISC_OMIT, libc::IPV6_PMTUDISC_DONT].contains(&v6_mode),
+            "{v6_mode}"
+        );
     }
 
     #[test]
