@@ -956,7 +956,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     }
 }
 
-/// Where the lines of a text start, for turning byte offsets into line
+/// Where the newlines of a text are, for turning byte offsets into line
 /// numbers. Counting newlines per lookup instead made a config with 10,000
 /// services take quadratic time (1.6 s) to read.
 struct Lines(Vec<usize>);

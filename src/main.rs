@@ -11,9 +11,8 @@ use clap::{Parser, Subcommand};
 use steerdns::config::Config;
 use steerdns::drain::{self, DrainState};
 use steerdns::name::Name;
-use steerdns::reload::{self, Reloader};
+use steerdns::reload::{self, load, Reloader};
 use steerdns::server::Server;
-use steerdns::snapshot::Snapshot;
 
 /// A global traffic manager that is just an authoritative DNS server.
 #[derive(Debug, Parser)]
@@ -82,12 +81,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn load(path: &Path) -> anyhow::Result<(Config, Snapshot)> {
-    let config = Config::from_file(path)?;
-    let snapshot = Snapshot::load(&config)?;
-    Ok((config, snapshot))
 }
 
 fn check(path: &Path) -> anyhow::Result<()> {

@@ -200,8 +200,8 @@ impl Reloader {
 }
 
 /// Reads the config file and builds its snapshot (blocking: file I/O and
-/// zone parsing).
-fn load(path: &Path) -> Result<(Config, Snapshot), ReloadError> {
+/// zone parsing). What `serve` and `check` load at start too.
+pub fn load(path: &Path) -> Result<(Config, Snapshot), ReloadError> {
     let config = Config::from_file(path)?;
     let snapshot = Snapshot::load(&config)?;
     Ok((config, snapshot))

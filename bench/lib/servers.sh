@@ -134,6 +134,19 @@ EOF
 cmd_gdnsd() { echo "gdnsd -c $1 start"; }
 version_gdnsd() { gdnsd 2>&1 | grep -m1 -i version || echo gdnsd; }
 
+# Writes NAME's config into SDIR for the scenario sourced last: ZONE plus the
+# scenario's ZONE_EXTRA_<name> records, and its CONFIG_EXTRA_<name> text.
+configure_for_scenario() { # NAME SDIR PORT ZONE
+    local name=$1 sdir=$2 port=$3 zone=$4 extra_zone extra_conf
+    extra_zone=$(eval "echo \"\${ZONE_EXTRA_$name:-}\"")
+    extra_conf=$(eval "echo \"\${CONFIG_EXTRA_$name:-}\"")
+    if [ -n "$extra_zone" ]; then
+        { cat "$zone"; printf '%s\n' "$extra_zone"; } >"$sdir/scenario.zone"
+        zone=$sdir/scenario.zone
+    fi
+    "config_$name" "$sdir" "$port" "$zone" "$extra_conf"
+}
+
 # ---- process control ----------------------------------------------------------
 
 # Starts server NAME from DIR, pinned to $SERVER_CPU, in its own session

@@ -86,13 +86,9 @@ impl RRset {
         set
     }
 
-    /// Appends a record. The parser never makes RDATA longer than its
-    /// 16-bit length field allows; a longer slice would be cut short.
+    /// Appends a record.
     fn push(&mut self, rdata: &[u8]) {
-        let len = u16::try_from(rdata.len()).unwrap_or(u16::MAX);
-        self.data.extend_from_slice(&len.to_be_bytes());
-        self.data
-            .extend_from_slice(rdata.get(..usize::from(len)).unwrap_or(rdata));
+        append_record(&mut self.data, rdata);
     }
 
     /// Each record's RDATA, in file order.
@@ -108,20 +104,28 @@ impl RRset {
     /// Drops repeated records, keeping the first of each: an RRset is a
     /// set (RFC 2181 §5), and a file may list a record twice.
     fn dedup(&mut self) {
+        if self.records().nth(1).is_none() {
+            return; // one record: nothing to repeat, and no set to build
+        }
         let mut seen: FxHashSet<&[u8]> = FxHashSet::default();
         if self.records().all(|r| seen.insert(r)) {
             return;
         }
         seen.clear();
         let mut kept = Vec::with_capacity(self.data.len());
-        for r in self.records() {
-            if seen.insert(r) {
-                kept.extend_from_slice(&(r.len() as u16).to_be_bytes());
-                kept.extend_from_slice(r);
-            }
+        for r in self.records().filter(|r| seen.insert(r)) {
+            append_record(&mut kept, r);
         }
         self.data = kept;
     }
+}
+
+/// Appends `rdata` behind its 2-byte length. The parser never makes RDATA
+/// longer than that field allows; a longer slice would be cut short.
+fn append_record(data: &mut Vec<u8>, rdata: &[u8]) {
+    let len = u16::try_from(rdata.len()).unwrap_or(u16::MAX);
+    data.extend_from_slice(&len.to_be_bytes());
+    data.extend_from_slice(rdata.get(..usize::from(len)).unwrap_or(rdata));
 }
 
 /// The records of an [`RRset`], as RDATA slices.
@@ -461,7 +465,8 @@ impl Builder {
             .names
             .get(apex.wire())
             .ok_or_else(|| incomplete("no SOA record at the apex"))?;
-        let mut soa = apex_node
+        // A second SOA is refused in `add`, so this set holds one record.
+        let soa = apex_node
             .get(rtype::SOA)
             .ok_or_else(|| incomplete("no SOA record at the apex"))?
             .clone();
@@ -492,7 +497,6 @@ impl Builder {
                 message,
             }
         })?;
-        add_additional(&mut self.names, &apex);
         for node in &mut self.names.nodes {
             node.rrsets.sort_by_key(|s| s.rtype);
             node.rrsets.shrink_to_fit();
@@ -501,8 +505,9 @@ impl Builder {
                 set.data.shrink_to_fit();
             }
         }
+        // After the dedup, so the address sets copied here are final too.
+        add_additional(&mut self.names, &apex);
         self.names.shrink();
-        soa.dedup();
         Ok(Zone {
             apex,
             names: self.names,
@@ -575,9 +580,7 @@ fn add_additional(names: &mut Names, apex: &Name) {
                         .iter()
                         .any(|(n, s)| n.wire() == target && s.rtype == t)
                     {
-                        let mut addresses = addresses.clone();
-                        addresses.dedup();
-                        found.push((Name::from_wire_unchecked(target), addresses));
+                        found.push((Name::from_wire_unchecked(target), addresses.clone()));
                     }
                 }
             }
