@@ -502,19 +502,23 @@ impl ClientPrefix {
 /// `addr` with every bit past `len` cleared.
 fn mask_addr(addr: IpAddr, len: u8) -> IpAddr {
     match addr {
-        IpAddr::V4(a) => {
-            let mask = u32::MAX
-                .checked_shl(32 - u32::from(len.min(32)))
-                .unwrap_or(0);
-            IpAddr::V4((u32::from(a) & mask).into())
-        }
-        IpAddr::V6(a) => {
-            let mask = u128::MAX
-                .checked_shl(128 - u32::from(len.min(128)))
-                .unwrap_or(0);
-            IpAddr::V6((u128::from(a) & mask).into())
-        }
+        IpAddr::V4(a) => IpAddr::V4((u32::from(a) & v4_mask(len)).into()),
+        IpAddr::V6(a) => IpAddr::V6((u128::from(a) & v6_mask(len)).into()),
     }
+}
+
+/// The IPv4 netmask of a `len`-bit prefix (lengths past 32 count as 32).
+pub(crate) fn v4_mask(len: u8) -> u32 {
+    u32::MAX
+        .checked_shl(32 - u32::from(len.min(32)))
+        .unwrap_or(0)
+}
+
+/// The IPv6 netmask of a `len`-bit prefix (lengths past 128 count as 128).
+pub(crate) fn v6_mask(len: u8) -> u128 {
+    u128::MAX
+        .checked_shl(128 - u32::from(len.min(128)))
+        .unwrap_or(0)
 }
 
 /// The account the server switches to after binding its sockets

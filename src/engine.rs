@@ -9,7 +9,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::name::{parent_wire, MAX_NAME_LEN};
+use crate::name::{copy_lowercase, parent_wire, MAX_NAME_LEN};
 use crate::policy::{Choice, ServiceRule};
 use crate::rr::{rtype, CLASS_IN};
 use crate::snapshot::Snapshot;
@@ -150,9 +150,9 @@ struct Outcome {
 /// Answers the question; when what must be sent does not fit, starts over
 /// with an empty, truncated response so the client retries over TCP
 /// (RFC 2181 §9, RFC 7766 §5).
-fn answer_or_truncate(
-    w: &mut Writer<'_>,
-    q: &Query<'_>,
+fn answer_or_truncate<'a>(
+    w: &mut Writer<'a>,
+    q: &Query<'a>,
     ctx: &QueryContext,
     snap: &Snapshot,
     flags: u16,
@@ -375,18 +375,17 @@ enum Lookup<'z> {
 
 /// Looks `name` (lowercase wire format, inside `zone`) up.
 fn lookup<'z>(zone: &'z Zone, name: &[u8], qtype: u16) -> Lookup<'z> {
-    // Label starts of `name`: `starts[i]` is where the name with its first
-    // `i` labels removed begins.
-    let mut starts = [0u8; MAX_LABELS];
-    let mut count = 0;
-    let mut at = Some(name);
-    while let Some(n) = at.filter(|n| n.len() > zone.apex.wire().len()) {
-        starts[count] = (name.len() - n.len()) as u8;
-        count += 1;
-        at = parent_wire(n);
-    }
-
     if zone.has_cuts {
+        // Label starts of `name`: `starts[i]` is where the name with its
+        // first `i` labels removed begins.
+        let mut starts = [0u8; MAX_LABELS];
+        let mut count = 0;
+        let mut at = Some(name);
+        while let Some(n) = at.filter(|n| n.len() > zone.apex.wire().len()) {
+            starts[count] = (name.len() - n.len()) as u8;
+            count += 1;
+            at = parent_wire(n);
+        }
         // From just below the apex downwards: the first cut wins. A missing
         // name means nothing deeper exists, so the search can stop there.
         for i in (0..count).rev() {
@@ -477,9 +476,7 @@ fn write_soa(w: &mut Writer<'_>, zone: &Zone) -> Result<(), Full> {
 /// Copies `name` into `buf` with ASCII letters lowered; returns its length.
 fn lowercase_into(buf: &mut [u8; MAX_NAME_LEN], name: &[u8]) -> usize {
     let len = name.len().min(MAX_NAME_LEN);
-    for (d, s) in buf.iter_mut().zip(&name[..len]) {
-        *d = s.to_ascii_lowercase();
-    }
+    copy_lowercase(&mut buf[..len], &name[..len]);
     len
 }
 

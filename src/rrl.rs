@@ -69,7 +69,7 @@ use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::config::{ClientPrefix, RrlConfig};
+use crate::config::{v4_mask, v6_mask, RrlConfig};
 use crate::rr::rtype;
 use crate::wire::{flag, rcode, Header, HEADER_LEN};
 
@@ -129,7 +129,10 @@ pub struct RateLimiter {
     window: u64,
     v4_mask: u32,
     v6_mask: u128,
-    exempt: Box<[ClientPrefix]>,
+    /// The exempt prefixes as (network, netmask) pairs, per family: every
+    /// reply is checked against them, so each check is an AND and a compare.
+    exempt_v4: Box<[(u32, u32)]>,
+    exempt_v6: Box<[(u128, u128)]>,
 }
 
 impl RateLimiter {
@@ -151,13 +154,20 @@ impl RateLimiter {
             errors: config.errors_per_second,
             slip: u64::from(config.slip).min(SLIP_MASK),
             window: u64::from(config.window),
-            v4_mask: u32::MAX
-                .checked_shl(32 - u32::from(config.ipv4_prefix.min(32)))
-                .unwrap_or(0),
-            v6_mask: u128::MAX
-                .checked_shl(128 - u32::from(config.ipv6_prefix.min(128)))
-                .unwrap_or(0),
-            exempt: config.exempt_clients.clone().into_boxed_slice(),
+            v4_mask: v4_mask(config.ipv4_prefix),
+            v6_mask: v6_mask(config.ipv6_prefix),
+            exempt_v4: (config.exempt_clients.iter())
+                .filter_map(|p| match p.addr {
+                    IpAddr::V4(a) => Some((u32::from(a), v4_mask(p.len))),
+                    IpAddr::V6(_) => None,
+                })
+                .collect(),
+            exempt_v6: (config.exempt_clients.iter())
+                .filter_map(|p| match p.addr {
+                    IpAddr::V6(a) => Some((u128::from(a), v6_mask(p.len))),
+                    IpAddr::V4(_) => None,
+                })
+                .collect(),
         }
     }
 
@@ -165,7 +175,18 @@ impl RateLimiter {
     /// time `now` (whole seconds since any fixed start), and charges it to
     /// its account.
     pub fn check(&self, now: u32, client: IpAddr, response: &[u8]) -> Verdict {
-        if self.exempt.iter().any(|p| p.contains(client)) {
+        // An IPv4-mapped IPv6 client counts as its IPv4 address.
+        let exempt = match client.to_canonical() {
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                self.exempt_v4.iter().any(|&(net, mask)| a & mask == net)
+            }
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                self.exempt_v6.iter().any(|&(net, mask)| a & mask == net)
+            }
+        };
+        if exempt {
             return Verdict::Send;
         }
         let account = classify(response);
@@ -635,6 +656,7 @@ mod tests {
     use hickory_proto::op::{Message, ResponseCode};
 
     use super::*;
+    use crate::config::ClientPrefix;
     use crate::config::Config;
     use crate::engine::{respond, QueryContext, Transport};
     use crate::name::Name;
@@ -670,8 +692,9 @@ mod tests {
         authority: &[(&str, u16)],
     ) -> Vec<u8> {
         let mut buf = vec![0; 1232];
+        let question = wire(qname);
         let mut w = Writer::new(&mut buf, 1232);
-        w.start(7, flag::QR | flags, Some((&wire(qname), qtype, 1)))
+        w.start(7, flag::QR | flags, Some((&question, qtype, 1)))
             .unwrap();
         for (section, records) in [(Section::Answer, answer), (Section::Authority, authority)] {
             for &(owner, t) in records {

@@ -281,7 +281,9 @@ impl RecvBatch {
         self.headers[..filled].iter_mut().for_each(RecvBatch::rearm);
         // MSG_WAITFORONE: block (up to SO_RCVTIMEO) for the first datagram
         // only, then take what is queued. The timeout argument stays null;
-        // recvmmsg(2) documents it as broken.
+        // recvmmsg(2) documents it as broken. The system call is made
+        // directly: glibc's wrapper makes it a thread cancellation point,
+        // two more calls per receive for a feature nothing here uses.
         //
         // SAFETY: `headers` holds `capacity` mmsghdrs, set up in `new` and
         // rearmed above; each points to one name, one iovec of `buf_len`
@@ -291,12 +293,13 @@ impl RecvBatch {
         // no two headers share a buffer. The kernel writes only within the
         // lengths given.
         let rc = unsafe {
-            libc::recvmmsg(
+            libc::syscall(
+                libc::SYS_recvmmsg,
                 socket.as_raw_fd(),
                 self.headers.as_mut_ptr(),
                 self.headers.len() as c_uint,
                 libc::MSG_WAITFORONE,
-                ptr::null_mut(),
+                ptr::null_mut::<libc::timespec>(),
             )
         };
         if rc < 0 {
@@ -309,6 +312,7 @@ impl RecvBatch {
     /// The `i`th datagram of the last [`recv`](Self::recv), or `None` if
     /// there is none or it must be dropped: longer than the buffer (a DNS
     /// query never is) or from an address family we do not serve.
+    #[inline]
     pub(crate) fn get(&self, i: usize) -> Option<Datagram<'_>> {
         if i >= self.received {
             return None;
@@ -407,7 +411,8 @@ fn sockaddr_to_std(storage: &libc::sockaddr_storage, len: socklen_t) -> Option<S
 
 /// Encodes `addr` into `storage`, returning the length to pass the kernel.
 fn std_to_sockaddr(addr: SocketAddr, storage: &mut libc::sockaddr_storage) -> socklen_t {
-    *storage = empty_sockaddr();
+    // Only the returned length is read, so the rest of the storage is left
+    // as it was rather than zeroed for every reply.
     match addr {
         SocketAddr::V4(addr) => {
             let sin = libc::sockaddr_in {
@@ -576,6 +581,7 @@ impl SendBatch {
     /// [`push`](Self::push) it; a buffer not pushed is reused.
     ///
     /// Panics if the batch is full.
+    #[inline]
     pub(crate) fn buffer(&mut self) -> &mut [u8] {
         assert!(self.queued < self.headers.len(), "send batch full");
         let start = self.queued * self.buf_len;
@@ -586,6 +592,7 @@ impl SendBatch {
     /// sent from `from.ip` (or wherever routing picks, if `None`).
     ///
     /// Panics if the batch is full or `len` exceeds the buffer.
+    #[inline]
     pub(crate) fn push(&mut self, len: usize, to: SocketAddr, from: Option<PacketInfo>) {
         let i = self.queued;
         assert!(i < self.headers.len(), "send batch full");
@@ -644,9 +651,11 @@ impl SendBatch {
             // iovec (covering `len` <= buf_len bytes of its buffer in
             // `bufs`) and control buffer, with lengths within those
             // buffers, all live and exclusively borrowed through `&mut
-            // self`. The kernel only reads them, apart from msg_len.
+            // self`. The kernel only reads them, apart from msg_len. Called
+            // directly, as in RecvBatch::recv.
             let rc = unsafe {
-                libc::sendmmsg(
+                libc::syscall(
+                    libc::SYS_sendmmsg,
                     socket.as_raw_fd(),
                     self.headers.as_mut_ptr().add(start),
                     (queued - start) as c_uint,
@@ -671,6 +680,20 @@ impl SendBatch {
         }
         outcome
     }
+}
+
+/// Whole seconds of the monotonic clock, read from its coarse variant: the
+/// vDSO returns the last tick's time without reading the TSC, and the rate
+/// limiter needs nothing finer than seconds.
+pub(crate) fn coarse_seconds() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write; CLOCK_MONOTONIC_COARSE
+    // exists on every Linux since 2.6.32, and a failure leaves `ts` zero.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64
 }
 
 /// Ignores SIGHUP. A server asked to reload while it starts, before its

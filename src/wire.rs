@@ -7,6 +7,7 @@
 //! past the size the client can take.
 
 use std::net::IpAddr;
+use std::ptr;
 
 use crate::name::MAX_NAME_LEN;
 use crate::rr::rtype;
@@ -374,12 +375,18 @@ pub struct Writer<'a> {
     len: usize,
     limit: usize,
     counts: [u16; 3],
-    /// Offsets of label starts written uncompressed, candidates for pointers.
+    /// Offsets of label starts written uncompressed after the question,
+    /// candidates for pointers.
     labels: [u16; COMPRESSION_SLOTS],
     nlabels: usize,
     /// Length of the question name at offset 12 (0 without a question):
     /// most names written are it or a suffix of it, so it is tried first.
     qname_len: usize,
+    /// The slice the question name was copied from, borrowed for the
+    /// writer's life so that it cannot change. Answers are usually owned by
+    /// that very slice (the engine passes the query's name back), which is
+    /// then known to be at offset 12 without comparing a byte.
+    question: &'a [u8],
 }
 
 impl<'a> Writer<'a> {
@@ -395,6 +402,7 @@ impl<'a> Writer<'a> {
             labels: [0; COMPRESSION_SLOTS],
             nlabels: 0,
             qname_len: 0,
+            question: &[],
         }
     }
 
@@ -404,31 +412,38 @@ impl<'a> Writer<'a> {
         &mut self,
         id: u16,
         flags: u16,
-        question: Option<(&[u8], u16, u16)>,
+        question: Option<(&'a [u8], u16, u16)>,
     ) -> Result<(), Full> {
         self.len = 0;
         self.counts = [0; 3];
         self.nlabels = 0;
         self.qname_len = 0;
+        self.question = &[];
         if self.limit < HEADER_LEN {
             return Err(Full);
         }
-        self.buf[..HEADER_LEN].fill(0);
-        self.buf[0..2].copy_from_slice(&id.to_be_bytes());
-        self.buf[2..4].copy_from_slice(&flags.to_be_bytes());
+        let [id0, id1] = id.to_be_bytes();
+        let [f0, f1] = flags.to_be_bytes();
+        let qdcount = u8::from(question.is_some());
+        self.buf[..HEADER_LEN].copy_from_slice(&[id0, id1, f0, f1, 0, qdcount, 0, 0, 0, 0, 0, 0]);
         self.len = HEADER_LEN;
         if let Some((qname, qtype, qclass)) = question {
             let end = HEADER_LEN + qname.len() + 4;
             if end > self.limit {
+                self.buf[5] = 0;
                 return Err(Full);
             }
-            self.remember_labels(HEADER_LEN, qname);
-            self.buf[HEADER_LEN..HEADER_LEN + qname.len()].copy_from_slice(qname);
-            self.buf[end - 4..end - 2].copy_from_slice(&qtype.to_be_bytes());
-            self.buf[end - 2..end].copy_from_slice(&qclass.to_be_bytes());
+            // The question's labels are not remembered: `question_suffix`
+            // finds its suffixes without them.
+            let [t0, t1] = qtype.to_be_bytes();
+            let [c0, c1] = qclass.to_be_bytes();
+            let out = &mut self.buf[HEADER_LEN..end];
+            let (name, tail) = out.split_at_mut(qname.len());
+            name.copy_from_slice(qname);
+            tail.copy_from_slice(&[t0, t1, c0, c1]);
             self.len = end;
             self.qname_len = qname.len();
-            self.buf[4..6].copy_from_slice(&1u16.to_be_bytes());
+            self.question = qname;
         }
         Ok(())
     }
@@ -514,11 +529,12 @@ impl<'a> Writer<'a> {
         rdata: &[u8],
     ) -> Result<(), Full> {
         self.name(owner)?;
-        self.bytes(&rr_type.to_be_bytes())?;
-        self.bytes(&crate::rr::CLASS_IN.to_be_bytes())?;
-        self.bytes(&ttl.to_be_bytes())?;
-        let rdlen_at = self.len;
-        self.bytes(&[0, 0])?;
+        // Type, class, TTL and a placeholder RDLENGTH in one write.
+        let [t0, t1] = rr_type.to_be_bytes();
+        let [c0, c1] = crate::rr::CLASS_IN.to_be_bytes();
+        let [l0, l1, l2, l3] = ttl.to_be_bytes();
+        self.bytes(&[t0, t1, c0, c1, l0, l1, l2, l3, 0, 0])?;
+        let rdlen_at = self.len - 2;
         match rr_type {
             rtype::NS | rtype::CNAME | rtype::PTR => self.name(rdata)?,
             rtype::MX => {
@@ -619,13 +635,23 @@ impl<'a> Writer<'a> {
     /// Writes an uncompressed wire name, replacing its longest suffix already
     /// in the message by a pointer (RFC 1035 §4.1.4).
     fn name(&mut self, name: &[u8]) -> Result<(), Full> {
+        // Same address and length, and borrowed unchanged since: same name.
+        if !name.is_empty() && ptr::eq(name, self.question) {
+            return self.bytes(&(0xc000 | HEADER_LEN as u16).to_be_bytes());
+        }
         if let Some(target) = self.question_suffix(name) {
             return self.bytes(&(0xc000 | target).to_be_bytes());
         }
         let mut suffix = 0;
         while suffix < name.len() && name[suffix] != 0 {
             let tail = &name[suffix..];
-            if let Some(target) = self.find_suffix(tail) {
+            let found = match suffix {
+                0 => self.find_suffix(tail),
+                _ => self
+                    .question_suffix(tail)
+                    .or_else(|| self.find_suffix(tail)),
+            };
+            if let Some(target) = found {
                 self.bytes(&name[..suffix])?;
                 let start = self.len - suffix;
                 self.remember_labels(start, &name[..suffix]);

@@ -35,7 +35,6 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
@@ -292,7 +291,7 @@ impl Server {
         let mut workers = Vec::with_capacity(self.udp.len());
         // One time zero for every worker, so they stamp the shared rate
         // limiting table alike.
-        let epoch = Instant::now();
+        let epoch = sys::coarse_seconds();
         for (i, (addr, socket)) in self.udp.into_iter().enumerate() {
             let handler = handler.clone();
             let worker_stop = stop.clone();

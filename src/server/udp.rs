@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::{QueryContext, Transport};
 use crate::rrl::{self, RateLimiter, Verdict, WorkerCounters};
-use crate::sys::{RecvBatch, SendBatch};
+use crate::sys::{self, RecvBatch, SendBatch};
 
 use super::Handler;
 
@@ -44,8 +44,8 @@ pub(crate) struct Limiter<'a> {
     pub rrl: &'a RateLimiter,
     /// This worker's dropped and slipped counts.
     pub counters: &'a WorkerCounters,
-    /// Time zero of the table's timestamps.
-    pub epoch: Instant,
+    /// Time zero of the table's timestamps, in [`sys::coarse_seconds`].
+    pub epoch: u64,
 }
 
 /// Serves queries on `socket` (bound to `bound`) until `stop` is set,
@@ -83,7 +83,7 @@ pub(crate) fn serve<H: Handler>(
         // One clock read per batch: whole seconds are all RRL needs, and a
         // batch takes microseconds. Truncation is fine: the limiter uses
         // the low bits only (wraps after 136 years anyway).
-        let now = limiter.map_or(0, |l| l.epoch.elapsed().as_secs() as u32);
+        let now = limiter.map_or(0, |l| sys::coarse_seconds().wrapping_sub(l.epoch) as u32);
         for i in 0..received {
             let Some(query) = queries.get(i) else {
                 continue;

@@ -604,16 +604,26 @@ fn additional_target(rr_type: u16, rdata: &[u8]) -> Option<&[u8]> {
     }
 }
 
+/// Up to this many zones, [`ZoneSet::find`] compares apexes instead of
+/// hashing.
+const FEW_ZONES: usize = 8;
+
 /// The zones served, found by longest match of the query name.
 #[derive(Debug, Default)]
 pub struct ZoneSet {
     zones: Vec<Zone>,
     by_apex: FxHashMap<Box<[u8]>, usize>,
+    /// Bit `n` is set when some apex is `n` bytes long in wire format. A
+    /// query name's suffixes are hashed only at those lengths: with one
+    /// zone, one hash per query instead of one per label.
+    apex_lens: [u64; 4],
 }
 
 impl ZoneSet {
     /// Adds a zone; the caller ensures apexes are unique.
     pub fn insert(&mut self, zone: Zone) {
+        let len = zone.apex.wire().len();
+        self.apex_lens[len / 64] |= 1 << (len % 64);
         self.by_apex
             .insert(Box::from(zone.apex.wire()), self.zones.len());
         self.zones.push(zone);
@@ -639,8 +649,18 @@ impl ZoneSet {
     fn index_of(&self, name: &[u8]) -> Option<usize> {
         let mut at = Some(name);
         while let Some(n) = at {
-            if let Some(&i) = self.by_apex.get(n) {
-                return Some(i);
+            // Wire names are at most 255 bytes, so the index is below 4.
+            let len = n.len();
+            if self.apex_lens[len / 64 % 4] & (1 << (len % 64)) != 0 {
+                // A few apexes are compared faster than one name is hashed.
+                let found = if self.zones.len() <= FEW_ZONES {
+                    self.zones.iter().position(|z| z.apex.wire() == n)
+                } else {
+                    self.by_apex.get(n).copied()
+                };
+                if found.is_some() {
+                    return found;
+                }
             }
             at = parent_wire(n);
         }
