@@ -32,8 +32,10 @@ mod udp;
 use std::future::{self, Future};
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::thread;
 
 use arc_swap::ArcSwap;
@@ -251,6 +253,8 @@ impl Server {
     /// polled on the TCP runtime, so it may use tokio, e.g.
     /// `tokio::signal::ctrl_c`): open TCP connections are dropped and the
     /// UDP workers finish their batch and exit, all within about a second.
+    /// It is polled once before the first query is answered, so what it
+    /// sets up on its first poll is in place by then.
     pub fn run_until<F: Future<Output = ()>>(
         self,
         snapshot: Arc<ArcSwap<Snapshot>>,
@@ -283,6 +287,17 @@ impl Server {
 
         for (addr, _) in &self.tcp {
             tracing::info!(listen = %addr, workers = self.workers, "serving UDP and TCP");
+        }
+
+        // One poll of `shutdown` before any query is answered: what it sets
+        // up on its first poll (the reloader's SIGHUP listener) is then in
+        // place before a client can see the server running.
+        let mut shutdown = pin!(shutdown);
+        let done = runtime.block_on(future::poll_fn(|cx| {
+            Poll::Ready(shutdown.as_mut().poll(cx).is_ready())
+        }));
+        if done {
+            return Ok(());
         }
 
         // Workers report a fatal socket error here; `run` returns it.
@@ -346,7 +361,7 @@ impl Server {
                 ));
             }
             tokio::select! {
-                () = shutdown => Ok(()),
+                () = &mut shutdown => Ok(()),
                 Some((addr, source)) = failures.recv() => Err(ServerError::Udp { addr, source }),
             }
         });
