@@ -208,7 +208,8 @@ server_pids() {
     done
 }
 
-# CPU time (utime + stime, in clock ticks) of the server's process tree.
+# CPU time (utime + stime, in clock ticks) of the server's process tree;
+# utime only when $what is "user" (see server_user_ticks).
 server_ticks() {
     local total=0 pid rest
     for pid in $(server_pids); do
@@ -216,10 +217,11 @@ server_ticks() {
         set -- $rest
         # after the command name: state ppid pgrp session tty tpgid flags
         # minflt cminflt majflt cmajflt utime(12) stime(13)
-        total=$((total + ${12} + ${13}))
+        if [ "${what:-}" = user ]; then total=$((total + ${12})); else total=$((total + ${12} + ${13})); fi
     done
     echo "$total"
 }
+server_user_ticks() { what=user server_ticks; }
 
 # Nanoseconds the server's threads spent runnable but waiting for a CPU
 # (second field of /proc/PID/task/TID/schedstat): what other tasks cost it.
