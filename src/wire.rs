@@ -864,6 +864,9 @@ mod tests {
             b"\x03www\x07example\x03com\x00",
         )
         .unwrap();
+        // The question's own slice as owner: known to be at offset 12.
+        w.record(Section::Answer, qname, 1, 60, &[192, 0, 2, 2])
+            .unwrap();
         let len = w.finish();
         let msg = &buf[..len];
         // Owner of the first answer is a pointer to the question name.
@@ -871,8 +874,11 @@ mod tests {
         // "mail" then a pointer to "example.com" inside the question.
         assert_eq!(&msg[49..56], b"\x04mail\xc0\x10");
         // CNAME RDATA is one pointer to the question name.
-        assert_eq!(&msg[msg.len() - 4..], &[0, 2, 0xc0, 12]);
-        assert_eq!(u16::from_be_bytes([msg[6], msg[7]]), 2);
+        assert_eq!(&msg[64..68], &[0, 2, 0xc0, 12]);
+        // The third owner too, then type A.
+        assert_eq!(&msg[68..72], &[0xc0, 12, 0, 1]);
+        assert_eq!(&msg[msg.len() - 4..], &[192, 0, 2, 2]);
+        assert_eq!(u16::from_be_bytes([msg[6], msg[7]]), 3);
     }
 
     #[test]

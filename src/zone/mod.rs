@@ -695,6 +695,50 @@ mod tests {
         Name::from_text(name, None).unwrap().wire().to_vec()
     }
 
+    /// A zone with just the head records at `apex`.
+    fn zone_at(apex: &str) -> Zone {
+        let origin = Name::from_text(apex, None).unwrap();
+        let file = Path::new("test.zone");
+        let records = parse::parse_str(HEAD, file, &origin).unwrap();
+        Zone::from_records(&origin, file, records).unwrap()
+    }
+
+    /// `ZoneSet::find` compares apexes for a few zones and hashes for many:
+    /// both must give the longest match, and nothing outside every zone.
+    #[test]
+    fn zone_set_finds_the_longest_apex_with_few_and_many_zones() {
+        for extra in [0, FEW_ZONES] {
+            let mut set = ZoneSet::default();
+            for apex in ["example.com.", "sub.example.com.", "other.net."] {
+                set.insert(zone_at(apex));
+            }
+            // Fillers: as long as example.com. in wire format, other names.
+            for i in 0..extra {
+                set.insert(zone_at(&format!("x{i}ample.com.")));
+            }
+            let found = |name: &str| set.find(&wire(name)).map(|z| z.apex.to_string());
+            let apex = |a: &str| Some(a.to_string());
+            assert_eq!(
+                found("a.b.sub.example.com."),
+                apex("sub.example.com."),
+                "{extra}"
+            );
+            assert_eq!(
+                found("sub.example.com."),
+                apex("sub.example.com."),
+                "{extra}"
+            );
+            assert_eq!(found("xsub.example.com."), apex("example.com."), "{extra}");
+            assert_eq!(found("example.com."), apex("example.com."), "{extra}");
+            assert_eq!(found("www.other.net."), apex("other.net."), "{extra}");
+            let filler = (extra > 7).then(|| "x7ample.com.".to_string());
+            assert_eq!(found("www.x7ample.com."), filler, "{extra}");
+            assert_eq!(found("com."), None, "{extra}");
+            assert_eq!(found("other.org."), None, "{extra}");
+            assert_eq!(found("."), None, "{extra}");
+        }
+    }
+
     fn rdatas(z: &Zone, name: &str, t: u16) -> Vec<Vec<u8>> {
         let node = z.node(&wire(name)).expect(name);
         node.get(t)
