@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 
-use common::{free_port, query, steerdns_bin, HttpPayload, QueryOpts, ServerProcess, TempDir};
+use common::{
+    eventually, free_port, query, steerdns_bin, HttpPayload, QueryOpts, ServerProcess, TempDir,
+};
 
 /// How long a reload of these tiny configs may take, signal to log line.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -147,15 +149,6 @@ fn addrs(server: SocketAddr, qname: &str) -> Vec<IpAddr> {
 
 fn ip(s: &str) -> Vec<IpAddr> {
     vec![s.parse().unwrap()]
-}
-
-/// Polls `check` every 20 ms until it holds, for at most `within`.
-fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check() {
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        thread::sleep(Duration::from_millis(20));
-    }
 }
 
 const STATIC: &str = "[server]\nlisten = [\"127.0.0.1:{port}\"]\nworkers = 1\n\

@@ -7,13 +7,14 @@ mod common;
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 
-use common::{free_port, query, steerdns_bin, HttpPayload, QueryOpts, ServerProcess, TempDir};
+use common::{
+    eventually, free_port, query, steerdns_bin, HttpPayload, QueryOpts, ServerProcess, TempDir,
+};
 
 const ZONE: &str =
     "$TTL 300\n@ SOA ns1 hostmaster 1 7200 900 1209600 60\n@ NS ns1\nns1 A 127.0.0.1\n";
@@ -112,18 +113,11 @@ fn ips(list: &[&str]) -> Vec<IpAddr> {
 /// Polls until the answer from `server` becomes `want`, for at most 5 s
 /// (probes run every 200 ms and the drain file is read every second).
 fn wait_for(server: SocketAddr, want: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (_, got) = addresses(server, "www.api.test.", RecordType::A);
-        if got == ips(want) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "answer from {server} stayed {got:?}, wanted {want:?}"
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
+    eventually(
+        Duration::from_secs(5),
+        &format!("answer from {server} is {want:?}"),
+        || addresses(server, "www.api.test.", RecordType::A).1 == ips(want),
+    );
 }
 
 #[test]
@@ -195,11 +189,9 @@ fn drain_survives_a_restart_and_refuse_mode_refuses() {
     );
 
     node.drain(true);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while addresses(v4, "a.api.test.", RecordType::A).0 != ResponseCode::Refused {
-        assert!(Instant::now() < deadline, "drain not applied");
-        thread::sleep(Duration::from_millis(100));
-    }
+    eventually(Duration::from_secs(5), "drain applied", || {
+        addresses(v4, "a.api.test.", RecordType::A).0 == ResponseCode::Refused
+    });
     let m = query(v4, "a.api.test.", RecordType::A, &QueryOpts::default()).unwrap();
     assert!(!m.authoritative() && m.answers().is_empty());
 

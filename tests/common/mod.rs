@@ -160,6 +160,17 @@ pub fn free_port() -> u16 {
     panic!("no loopback port free for both UDP and TCP");
 }
 
+/// Polls `check` every 20 ms until it holds, failing the test with `what`
+/// if it does not within `within`: for state that changes in the
+/// background (probes, reloads, the drain file).
+pub fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Finds an external program in `PATH` or the sbin folders (NSD lives in
 /// `/usr/sbin`, which a non-root `PATH` may lack).
 pub fn find_tool(name: &str) -> Option<PathBuf> {
