@@ -191,14 +191,17 @@ fn empty_sockaddr() -> libc::sockaddr_storage {
     unsafe { mem::zeroed() }
 }
 
-/// Preallocated buffers for receiving up to `capacity` datagrams with one
-/// `recvmmsg(2)`.
-pub(crate) struct RecvBatch {
-    /// Bytes per datagram buffer; longer datagrams are dropped.
+/// The arrays behind a batch of datagrams: payload buffers, addresses,
+/// control buffers, iovecs, and the `mmsghdr`s that point at them.
+///
+/// The pointers are set once, in `new`: the arrays are boxed slices that
+/// never move or resize, even when the `Slots` value itself moves.
+struct Slots {
+    /// Bytes per datagram buffer.
     buf_len: usize,
-    /// `capacity` payload buffers, back to back.
+    /// One buffer per datagram, back to back.
     bufs: Box<[u8]>,
-    /// Source address of each datagram.
+    /// The peer address of each datagram.
     names: Box<[libc::sockaddr_storage]>,
     /// Control messages (packet info) of each datagram.
     controls: Box<[ControlBuf]>,
@@ -206,15 +209,13 @@ pub(crate) struct RecvBatch {
     iovecs: Box<[libc::iovec]>,
     /// The array handed to the kernel.
     headers: Box<[libc::mmsghdr]>,
-    /// How many entries the last `recv` filled.
-    received: usize,
 }
 
-impl RecvBatch {
-    /// Allocates room for `capacity` datagrams of up to `buf_len` bytes,
-    /// and points every header at its buffers once: the heap arrays never
-    /// move, so only the lengths the kernel overwrites need resetting.
-    pub(crate) fn new(capacity: usize, buf_len: usize) -> RecvBatch {
+impl Slots {
+    /// Allocates room for `capacity` datagrams of up to `buf_len` bytes and
+    /// points each header at its name, iovec and control buffer. Lengths
+    /// are left zero for the batch to set.
+    fn new(capacity: usize, buf_len: usize) -> Slots {
         assert!(capacity > 0 && capacity <= c_uint::MAX as usize);
         let iovec = libc::iovec {
             iov_base: ptr::null_mut(),
@@ -224,25 +225,24 @@ impl RecvBatch {
             msg_hdr: empty_msghdr(),
             msg_len: 0,
         };
-        let mut batch = RecvBatch {
+        let mut slots = Slots {
             buf_len,
             bufs: vec![0; capacity * buf_len].into_boxed_slice(),
             names: vec![empty_sockaddr(); capacity].into_boxed_slice(),
             controls: vec![ControlBuf([0; CONTROL_LEN]); capacity].into_boxed_slice(),
             iovecs: vec![iovec; capacity].into_boxed_slice(),
             headers: vec![header; capacity].into_boxed_slice(),
-            received: 0,
         };
         // Pointers are taken once per array so that none is invalidated by
         // a later borrow of the same array.
-        let bufs = batch.bufs.as_mut_ptr();
-        let names = batch.names.as_mut_ptr();
-        let controls = batch.controls.as_mut_ptr();
-        let iovecs = batch.iovecs.as_mut_ptr();
-        for (i, header) in batch.headers.iter_mut().enumerate() {
+        let bufs = slots.bufs.as_mut_ptr();
+        let names = slots.names.as_mut_ptr();
+        let controls = slots.controls.as_mut_ptr();
+        let iovecs = slots.iovecs.as_mut_ptr();
+        for (i, header) in slots.headers.iter_mut().enumerate() {
             let iovec = iovecs.wrapping_add(i);
             // SAFETY: i < capacity = iovecs.len(), so `iovec` points to an
-            // element of `batch.iovecs`, which nothing else borrows.
+            // element of `slots.iovecs`, which nothing else borrows.
             unsafe {
                 iovec.write(libc::iovec {
                     iov_base: bufs.wrapping_add(i * buf_len).cast(),
@@ -254,9 +254,31 @@ impl RecvBatch {
             hdr.msg_iov = iovec;
             hdr.msg_iovlen = 1;
             hdr.msg_control = controls.wrapping_add(i).cast();
-            RecvBatch::rearm(header);
         }
-        batch
+        slots
+    }
+
+    /// How many datagrams fit.
+    fn capacity(&self) -> usize {
+        self.headers.len()
+    }
+}
+
+/// Preallocated buffers for receiving up to `capacity` datagrams with one
+/// `recvmmsg(2)`.
+pub(crate) struct RecvBatch {
+    slots: Slots,
+    /// How many entries the last `recv` filled.
+    received: usize,
+}
+
+impl RecvBatch {
+    /// Allocates room for `capacity` datagrams of up to `buf_len` bytes
+    /// (longer ones are dropped), ready to receive.
+    pub(crate) fn new(capacity: usize, buf_len: usize) -> RecvBatch {
+        let mut slots = Slots::new(capacity, buf_len);
+        slots.headers.iter_mut().for_each(RecvBatch::rearm);
+        RecvBatch { slots, received: 0 }
     }
 
     /// Resets the fields the kernel overwrites on receipt.
@@ -278,7 +300,9 @@ impl RecvBatch {
         // The kernel wrote lengths into the headers it filled last time,
         // and only into those: at low load that is one header, not all.
         let filled = mem::replace(&mut self.received, 0);
-        self.headers[..filled].iter_mut().for_each(RecvBatch::rearm);
+        self.slots.headers[..filled]
+            .iter_mut()
+            .for_each(RecvBatch::rearm);
         // MSG_WAITFORONE: block (up to SO_RCVTIMEO) for the first datagram
         // only, then take what is queued. The timeout argument stays null;
         // recvmmsg(2) documents it as broken. The system call is made
@@ -296,8 +320,8 @@ impl RecvBatch {
             libc::syscall(
                 libc::SYS_recvmmsg,
                 socket.as_raw_fd(),
-                self.headers.as_mut_ptr(),
-                self.headers.len() as c_uint,
+                self.slots.headers.as_mut_ptr(),
+                self.slots.capacity() as c_uint,
                 libc::MSG_WAITFORONE,
                 ptr::null_mut::<libc::timespec>(),
             )
@@ -317,19 +341,20 @@ impl RecvBatch {
         if i >= self.received {
             return None;
         }
-        let hdr = &self.headers[i].msg_hdr;
+        let slots = &self.slots;
+        let hdr = &slots.headers[i].msg_hdr;
         if hdr.msg_flags & libc::MSG_TRUNC != 0 {
             return None;
         }
-        let source = sockaddr_to_std(&self.names[i], hdr.msg_namelen)?;
+        let source = sockaddr_to_std(&slots.names[i], hdr.msg_namelen)?;
         // The cast is needed on musl, where msg_controllen is a socklen_t.
         #[allow(clippy::unnecessary_cast)]
         let controllen = (hdr.msg_controllen as usize).min(CONTROL_LEN);
-        let dest = parse_packet_info(&self.controls[i], controllen);
-        let len = (self.headers[i].msg_len as usize).min(self.buf_len);
-        let start = i * self.buf_len;
+        let dest = parse_packet_info(&slots.controls[i], controllen);
+        let len = (slots.headers[i].msg_len as usize).min(slots.buf_len);
+        let start = i * slots.buf_len;
         Some(Datagram {
-            data: &self.bufs[start..start + len],
+            data: &slots.bufs[start..start + len],
             source,
             dest,
         })
@@ -537,19 +562,7 @@ pub(crate) struct SendOutcome {
 /// Fill it with [`buffer`](Self::buffer) and [`push`](Self::push), then
 /// [`send`](Self::send) it.
 pub(crate) struct SendBatch {
-    /// Bytes per datagram buffer.
-    buf_len: usize,
-    /// `capacity` payload buffers, back to back.
-    bufs: Box<[u8]>,
-    /// Destination address of each datagram.
-    names: Box<[libc::sockaddr_storage]>,
-    /// Packet info (source address) of each datagram.
-    controls: Box<[ControlBuf]>,
-    /// One iovec per datagram, pointing into `bufs`.
-    iovecs: Box<[libc::iovec]>,
-    /// The array handed to the kernel; `push` fills in the lengths, `send`
-    /// the pointers.
-    headers: Box<[libc::mmsghdr]>,
+    slots: Slots,
     /// How many datagrams are queued.
     queued: usize,
 }
@@ -557,22 +570,8 @@ pub(crate) struct SendBatch {
 impl SendBatch {
     /// Allocates room for `capacity` datagrams of up to `buf_len` bytes.
     pub(crate) fn new(capacity: usize, buf_len: usize) -> SendBatch {
-        assert!(capacity > 0 && capacity <= c_uint::MAX as usize);
-        let iovec = libc::iovec {
-            iov_base: ptr::null_mut(),
-            iov_len: 0,
-        };
-        let header = libc::mmsghdr {
-            msg_hdr: empty_msghdr(),
-            msg_len: 0,
-        };
         SendBatch {
-            buf_len,
-            bufs: vec![0; capacity * buf_len].into_boxed_slice(),
-            names: vec![empty_sockaddr(); capacity].into_boxed_slice(),
-            controls: vec![ControlBuf([0; CONTROL_LEN]); capacity].into_boxed_slice(),
-            iovecs: vec![iovec; capacity].into_boxed_slice(),
-            headers: vec![header; capacity].into_boxed_slice(),
+            slots: Slots::new(capacity, buf_len),
             queued: 0,
         }
     }
@@ -583,9 +582,9 @@ impl SendBatch {
     /// Panics if the batch is full.
     #[inline]
     pub(crate) fn buffer(&mut self) -> &mut [u8] {
-        assert!(self.queued < self.headers.len(), "send batch full");
-        let start = self.queued * self.buf_len;
-        &mut self.bufs[start..start + self.buf_len]
+        assert!(self.queued < self.slots.capacity(), "send batch full");
+        let start = self.queued * self.slots.buf_len;
+        &mut self.slots.bufs[start..start + self.slots.buf_len]
     }
 
     /// Queues the first `len` bytes of [`buffer`](Self::buffer) for `to`,
@@ -595,19 +594,20 @@ impl SendBatch {
     #[inline]
     pub(crate) fn push(&mut self, len: usize, to: SocketAddr, from: Option<PacketInfo>) {
         let i = self.queued;
-        assert!(i < self.headers.len(), "send batch full");
-        assert!(len <= self.buf_len, "datagram longer than its buffer");
-        let namelen = std_to_sockaddr(to, &mut self.names[i]);
+        let slots = &mut self.slots;
+        assert!(i < slots.capacity(), "send batch full");
+        assert!(len <= slots.buf_len, "datagram longer than its buffer");
+        let namelen = std_to_sockaddr(to, &mut slots.names[i]);
         let controllen = match from {
-            Some(from) => write_packet_info(&mut self.controls[i], from),
+            Some(from) => write_packet_info(&mut slots.controls[i], from),
             None => 0,
         };
-        let hdr = &mut self.headers[i].msg_hdr;
+        // The kernel reads no control buffer when its length is zero.
+        let hdr = &mut slots.headers[i].msg_hdr;
         hdr.msg_namelen = namelen;
         hdr.msg_controllen = controllen as _;
-        hdr.msg_iovlen = 1;
         hdr.msg_flags = 0;
-        self.iovecs[i].iov_len = len;
+        slots.iovecs[i].iov_len = len;
         self.queued += 1;
     }
 
@@ -624,40 +624,20 @@ impl SendBatch {
     pub(crate) fn send(&mut self, socket: &UdpSocket) -> SendOutcome {
         let mut outcome = SendOutcome::default();
         let queued = mem::replace(&mut self.queued, 0);
-        // As in RecvBatch::recv: one pointer per array, taken up front.
-        let bufs = self.bufs.as_mut_ptr();
-        let names = self.names.as_mut_ptr();
-        let controls = self.controls.as_mut_ptr();
-        let iovecs = self.iovecs.as_mut_ptr();
-        for (i, header) in self.headers[..queued].iter_mut().enumerate() {
-            let iovec = iovecs.wrapping_add(i);
-            // SAFETY: i < queued <= capacity = iovecs.len(), so `iovec`
-            // points to an element of `self.iovecs`, which `&mut self`
-            // gives us alone.
-            unsafe { (*iovec).iov_base = bufs.wrapping_add(i * self.buf_len).cast() };
-            let hdr = &mut header.msg_hdr;
-            hdr.msg_name = names.wrapping_add(i).cast();
-            hdr.msg_iov = iovec;
-            hdr.msg_control = if hdr.msg_controllen == 0 {
-                ptr::null_mut()
-            } else {
-                controls.wrapping_add(i).cast()
-            };
-        }
         let mut start = 0;
         while start < queued {
-            // SAFETY: headers[start..queued] are initialised mmsghdrs (by
-            // `push` and the loop above); each points to its own name,
-            // iovec (covering `len` <= buf_len bytes of its buffer in
-            // `bufs`) and control buffer, with lengths within those
-            // buffers, all live and exclusively borrowed through `&mut
-            // self`. The kernel only reads them, apart from msg_len. Called
-            // directly, as in RecvBatch::recv.
+            // SAFETY: headers[start..queued] point to their own name,
+            // iovec and control buffer (set up in `Slots::new`), with
+            // lengths written by `push` within those buffers (the iovec
+            // covers `len` <= buf_len bytes of its buffer in `bufs`), all
+            // live and exclusively borrowed through `&mut self`. The kernel
+            // only reads them, apart from msg_len. Called directly, as in
+            // RecvBatch::recv.
             let rc = unsafe {
                 libc::syscall(
                     libc::SYS_sendmmsg,
                     socket.as_raw_fd(),
-                    self.headers.as_mut_ptr().add(start),
+                    self.slots.headers.as_mut_ptr().add(start),
                     (queued - start) as c_uint,
                     0,
                 )
