@@ -309,13 +309,13 @@ impl RecvBatch {
         // directly: glibc's wrapper makes it a thread cancellation point,
         // two more calls per receive for a feature nothing here uses.
         //
-        // SAFETY: `headers` holds `capacity` mmsghdrs, set up in `new` and
-        // rearmed above; each points to one name, one iovec of `buf_len`
-        // bytes inside `bufs`, and one CONTROL_LEN-byte control buffer, all
-        // heap arrays owned by `self` that never move or shrink, borrowed
-        // exclusively through `&mut self` for the duration of the call, and
-        // no two headers share a buffer. The kernel writes only within the
-        // lengths given.
+        // SAFETY: `headers` holds `capacity` mmsghdrs, set up in
+        // `Slots::new` and rearmed above; each points to one name, one iovec
+        // of `buf_len` bytes inside `bufs`, and one CONTROL_LEN-byte control
+        // buffer, all heap arrays owned by `self` that never move or shrink,
+        // borrowed exclusively through `&mut self` for the duration of the
+        // call, and no two headers share a buffer. The kernel writes only
+        // within the lengths given.
         let rc = unsafe {
             libc::syscall(
                 libc::SYS_recvmmsg,
