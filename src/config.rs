@@ -494,8 +494,31 @@ impl ClientPrefix {
     /// Whether `ip` lies inside the prefix. An IPv4-mapped IPv6 address
     /// counts as its IPv4 address.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        ip.is_ipv4() == self.addr.is_ipv4() && mask_addr(ip, self.len) == self.addr
+        match ip.to_canonical() {
+            IpAddr::V4(a) => {
+                (self.v4_network()).is_some_and(|(net, mask)| u32::from(a) & mask == net)
+            }
+            IpAddr::V6(a) => {
+                (self.v6_network()).is_some_and(|(net, mask)| u128::from(a) & mask == net)
+            }
+        }
+    }
+
+    /// An IPv4 prefix as its network and netmask, for matching many
+    /// addresses with an AND and a compare each; `None` for IPv6.
+    pub(crate) fn v4_network(&self) -> Option<(u32, u32)> {
+        match self.addr {
+            IpAddr::V4(a) => Some((u32::from(a), v4_mask(self.len))),
+            IpAddr::V6(_) => None,
+        }
+    }
+
+    /// An IPv6 prefix as its network and netmask; `None` for IPv4.
+    pub(crate) fn v6_network(&self) -> Option<(u128, u128)> {
+        match self.addr {
+            IpAddr::V6(a) => Some((u128::from(a), v6_mask(self.len))),
+            IpAddr::V4(_) => None,
+        }
     }
 }
 

@@ -293,26 +293,6 @@ impl fmt::Debug for Name {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn copy_lowercase_matches_the_byte_by_byte_rule() {
-        // Every byte value at every position of a word and of the tail.
-        for len in [1, 8, 9, 19] {
-            for at in 0..len {
-                for b in 0..=255u8 {
-                    let mut bytes: Vec<u8> = (0..len).map(|i| b'@' + (i as u8 * 7) % 60).collect();
-                    bytes[at] = b;
-                    let mut lowered = vec![0; len];
-                    super::copy_lowercase(&mut lowered, &bytes);
-                    assert_eq!(
-                        lowered,
-                        bytes.to_ascii_lowercase(),
-                        "byte {b:#x} at {at} of {len}"
-                    );
-                }
-            }
-        }
-    }
-
     use super::*;
 
     fn n(s: &str) -> Name {
@@ -357,5 +337,25 @@ mod tests {
         assert!(n("x.").ends_with(&Name::root()));
         assert_eq!(n("a.b.").parent(), Some(n("b.")));
         assert!(n("*.a.").is_wildcard());
+    }
+
+    #[test]
+    fn copy_lowercase_matches_the_byte_by_byte_rule() {
+        // Every byte value at every position of a word and of the tail.
+        for len in [1, 8, 9, 19] {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut bytes: Vec<u8> = (0..len).map(|i| b'@' + (i as u8 * 7) % 60).collect();
+                    bytes[at] = b;
+                    let mut lowered = vec![0; len];
+                    copy_lowercase(&mut lowered, &bytes);
+                    assert_eq!(
+                        lowered,
+                        bytes.to_ascii_lowercase(),
+                        "byte {b:#x} at {at} of {len}"
+                    );
+                }
+            }
+        }
     }
 }

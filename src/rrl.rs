@@ -69,7 +69,7 @@ use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::config::{v4_mask, v6_mask, RrlConfig};
+use crate::config::{v4_mask, v6_mask, ClientPrefix, RrlConfig};
 use crate::rr::rtype;
 use crate::wire::{flag, rcode, Header, HEADER_LEN};
 
@@ -157,16 +157,10 @@ impl RateLimiter {
             v4_mask: v4_mask(config.ipv4_prefix),
             v6_mask: v6_mask(config.ipv6_prefix),
             exempt_v4: (config.exempt_clients.iter())
-                .filter_map(|p| match p.addr {
-                    IpAddr::V4(a) => Some((u32::from(a), v4_mask(p.len))),
-                    IpAddr::V6(_) => None,
-                })
+                .filter_map(ClientPrefix::v4_network)
                 .collect(),
             exempt_v6: (config.exempt_clients.iter())
-                .filter_map(|p| match p.addr {
-                    IpAddr::V6(a) => Some((u128::from(a), v6_mask(p.len))),
-                    IpAddr::V4(_) => None,
-                })
+                .filter_map(ClientPrefix::v6_network)
                 .collect(),
         }
     }
@@ -656,7 +650,6 @@ mod tests {
     use hickory_proto::op::{Message, ResponseCode};
 
     use super::*;
-    use crate::config::ClientPrefix;
     use crate::config::Config;
     use crate::engine::{respond, QueryContext, Transport};
     use crate::name::Name;

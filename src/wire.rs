@@ -379,13 +379,12 @@ pub struct Writer<'a> {
     /// candidates for pointers.
     labels: [u16; COMPRESSION_SLOTS],
     nlabels: usize,
-    /// Length of the question name at offset 12 (0 without a question):
-    /// most names written are it or a suffix of it, so it is tried first.
-    qname_len: usize,
-    /// The slice the question name was copied from, borrowed for the
-    /// writer's life so that it cannot change. Answers are usually owned by
-    /// that very slice (the engine passes the query's name back), which is
-    /// then known to be at offset 12 without comparing a byte.
+    /// The question name, written at offset 12 (empty without a question),
+    /// as the slice it was copied from: borrowed for the writer's life, so
+    /// it cannot change. Most names written are it or a suffix of it, so it
+    /// is tried first; answers are usually owned by that very slice (the
+    /// engine passes the query's name back), which is then known to be at
+    /// offset 12 without comparing a byte.
     question: &'a [u8],
 }
 
@@ -401,7 +400,6 @@ impl<'a> Writer<'a> {
             counts: [0; 3],
             labels: [0; COMPRESSION_SLOTS],
             nlabels: 0,
-            qname_len: 0,
             question: &[],
         }
     }
@@ -417,20 +415,17 @@ impl<'a> Writer<'a> {
         self.len = 0;
         self.counts = [0; 3];
         self.nlabels = 0;
-        self.qname_len = 0;
         self.question = &[];
         if self.limit < HEADER_LEN {
             return Err(Full);
         }
         let [id0, id1] = id.to_be_bytes();
         let [f0, f1] = flags.to_be_bytes();
-        let qdcount = u8::from(question.is_some());
-        self.buf[..HEADER_LEN].copy_from_slice(&[id0, id1, f0, f1, 0, qdcount, 0, 0, 0, 0, 0, 0]);
+        self.buf[..HEADER_LEN].copy_from_slice(&[id0, id1, f0, f1, 0, 0, 0, 0, 0, 0, 0, 0]);
         self.len = HEADER_LEN;
         if let Some((qname, qtype, qclass)) = question {
             let end = HEADER_LEN + qname.len() + 4;
             if end > self.limit {
-                self.buf[5] = 0;
                 return Err(Full);
             }
             // The question's labels are not remembered: `question_suffix`
@@ -442,8 +437,8 @@ impl<'a> Writer<'a> {
             name.copy_from_slice(qname);
             tail.copy_from_slice(&[t0, t1, c0, c1]);
             self.len = end;
-            self.qname_len = qname.len();
             self.question = qname;
+            self.buf[5] = 1; // QDCOUNT
         }
         Ok(())
     }
@@ -639,18 +634,10 @@ impl<'a> Writer<'a> {
         if !name.is_empty() && ptr::eq(name, self.question) {
             return self.bytes(&(0xc000 | HEADER_LEN as u16).to_be_bytes());
         }
-        if let Some(target) = self.question_suffix(name) {
-            return self.bytes(&(0xc000 | target).to_be_bytes());
-        }
         let mut suffix = 0;
         while suffix < name.len() && name[suffix] != 0 {
             let tail = &name[suffix..];
-            let found = match suffix {
-                0 => self.find_suffix(tail),
-                _ => self
-                    .question_suffix(tail)
-                    .or_else(|| self.find_suffix(tail)),
-            };
+            let found = (self.question_suffix(tail)).or_else(|| self.find_suffix(tail));
             if let Some(target) = found {
                 self.bytes(&name[..suffix])?;
                 let start = self.len - suffix;
@@ -673,8 +660,8 @@ impl<'a> Writer<'a> {
         if name.len() < 2 {
             return None;
         }
-        let skip = self.qname_len.checked_sub(name.len())?;
-        let qname = &self.buf[HEADER_LEN..HEADER_LEN + self.qname_len];
+        let skip = self.question.len().checked_sub(name.len())?;
+        let qname = &self.buf[HEADER_LEN..HEADER_LEN + self.question.len()];
         let tail = &qname[skip..];
         if tail != name && !tail.eq_ignore_ascii_case(name) {
             return None;
