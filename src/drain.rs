@@ -1,12 +1,15 @@
-//! Maintenance: taking this node, or one service on it, out of answers.
+//! Maintenance: taking this node, one service on it, or one endpoint of a
+//! service out of answers.
 //!
-//! A drained service behaves exactly as if its local payload were down
-//! (see [`crate::policy::WhenDown`]), without stopping the server. The state
+//! A drained node or `self` service behaves exactly as if its local payload
+//! were down (see [`crate::policy::WhenDown`]); a drained endpoint is
+//! skipped by its service's routing method as if its probe had failed. No
+//! server is stopped. The state
 //! lives in one small file in the state directory, so it survives restarts
 //! and a `steerdns drain` command needs no connection to the server: the
 //! server re-reads the file every second.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +35,9 @@ pub struct DrainState {
     /// Single services, by name (lowercase, ending in a dot).
     #[serde(default)]
     pub services: BTreeSet<String>,
+    /// Single endpoints: service name to endpoint names.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoints: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// Why the drain state could not be read or written.
@@ -92,13 +98,48 @@ impl DrainState {
         self.node || self.services.contains(name)
     }
 
-    /// Marks the drained services of `snapshot` in its health view.
+    /// Whether endpoint `endpoint` of service `service` is drained.
+    pub fn is_endpoint_drained(&self, service: &str, endpoint: &str) -> bool {
+        self.endpoints
+            .get(service)
+            .is_some_and(|set| set.contains(endpoint))
+    }
+
+    /// Marks what is drained in the health view of `snapshot`: the local
+    /// slot of each `self` service, and each endpoint's slot.
     pub fn apply(&self, snapshot: &Snapshot) {
         for rule in snapshot.services.iter() {
-            snapshot
-                .health
-                .set_drained(rule.local, self.is_drained(&rule.name.to_string()));
+            let name = rule.name.to_string();
+            if let Some(slot) = rule.local_slot() {
+                snapshot.health.set_drained(slot, self.is_drained(&name));
+            }
+            for e in rule.endpoints.iter() {
+                let drained = self.is_endpoint_drained(&name, &e.name);
+                snapshot.health.set_drained(e.slot, drained);
+            }
         }
+    }
+
+    /// What `snapshot`'s health view says is drained, for carrying drains
+    /// over a reload when the drain file cannot be read. Node drains come
+    /// back as drains of every `self` service, which is what they did.
+    pub fn in_force(snapshot: &Snapshot) -> DrainState {
+        let drained = |slot| snapshot.health.status(slot).is_some_and(|s| s.drained);
+        let mut state = DrainState::default();
+        for rule in snapshot.services.iter() {
+            let name = rule.name.to_string();
+            if rule.local_slot().is_some_and(drained) {
+                state.services.insert(name.clone());
+            }
+            for e in rule.endpoints.iter().filter(|e| drained(e.slot)) {
+                state
+                    .endpoints
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(e.name.to_string());
+            }
+        }
+        state
     }
 }
 

@@ -10,7 +10,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::name::{copy_lowercase, parent_wire, MAX_NAME_LEN};
-use crate::policy::{Choice, ServiceRule};
+use crate::policy::{self, Family, Method, Pick, PolicyInput, Target};
 use crate::rr::{rtype, CLASS_IN};
 use crate::snapshot::Snapshot;
 use crate::wire::{
@@ -112,14 +112,12 @@ pub fn respond(query: &[u8], ctx: &QueryContext, snap: &Snapshot, out: &mut [u8]
     let question = Some((q.qname, q.qtype, q.qclass));
     w.start(header.id, flags, question).ok()?;
 
+    let input = policy_input(ctx, q.edns.and_then(|e| e.client_subnet), header.id);
     let Some(edns) = q.edns else {
-        let outcome = answer_or_truncate(&mut w, &q, ctx, snap, flags);
+        let outcome = answer_or_truncate(&mut w, &q, ctx, &input, snap, flags);
         w.set_rcode(outcome.rcode);
         return Some(w.finish());
     };
-    // RFC 7871 §7.2.1: static answers do not depend on the client, so the
-    // scope is 0. Routing policies will narrow it when they use the subnet.
-    let ecs = edns.client_subnet.map(|s: ClientSubnet| (s, 0u8));
     let opt_len = Writer::opt_len(edns.client_subnet.as_ref());
     if edns.version > 0 {
         // RFC 6891 §6.1.3: BADVERS, answered with the version we do speak.
@@ -132,9 +130,15 @@ pub fn respond(query: &[u8], ctx: &QueryContext, snap: &Snapshot, out: &mut [u8]
         return Some(w.finish());
     }
     w.reserve(opt_len);
-    let outcome = answer_or_truncate(&mut w, &q, ctx, snap, flags);
+    let outcome = answer_or_truncate(&mut w, &q, ctx, &input, snap, flags);
     w.unreserve(opt_len);
     w.set_rcode(outcome.rcode);
+    // RFC 7871 §7.2.1: the scope is how much of the client's address the
+    // answer depended on: 0 for static records, what the routing policy
+    // reports for a service.
+    let ecs = edns
+        .client_subnet
+        .map(|s: ClientSubnet| (s, outcome.scope.min(s.source_prefix)));
     // The reservation guarantees room, so this only fails for a limit below
     // a header plus question plus OPT, which the 512-byte floor excludes.
     let _ = w.opt(our_payload, (outcome.rcode >> 4) as u8, edns.dnssec_ok, ecs);
@@ -145,6 +149,33 @@ pub fn respond(query: &[u8], ctx: &QueryContext, snap: &Snapshot, out: &mut [u8]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Outcome {
     rcode: u16,
+    /// ECS scope: leading bits of the client address the answer used.
+    scope: u8,
+}
+
+impl Outcome {
+    /// An answer that did not depend on the client.
+    const fn rcode(rcode: u16) -> Outcome {
+        Outcome { rcode, scope: 0 }
+    }
+}
+
+/// Where the client is, for routing policies: the ECS option's network
+/// when the query carried one with a non-zero source prefix, else the
+/// address the query came from (RFC 7871 §7.1.2: a source prefix of 0 asks
+/// that the client's address not be used).
+fn policy_input(ctx: &QueryContext, ecs: Option<ClientSubnet>, id: u16) -> PolicyInput {
+    let (client, source_prefix) = match ecs {
+        Some(s) if s.source_prefix > 0 => (s.address, s.source_prefix),
+        Some(_) => (ctx.client.ip(), 0),
+        None => (ctx.client.ip(), crate::prefix::width(ctx.client.ip())),
+    };
+    PolicyInput {
+        client,
+        source_prefix,
+        local: ctx.local,
+        entropy: u32::from(id) ^ (u32::from(ctx.client.port()) << 16),
+    }
 }
 
 /// Answers the question; when what must be sent does not fit, starts over
@@ -154,35 +185,38 @@ fn answer_or_truncate<'a>(
     w: &mut Writer<'a>,
     q: &Query<'a>,
     ctx: &QueryContext,
+    input: &PolicyInput,
     snap: &Snapshot,
     flags: u16,
 ) -> Outcome {
-    match answer(w, q, ctx, snap) {
-        Ok(outcome) => outcome,
+    let mut scope = 0;
+    match answer(w, q, ctx, input, snap, &mut scope) {
+        Ok(rcode) => Outcome { rcode, scope },
         Err(Full) => {
             // Restarting cannot fail: the question fitted the first time.
             // AA stays: the data is ours even if it did not fit.
             let aa = w.flags() & flag::AA;
             let _ = w.start(q.header.id, flags, Some((q.qname, q.qtype, q.qclass)));
             w.set_flags(flag::TC | aa);
-            Outcome {
-                rcode: rcode::NOERROR,
-            }
+            Outcome::rcode(rcode::NOERROR)
         }
     }
 }
 
 /// Fills the answer, authority and additional sections for a parsed query.
+///
+/// Returns the rcode; `scope` is raised to the ECS scope of every routing
+/// decision the answer used.
 fn answer(
     w: &mut Writer<'_>,
     q: &Query<'_>,
     ctx: &QueryContext,
+    input: &PolicyInput,
     snap: &Snapshot,
-) -> Result<Outcome, Full> {
+    scope: &mut u8,
+) -> Result<u16, Full> {
     let udp = ctx.transport == Transport::Udp;
-    let refused = Ok(Outcome {
-        rcode: rcode::REFUSED,
-    });
+    let refused = Ok(rcode::REFUSED);
     // Class ANY is answered from class IN, the only class we hold.
     if q.qclass != CLASS_IN && q.qclass != rtype::ANY {
         return refused;
@@ -190,16 +224,8 @@ fn answer(
     match q.qtype {
         // Zone transfers are not offered (RFC 5936 §2.2.1 lets us refuse).
         rtype::AXFR | rtype::IXFR => return refused,
-        rtype::MAILA | rtype::MAILB => {
-            return Ok(Outcome {
-                rcode: rcode::NOTIMP,
-            })
-        }
-        rtype::OPT => {
-            return Ok(Outcome {
-                rcode: rcode::FORMERR,
-            })
-        }
+        rtype::MAILA | rtype::MAILB => return Ok(rcode::NOTIMP),
+        rtype::OPT => return Ok(rcode::FORMERR),
         _ => {}
     }
 
@@ -229,29 +255,34 @@ fn answer(
                 // Glue is required: without it the referral may be useless
                 // (RFC 9471 §3), so running out of room truncates.
                 write_additional(w, ns, true)?;
-                return Ok(Outcome {
-                    rcode: rcode::NOERROR,
-                });
+                return Ok(rcode::NOERROR);
             }
             Lookup::NxDomain => {
                 write_soa(w, zone)?;
-                return Ok(Outcome {
-                    rcode: rcode::NXDOMAIN,
-                });
+                return Ok(rcode::NXDOMAIN);
             }
             Lookup::Found(node) => {
-                let service = node.service.and_then(|i| snap.services.get(i as usize));
-                if let Some(rule) =
-                    service.filter(|_| matches!(q.qtype, rtype::A | rtype::AAAA | rtype::ANY))
-                {
-                    return write_service(w, owner, rule, snap, ctx.local, q.qtype, zone);
+                let service = node
+                    .service
+                    .filter(|_| matches!(q.qtype, rtype::A | rtype::AAAA | rtype::ANY));
+                if let Some(index) = service {
+                    match write_service(w, owner, index, snap, input, q.qtype, zone, scope)? {
+                        Served::Done(rcode) => return Ok(rcode),
+                        Served::Cname(target) => {
+                            len = lowercase_into(&mut lower, target);
+                            owner = target;
+                            match find_zone(snap, &lower[..len], q.qtype) {
+                                Some(z) => zone = z,
+                                None => return Ok(rcode::NOERROR),
+                            }
+                            continue;
+                        }
+                    }
                 }
                 if let Some(cname) = node.get(rtype::CNAME).filter(|_| q.qtype != rtype::CNAME) {
                     write_set(w, Section::Answer, owner, cname)?;
                     if q.qtype == rtype::ANY {
-                        return Ok(Outcome {
-                            rcode: rcode::NOERROR,
-                        });
+                        return Ok(rcode::NOERROR);
                     }
                     let target: &[u8] = cname.first();
                     len = lowercase_into(&mut lower, target);
@@ -259,11 +290,7 @@ fn answer(
                     match find_zone(snap, &lower[..len], q.qtype) {
                         Some(z) => zone = z,
                         // The chain leaves our zones: the resolver goes on.
-                        None => {
-                            return Ok(Outcome {
-                                rcode: rcode::NOERROR,
-                            })
-                        }
+                        None => return Ok(rcode::NOERROR),
                     }
                     continue;
                 }
@@ -272,9 +299,7 @@ fn answer(
                     if node.rrsets.is_empty() {
                         write_soa(w, zone)?;
                     }
-                    return Ok(Outcome {
-                        rcode: rcode::NOERROR,
-                    });
+                    return Ok(rcode::NOERROR);
                 }
                 match node.get(q.qtype) {
                     Some(set) => {
@@ -283,15 +308,11 @@ fn answer(
                     }
                     None => write_soa(w, zone)?,
                 }
-                return Ok(Outcome {
-                    rcode: rcode::NOERROR,
-                });
+                return Ok(rcode::NOERROR);
             }
         }
     }
-    Ok(Outcome {
-        rcode: rcode::NOERROR,
-    })
+    Ok(rcode::NOERROR)
 }
 
 /// The zone that answers for `name`: the longest match, except that DS at
@@ -307,51 +328,101 @@ fn find_zone<'s>(snap: &'s Snapshot, name: &[u8], qtype: u16) -> Option<&'s Zone
     Some(zone)
 }
 
-/// Answers A, AAAA or ANY at a service's name from its routing policy.
-/// The answer depends on the local address, not on the client, so the ECS
-/// scope stays 0 (RFC 7871 §7.2.1).
-fn write_service(
+/// What answering at a service's name left to do.
+enum Served<'s> {
+    /// The answer is written; this is its rcode.
+    Done(u16),
+    /// A CNAME endpoint was written; the chain goes on at this target.
+    Cname(&'s [u8]),
+}
+
+/// Answers A, AAAA or ANY at a service's name: its routing policy decides
+/// per family (ANY asks both), and the engine writes what was picked.
+#[allow(clippy::too_many_arguments)]
+fn write_service<'s>(
     w: &mut Writer<'_>,
     owner: &[u8],
-    rule: &ServiceRule,
-    snap: &Snapshot,
-    local: IpAddr,
+    index: u32,
+    snap: &'s Snapshot,
+    input: &PolicyInput,
     qtype: u16,
     zone: &Zone,
-) -> Result<Outcome, Full> {
-    let families: &[bool] = match qtype {
-        rtype::A => &[false],
-        rtype::AAAA => &[true],
-        _ => &[false, true],
+    scope: &mut u8,
+) -> Result<Served<'s>, Full> {
+    let families: &[Family] = match qtype {
+        rtype::A => &[Family::V4],
+        rtype::AAAA => &[Family::V6],
+        _ => &[Family::V4, Family::V6],
     };
     let mut written = 0;
-    for &v6 in families {
-        match rule.choose(&snap.health, local, v6) {
-            Choice::Local(address) => {
-                write_address(w, owner, rule.ttl, address)?;
+    for &family in families {
+        let d = policy::decide(&snap.services, index, input, &snap.health, family, &mut ());
+        *scope = (*scope).max(d.scope);
+        match d.pick {
+            Pick::Endpoints {
+                service,
+                set,
+                all,
+                limit,
+            } => {
+                let rule = &snap.services[service as usize];
+                let mut n = 0;
+                for e in set.iter().map(|i| &rule.endpoints[i]) {
+                    match &e.target {
+                        Target::Addresses(list) => {
+                            let usable = list.iter().filter(|a| {
+                                family.has(a.ip) && (all || snap.health.is_serving(a.slot))
+                            });
+                            for a in usable {
+                                if n == limit {
+                                    break;
+                                }
+                                write_address(w, owner, d.ttl, a.ip)?;
+                                n += 1;
+                            }
+                        }
+                        // A CNAME is alone at its name (RFC 1034 §3.6.2), so
+                        // it answers every family; ANY gets it once.
+                        Target::Cname(target) if written == 0 => {
+                            w.record(Section::Answer, owner, rtype::CNAME, d.ttl, target.wire())?;
+                            return Ok(match qtype {
+                                rtype::ANY => Served::Done(rcode::NOERROR),
+                                _ => Served::Cname(target.wire()),
+                            });
+                        }
+                        // Nesting is resolved by the policy.
+                        Target::Cname(_) | Target::Service { .. } => {}
+                    }
+                }
+                written += usize::from(n);
+            }
+            Pick::Local(address) => {
+                write_address(w, owner, d.ttl, address)?;
                 written += 1;
             }
-            Choice::Peers => {
-                for address in rule.healthy_peers(&snap.health, v6) {
-                    write_address(w, owner, rule.ttl, address)?;
-                    written += 1;
+            Pick::Peers { service } => {
+                if let Method::SelfAddress(rule) = &snap.services[service as usize].method {
+                    for address in rule.healthy_peers(&snap.health, family == Family::V6) {
+                        write_address(w, owner, d.ttl, address)?;
+                        written += 1;
+                    }
                 }
             }
-            Choice::Refuse => {
+            Pick::Refuse => {
                 w.clear_flags(flag::AA);
-                return Ok(Outcome {
-                    rcode: rcode::REFUSED,
-                });
+                return Ok(Served::Done(rcode::REFUSED));
             }
-            Choice::Nothing => {}
+            Pick::ServFail => {
+                w.clear_flags(flag::AA);
+                return Ok(Served::Done(rcode::SERVFAIL));
+            }
+            Pick::Nothing => {}
         }
     }
     if written == 0 {
         write_soa(w, zone)?;
     }
-    Ok(Outcome {
-        rcode: rcode::NOERROR,
-    })
+    Ok(Served::Done(rcode::NOERROR))
 }
 
 /// Writes one A or AAAA record.

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod health;
 pub mod name;
 pub mod policy;
+pub mod prefix;
 pub mod reload;
 pub mod rr;
 pub mod rrl;

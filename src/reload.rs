@@ -302,16 +302,7 @@ fn apply_drain(state_dir: Option<&Path>, old: &Snapshot, next: &Snapshot) {
         Ok(state) => state.apply(next),
         Err(e) => {
             tracing::warn!("drain state unreadable, keeping the drains in force: {e}");
-            let drained: Vec<String> = old
-                .services
-                .iter()
-                .filter(|rule| old.health.status(rule.local).is_some_and(|s| s.drained))
-                .map(|rule| rule.name.to_string())
-                .collect();
-            for rule in next.services.iter() {
-                let name = rule.name.to_string();
-                next.health.set_drained(rule.local, drained.contains(&name));
-            }
+            DrainState::in_force(old).apply(next);
         }
     }
 }
@@ -505,12 +496,14 @@ mod tests {
         let state = dir.0.join("state");
         let old = snapshot(&config);
         let rule = &old.services[0];
-        old.health.set_drained(rule.local, true);
+        old.health.set_drained(rule.local_slot().unwrap(), true);
 
         // No file: nothing drained.
         let next = snapshot(&config);
         apply_drain(Some(&state), &old, &next);
-        assert!(next.health.is_serving(next.services[0].local));
+        assert!(next
+            .health
+            .is_serving(next.services[0].local_slot().unwrap()));
 
         // A broken file: the old snapshot's drains stay.
         std::fs::create_dir_all(&state).unwrap();
@@ -518,7 +511,7 @@ mod tests {
         let next = snapshot(&config);
         apply_drain(Some(&state), &old, &next);
         assert_eq!(
-            next.health.status(next.services[0].local),
+            next.health.status(next.services[0].local_slot().unwrap()),
             Some(SlotStatus {
                 health: Health::Up,
                 drained: true

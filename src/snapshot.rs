@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::health::{Health, HealthId, HealthView, HealthViewBuilder, Monitor};
-use crate::policy::{Peer, ServiceRule};
+use crate::policy::{seed_of, Method, Peer, SelfAddress, ServiceRule, WhenAllDown};
 use crate::zone::{Zone, ZoneError, ZoneSet};
 
 /// Everything the answer engine needs, compiled at load time.
@@ -186,12 +186,17 @@ impl Snapshot {
             }
             services.push(ServiceRule {
                 name: sc.name.clone(),
-                routing: sc.routing,
                 ttl: sc.ttl,
-                local,
-                peers: peers.into(),
-                own,
-                when_down: sc.when_down,
+                degraded_ttl: None,
+                method: Method::SelfAddress(SelfAddress {
+                    local,
+                    peers: peers.into(),
+                    own,
+                    when_down: sc.when_down,
+                }),
+                endpoints: Box::new([]),
+                when_all_down: WhenAllDown::All,
+                seed: seed_of(&sc.name.to_string()),
             });
         }
         if !errors.is_empty() {

@@ -1,36 +1,16 @@
-//! Routing policies: which addresses a service answers with.
+//! `self` routing: each node answers with the address the query arrived on.
 //!
-//! Policies are pure: they read the health view and the addresses a query
-//! came to, and decide. No I/O, no clock, no allocation; the engine writes
-//! what they choose. Only `self` routing exists so far; the others of the
-//! traffic-manager family (priority, weighted, geographic...) join here.
+//! The poor man's global traffic manager: a name is delegated by NS to
+//! several nodes, each answering with itself, so a resolver that cannot
+//! reach one node asks the next NS and gets that node. While this node's
+//! payload is down or drained it answers with its healthy peers, or REFUSED
+//! so the resolver moves on. The answer depends on the local address, never
+//! on the client, so the ECS scope is 0.
 
 use std::net::IpAddr;
 
+use super::{Chosen, Family, Pick, PolicyInput, Step, Trace};
 use crate::health::{HealthId, HealthView};
-use crate::name::Name;
-
-/// How a service picks its answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Routing {
-    /// Answer with the address the query arrived on: each node of a
-    /// delegation names itself, so resolvers that cannot reach a node ask
-    /// the next NS and get that node instead.
-    SelfAddress,
-}
-
-impl std::str::FromStr for Routing {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Routing, String> {
-        match s {
-            "self" => Ok(Routing::SelfAddress),
-            other => Err(format!(
-                "unknown routing method {other:?} (known: \"self\")"
-            )),
-        }
-    }
-}
 
 /// What a `self` service does while this node's payload is down or drained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,15 +48,9 @@ pub struct Peer {
     pub health: HealthId,
 }
 
-/// A service compiled for answering.
+/// A `self` service's state, compiled.
 #[derive(Debug, Clone)]
-pub struct ServiceRule {
-    /// The name the service answers for (lowercase; may be a wildcard).
-    pub name: Name,
-    /// The routing method.
-    pub routing: Routing,
-    /// TTL of the records it answers with.
-    pub ttl: u32,
+pub struct SelfAddress {
     /// This node's payload for the service: its probe verdict and drain.
     pub local: HealthId,
     /// The other nodes (never this node's own addresses).
@@ -88,13 +62,13 @@ pub struct ServiceRule {
     pub when_down: WhenDown,
 }
 
-/// What a service answers for one address family.
+/// What a `self` service answers for one address family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Choice {
+pub enum SelfChoice {
     /// This node: one address.
     Local(IpAddr),
     /// The healthy peers of the family asked for
-    /// ([`ServiceRule::healthy_peers`]).
+    /// ([`SelfAddress::healthy_peers`]).
     Peers,
     /// REFUSED, so the resolver asks another node.
     Refuse,
@@ -102,14 +76,44 @@ pub enum Choice {
     Nothing,
 }
 
-impl ServiceRule {
+impl SelfAddress {
+    /// Decides for the policy interface: [`SelfAddress::choose`], traced.
+    pub(crate) fn decide<T: Trace>(
+        &self,
+        index: u32,
+        input: &PolicyInput,
+        health: &HealthView,
+        family: Family,
+        trace: &mut T,
+    ) -> super::Choice {
+        let choice = self.choose(health, input.local, family == Family::V6);
+        trace.step(|| {
+            let why = if health.is_serving(self.local) {
+                "local payload up and not drained"
+            } else {
+                "local payload down or drained"
+            };
+            Step::note(index, format!("{why}: {choice:?}"))
+        });
+        let pick = match choice {
+            SelfChoice::Local(address) => Pick::Local(address),
+            SelfChoice::Peers => Pick::Peers { service: index },
+            SelfChoice::Refuse => Pick::Refuse,
+            SelfChoice::Nothing => Pick::Nothing,
+        };
+        super::Choice {
+            pick: Chosen::Other(pick),
+            scope: 0,
+        }
+    }
+
     /// Decides the answer for a query of one family (`v6` for AAAA) that
     /// arrived on `local`.
-    pub fn choose(&self, health: &HealthView, local: IpAddr, v6: bool) -> Choice {
+    pub fn choose(&self, health: &HealthView, local: IpAddr, v6: bool) -> SelfChoice {
         if health.is_serving(self.local) {
             return self
                 .own_address(local, v6)
-                .map_or(Choice::Nothing, Choice::Local);
+                .map_or(SelfChoice::Nothing, SelfChoice::Local);
         }
         let any_healthy_peer = self.peers.iter().any(|p| health.is_serving(p.health));
         match self.when_down {
@@ -117,12 +121,12 @@ impl ServiceRule {
             // this node is as good a guess as any.
             _ if !any_healthy_peer => self
                 .own_address(local, v6)
-                .map_or(Choice::Nothing, Choice::Local),
-            WhenDown::Refuse => Choice::Refuse,
-            WhenDown::Peers if self.healthy_peers(health, v6).next().is_some() => Choice::Peers,
+                .map_or(SelfChoice::Nothing, SelfChoice::Local),
+            WhenDown::Refuse => SelfChoice::Refuse,
+            WhenDown::Peers if self.healthy_peers(health, v6).next().is_some() => SelfChoice::Peers,
             // Healthy peers exist, but none of this family: NODATA sends the
             // resolver to the other family rather than to this dead node.
-            WhenDown::Peers => Choice::Nothing,
+            WhenDown::Peers => SelfChoice::Nothing,
         }
     }
 
@@ -159,15 +163,12 @@ mod tests {
     }
 
     /// A node 198.51.100.10 / 2001:db8:1::10 with one peer per family.
-    fn rule(when_down: WhenDown) -> (ServiceRule, HealthView) {
+    fn rule(when_down: WhenDown) -> (SelfAddress, HealthView) {
         let mut b = HealthViewBuilder::default();
         let local = b.add(Health::Up).unwrap();
         let p4 = b.add(Health::Up).unwrap();
         let p6 = b.add(Health::Up).unwrap();
-        let rule = ServiceRule {
-            name: Name::from_text("api.example.com.", None).unwrap(),
-            routing: Routing::SelfAddress,
-            ttl: 30,
+        let rule = SelfAddress {
             local,
             peers: vec![
                 Peer {
@@ -191,12 +192,12 @@ mod tests {
         let (rule, view) = rule(WhenDown::Peers);
         assert_eq!(
             rule.choose(&view, ip("198.51.100.10"), false),
-            Choice::Local(ip("198.51.100.10"))
+            SelfChoice::Local(ip("198.51.100.10"))
         );
         // AAAA asked over IPv4: this node's configured IPv6 address.
         assert_eq!(
             rule.choose(&view, ip("198.51.100.10"), true),
-            Choice::Local(ip("2001:db8:1::10"))
+            SelfChoice::Local(ip("2001:db8:1::10"))
         );
     }
 
@@ -206,7 +207,7 @@ mod tests {
         view.set_health(rule.local, Health::Down);
         assert_eq!(
             rule.choose(&view, ip("198.51.100.10"), false),
-            Choice::Peers
+            SelfChoice::Peers
         );
         assert_eq!(
             rule.healthy_peers(&view, false).collect::<Vec<_>>(),
@@ -216,13 +217,13 @@ mod tests {
         view.set_health(rule.peers[0].health, Health::Down);
         assert_eq!(
             rule.choose(&view, ip("198.51.100.10"), false),
-            Choice::Nothing
+            SelfChoice::Nothing
         );
         // Everything down: fail open with our own address.
         view.set_health(rule.peers[1].health, Health::Down);
         assert_eq!(
             rule.choose(&view, ip("198.51.100.10"), false),
-            Choice::Local(ip("198.51.100.10"))
+            SelfChoice::Local(ip("198.51.100.10"))
         );
     }
 
@@ -232,12 +233,12 @@ mod tests {
         view.set_drained(rule.local, true);
         assert_eq!(
             rule.choose(&view, ip("198.51.100.10"), false),
-            Choice::Refuse
+            SelfChoice::Refuse
         );
         view.set_drained(rule.local, false);
         assert_eq!(
             rule.choose(&view, ip("198.51.100.10"), false),
-            Choice::Local(ip("198.51.100.10"))
+            SelfChoice::Local(ip("198.51.100.10"))
         );
     }
 }

@@ -1,0 +1,414 @@
+//! Longest-prefix-match tables that also say how far an answer reaches.
+//!
+//! Subnet routing (and, later, geographic routing) maps client networks to
+//! answers. Besides the answer, RFC 7871 §7.2.1 wants the *scope*: how many
+//! leading bits of the client address the answer depended on. A scope too
+//! long fragments resolver caches; one too short makes a resolver give one
+//! network's answer to another.
+//!
+//! A [`PrefixTable`] is built at load time from CIDR prefixes, each with a
+//! value. It flattens them into sorted, disjoint runs of addresses that
+//! share one value (neighbouring runs with equal values merged), so a
+//! lookup is one binary search. The scope for a client is then the shortest
+//! prefix whose aligned block around the client stays inside its run: the
+//! block must leave out the address just before the run and the one just
+//! after it, which takes one more bit than each shares with the client.
+
+use std::net::IpAddr;
+
+/// An address family's table: run starts and their values, sorted.
+#[derive(Debug, Clone)]
+struct Runs<V> {
+    /// First address of each run; `starts[0]` is 0, so every address is in
+    /// exactly one run.
+    starts: Box<[u128]>,
+    /// The value of each run.
+    values: Box<[V]>,
+    /// Address width in bits: 32 or 128.
+    bits: u8,
+}
+
+/// A CIDR prefix: network address and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Prefix {
+    /// The network, host bits zero.
+    pub network: IpAddr,
+    /// Leading bits that count.
+    pub len: u8,
+}
+
+/// Why a prefix could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrefixError {
+    /// Not `ADDRESS/LENGTH`.
+    #[error("{0:?} is not ADDRESS/LENGTH")]
+    Syntax(String),
+    /// Length past the family's width.
+    #[error("prefix length {len} is longer than {max}")]
+    TooLong {
+        /// The length given.
+        len: u8,
+        /// 32 or 128.
+        max: u8,
+    },
+    /// Bits set past the length, which usually means a typo.
+    #[error("{0} has bits set past its prefix length (did you mean {1}?)")]
+    HostBits(String, String),
+}
+
+impl std::str::FromStr for Prefix {
+    type Err = PrefixError;
+
+    fn from_str(s: &str) -> Result<Prefix, PrefixError> {
+        let (addr, len) = s
+            .split_once('/')
+            .ok_or_else(|| PrefixError::Syntax(s.into()))?;
+        let network: IpAddr = addr.parse().map_err(|_| PrefixError::Syntax(s.into()))?;
+        let len: u8 = len.parse().map_err(|_| PrefixError::Syntax(s.into()))?;
+        let max = width(network);
+        if len > max {
+            return Err(PrefixError::TooLong { len, max });
+        }
+        let prefix = Prefix { network, len };
+        let masked = prefix.masked();
+        if masked.network != network {
+            return Err(PrefixError::HostBits(s.into(), masked.to_string()));
+        }
+        Ok(prefix)
+    }
+}
+
+impl std::fmt::Display for Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.network, self.len)
+    }
+}
+
+impl Prefix {
+    /// The prefix of `len` bits (at most the family's width) around `address`.
+    pub fn around(address: IpAddr, len: u8) -> Prefix {
+        Prefix {
+            network: address,
+            len: len.min(width(address)),
+        }
+        .masked()
+    }
+
+    /// The same prefix with its host bits cleared.
+    pub fn masked(self) -> Prefix {
+        let bits = width(self.network);
+        let key = to_key(self.network) & mask(bits, self.len);
+        Prefix {
+            network: from_key(key, bits),
+            len: self.len,
+        }
+    }
+
+    /// Whether `address` lies inside this prefix.
+    pub fn contains(&self, address: IpAddr) -> bool {
+        let bits = width(self.network);
+        width(address) == bits
+            && (to_key(address) ^ to_key(self.network)) & mask(bits, self.len) == 0
+    }
+}
+
+/// A longest-prefix-match table per address family, built once at load.
+#[derive(Debug, Clone)]
+pub struct PrefixTable<V> {
+    v4: Runs<V>,
+    v6: Runs<V>,
+}
+
+/// Builds a [`PrefixTable`].
+#[derive(Debug)]
+pub struct PrefixTableBuilder<V> {
+    entries: Vec<(Prefix, V)>,
+}
+
+impl<V> Default for PrefixTableBuilder<V> {
+    fn default() -> Self {
+        PrefixTableBuilder {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<V: Clone + PartialEq> PrefixTableBuilder<V> {
+    /// Adds a prefix; a longer prefix inside a shorter one wins over it.
+    /// When the same prefix is added twice, the last one wins (callers that
+    /// must refuse duplicates check before).
+    pub fn insert(&mut self, prefix: Prefix, value: V) {
+        self.entries.push((prefix.masked(), value));
+    }
+
+    /// Flattens the prefixes into runs; addresses no prefix covers get
+    /// `default`. `merge` decides the value of an address covered by
+    /// several prefixes from their values, most specific first (subnet
+    /// routing keeps all of them as a fallback chain).
+    pub fn build(self, default: V, merge: impl Fn(&[&V]) -> V) -> PrefixTable<V> {
+        let (v4, v6): (Vec<_>, Vec<_>) = self
+            .entries
+            .into_iter()
+            .partition(|(p, _)| p.network.is_ipv4());
+        PrefixTable {
+            v4: Runs::build(32, v4, &default, &merge),
+            v6: Runs::build(128, v6, &default, &merge),
+        }
+    }
+}
+
+impl<V: Clone + PartialEq> Runs<V> {
+    fn build(
+        bits: u8,
+        mut entries: Vec<(Prefix, V)>,
+        default: &V,
+        merge: &impl Fn(&[&V]) -> V,
+    ) -> Runs<V> {
+        // Every prefix boundary splits the space; within two neighbouring
+        // boundaries the set of covering prefixes is constant.
+        let mut cuts: Vec<u128> = vec![0];
+        for (p, _) in &entries {
+            let (lo, hi) = span(to_key(p.network), bits, p.len);
+            cuts.push(lo);
+            if hi < max_key(bits) {
+                cuts.push(hi + 1);
+            }
+        }
+        cuts.sort_unstable();
+        cuts.dedup();
+        // Longest first, so the covering list of an interval comes out
+        // most specific first; stable, so later duplicates stay later.
+        entries.sort_by_key(|e| std::cmp::Reverse(e.0.len));
+        let mut starts: Vec<u128> = Vec::with_capacity(cuts.len());
+        let mut values: Vec<V> = Vec::with_capacity(cuts.len());
+        let mut covering: Vec<&V> = Vec::new();
+        for &start in &cuts {
+            covering.clear();
+            covering.extend(
+                entries
+                    .iter()
+                    .filter(|(p, _)| {
+                        let (lo, hi) = span(to_key(p.network), bits, p.len);
+                        (lo..=hi).contains(&start)
+                    })
+                    .map(|(_, v)| v),
+            );
+            let value = if covering.is_empty() {
+                default.clone()
+            } else {
+                merge(&covering)
+            };
+            if values.last() != Some(&value) {
+                starts.push(start);
+                values.push(value);
+            }
+        }
+        Runs {
+            starts: starts.into(),
+            values: values.into(),
+            bits,
+        }
+    }
+}
+
+impl<V> Runs<V> {
+    fn lookup(&self, key: u128, source_prefix: u8) -> (&V, u8) {
+        // `starts[0]` is 0, so the partition point is at least 1.
+        let i = self.starts.partition_point(|&s| s <= key) - 1;
+        let lo = self.starts[i];
+        let hi = self.starts.get(i + 1).map(|&s| s - 1);
+        let mut scope = 0;
+        if lo > 0 {
+            scope = scope.max(common_bits(key, lo - 1, self.bits) + 1);
+        }
+        if let Some(hi) = hi {
+            scope = scope.max(common_bits(key, hi + 1, self.bits) + 1);
+        }
+        (&self.values[i], scope.min(source_prefix))
+    }
+}
+
+impl<V> PrefixTable<V> {
+    /// The value for `address`, and the scope: the fewest leading bits of
+    /// `address` that decide it, never more than `source_prefix` (the bits
+    /// the resolver disclosed, RFC 7871 §7.2.1).
+    pub fn lookup(&self, address: IpAddr, source_prefix: u8) -> (&V, u8) {
+        let runs = match address {
+            IpAddr::V4(_) => &self.v4,
+            IpAddr::V6(_) => &self.v6,
+        };
+        runs.lookup(to_key(address), source_prefix)
+    }
+
+    /// How many runs the two families hold (load-time statistics).
+    pub fn runs(&self) -> usize {
+        self.v4.starts.len() + self.v6.starts.len()
+    }
+}
+
+/// Address width of the family.
+pub fn width(address: IpAddr) -> u8 {
+    match address {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    }
+}
+
+/// The address as an integer in the low `width` bits.
+pub fn to_key(address: IpAddr) -> u128 {
+    match address {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+fn from_key(key: u128, bits: u8) -> IpAddr {
+    if bits == 32 {
+        IpAddr::V4((key as u32).into())
+    } else {
+        IpAddr::V6(key.into())
+    }
+}
+
+fn max_key(bits: u8) -> u128 {
+    u128::MAX >> (128 - u32::from(bits))
+}
+
+/// The mask of the first `len` of `bits` bits.
+fn mask(bits: u8, len: u8) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        max_key(bits) & !(max_key(bits) >> u32::from(len))
+    }
+}
+
+/// First and last address of a prefix.
+fn span(key: u128, bits: u8, len: u8) -> (u128, u128) {
+    let m = mask(bits, len);
+    (key & m, (key & m) | (max_key(bits) & !m))
+}
+
+/// How many leading bits two addresses of `bits` width share.
+fn common_bits(a: u128, b: u128, bits: u8) -> u8 {
+    ((a ^ b).leading_zeros() - (128 - u32::from(bits))).min(u32::from(bits)) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Prefix {
+        s.parse().unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn table(entries: &[(&str, u32)]) -> PrefixTable<u32> {
+        let mut b = PrefixTableBuilder::default();
+        for &(prefix, v) in entries {
+            b.insert(p(prefix), v);
+        }
+        b.build(0, |vs| *vs[0])
+    }
+
+    /// The brute-force scope: the shortest prefix around the address whose
+    /// every address gets the same value (checked at the block's ends and at
+    /// every configured boundary inside it).
+    fn brute_scope(t: &PrefixTable<u32>, entries: &[(&str, u32)], a: IpAddr) -> u8 {
+        let want = *t.lookup(a, 128).0;
+        (0..=width(a))
+            .find(|&len| {
+                let block = Prefix::around(a, len);
+                let (lo, hi) = span(to_key(block.network), width(a), len);
+                let bits = width(a);
+                let mut probes = vec![lo, hi];
+                for &(e, _) in entries {
+                    let e = p(e);
+                    if e.network.is_ipv4() == a.is_ipv4() {
+                        let (elo, ehi) = span(to_key(e.network), bits, e.len);
+                        for k in [elo, ehi, elo.wrapping_sub(1), ehi.wrapping_add(1)] {
+                            if (lo..=hi).contains(&k) {
+                                probes.push(k);
+                            }
+                        }
+                    }
+                }
+                probes
+                    .iter()
+                    .all(|&k| *t.lookup(from_key(k, bits), 128).0 == want)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn longest_prefix_wins_and_scope_is_the_matched_range() {
+        let entries = [("10.0.0.0/8", 1), ("10.1.0.0/16", 2)];
+        let t = table(&entries);
+        assert_eq!(t.lookup(ip("10.1.2.3"), 32), (&2, 16));
+        // 10.2.0.0/15 is the widest block around it that leaves 10.1/16 out.
+        assert_eq!(t.lookup(ip("10.2.2.3"), 32), (&1, 15));
+        assert_eq!(t.lookup(ip("10.128.0.1"), 32), (&1, 9));
+        assert_eq!(t.lookup(ip("11.0.0.1"), 32), (&0, 8));
+        assert_eq!(t.lookup(ip("192.0.2.1"), 32), (&0, 1));
+        // Never longer than what the resolver disclosed.
+        assert_eq!(t.lookup(ip("10.1.0.0"), 12), (&2, 12));
+        // No IPv6 prefix: every IPv6 client shares one answer.
+        assert_eq!(t.lookup(ip("2001:db8::1"), 56), (&0, 0));
+    }
+
+    #[test]
+    fn neighbouring_ranges_with_one_answer_merge() {
+        let t = table(&[("10.0.0.0/9", 1), ("10.128.0.0/9", 1)]);
+        assert_eq!(t.lookup(ip("10.200.0.1"), 32), (&1, 8));
+        assert_eq!(t.runs(), 3 + 1);
+    }
+
+    #[test]
+    fn scope_matches_brute_force() {
+        let entries = [
+            ("10.0.0.0/8", 1),
+            ("10.1.0.0/16", 2),
+            ("10.1.128.0/17", 3),
+            ("10.3.0.0/16", 2),
+            ("192.0.2.0/24", 4),
+            ("2001:db8::/32", 5),
+            ("2001:db8:ff00::/40", 6),
+        ];
+        let t = table(&entries);
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..5000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Cluster near the configured prefixes, where scopes are long.
+            let a = match x % 4 {
+                0 => IpAddr::V4(((10u32 << 24) | (x as u32 >> 14)).into()),
+                1 => IpAddr::V4((x as u32).into()),
+                2 => IpAddr::V6(((0x2001_0db8u128 << 96) | u128::from(x) << 56).into()),
+                _ => IpAddr::V6((u128::from(x) << 64).into()),
+            };
+            let (_, scope) = t.lookup(a, width(a));
+            assert_eq!(scope, brute_scope(&t, &entries, a), "{a}");
+        }
+    }
+
+    #[test]
+    fn prefixes_are_read_strictly() {
+        assert_eq!(p("192.0.2.0/24").to_string(), "192.0.2.0/24");
+        assert!(matches!(
+            "192.0.2.1/24".parse::<Prefix>(),
+            Err(PrefixError::HostBits(..))
+        ));
+        assert!(matches!(
+            "192.0.2.0/33".parse::<Prefix>(),
+            Err(PrefixError::TooLong { .. })
+        ));
+        assert!("192.0.2.0".parse::<Prefix>().is_err());
+        assert!(p("::/0").contains(ip("2001:db8::1")));
+        assert!(!p("::/0").contains(ip("192.0.2.1")));
+        assert_eq!(Prefix::around(ip("192.0.2.77"), 24), p("192.0.2.0/24"));
+    }
+}
