@@ -1,0 +1,164 @@
+//! The `[server]` table: where to listen, how many UDP workers, the
+//! largest UDP response, and the account to run as.
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::value::{positive, Invalid};
+
+/// The account the server switches to after binding its sockets
+/// (`[server] user` and `group`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    /// A user name from the user database, or a numeric uid.
+    pub user: String,
+    /// A group name or numeric gid; `None`: the user's primary group.
+    pub group: Option<String>,
+}
+
+/// Largest value accepted for `max-udp-payload`; the UDP workers' buffers
+/// are this big.
+pub const MAX_UDP_PAYLOAD_LIMIT: u16 = 4096;
+
+/// Default largest UDP response: the 2020 DNS flag day value, which avoids
+/// IP fragmentation on common paths.
+fn default_max_udp_payload() -> u16 {
+    1232
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The `[server]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct ServerSpec {
+    listen: Spanned<Vec<SocketAddr>>,
+    workers: Option<Spanned<usize>>,
+    max_udp_payload: Option<Spanned<u16>>,
+    user: Option<Spanned<String>>,
+    group: Option<Spanned<String>>,
+}
+
+/// The validated `[server]` table; [`Config`](super::Config) holds its
+/// fields.
+pub(super) struct Server {
+    pub(super) listen: Vec<SocketAddr>,
+    pub(super) workers: usize,
+    pub(super) max_udp_payload: u16,
+    /// Checked by the loader after `[tcp]` and `[rrl]`, the order in which
+    /// mistakes have always been reported.
+    pub(super) run_as: RunAsSpec,
+}
+
+/// `user` and `group`, not yet checked.
+pub(super) struct RunAsSpec {
+    user: Option<Spanned<String>>,
+    group: Option<Spanned<String>>,
+}
+
+impl Server {
+    /// Validates `listen`, `workers` and `max-udp-payload` and applies
+    /// defaults.
+    pub(super) fn from_spec(spec: ServerSpec) -> Result<Server, Invalid> {
+        if spec.listen.get_ref().is_empty() {
+            return Err(Invalid::at(
+                &spec.listen,
+                "server.listen: no address to listen on",
+            ));
+        }
+        let workers = positive(spec.workers, "server.workers", default_workers())?;
+        let max_udp_payload = match spec.max_udp_payload {
+            Some(p) if !(512..=MAX_UDP_PAYLOAD_LIMIT).contains(p.get_ref()) => {
+                return Err(Invalid::at(
+                    &p,
+                    format!(
+                        "server.max-udp-payload: must be between 512 and {MAX_UDP_PAYLOAD_LIMIT}"
+                    ),
+                ));
+            }
+            Some(p) => p.into_inner(),
+            None => default_max_udp_payload(),
+        };
+        Ok(Server {
+            listen: spec.listen.into_inner(),
+            workers,
+            max_udp_payload,
+            run_as: RunAsSpec {
+                user: spec.user,
+                group: spec.group,
+            },
+        })
+    }
+}
+
+impl RunAsSpec {
+    /// Validates `user` and `group`: a group needs a user, neither may be
+    /// blank.
+    pub(super) fn validate(self) -> Result<Option<RunAs>, Invalid> {
+        let nonempty = |v: &Spanned<String>, field: &str| {
+            if v.get_ref().trim().is_empty() {
+                Err(Invalid::at(v, format!("{field}: must not be empty")))
+            } else {
+                Ok(v.get_ref().clone())
+            }
+        };
+        match (&self.user, &self.group) {
+            (None, None) => Ok(None),
+            (None, Some(g)) => Err(Invalid::at(g, "server.group: needs server.user")),
+            (Some(u), group) => Ok(Some(RunAs {
+                user: nonempty(u, "server.user")?,
+                group: group
+                    .as_ref()
+                    .map(|g| nonempty(g, "server.group"))
+                    .transpose()?,
+            })),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::{parse_with, MINIMAL};
+    use crate::config::Config;
+    use std::path::Path;
+
+    #[test]
+    fn defaults() {
+        let c = parse_with("").unwrap();
+        assert_eq!(c.max_udp_payload, 1232);
+        assert!(c.workers >= 1);
+        assert_eq!(c.run_as, None);
+    }
+
+    #[test]
+    fn user_and_group() {
+        let text = MINIMAL.replace(
+            "[[zone]]",
+            "user = \"nobody\"\ngroup = \"nogroup\"\n[[zone]]",
+        );
+        let with_user = Config::from_str(&text, Path::new("x.toml")).unwrap();
+        assert_eq!(
+            with_user.run_as,
+            Some(RunAs {
+                user: "nobody".into(),
+                group: Some("nogroup".into())
+            })
+        );
+
+        let text = MINIMAL.replace("[[zone]]", "group = \"nogroup\"\n[[zone]]");
+        let e = Config::from_str(&text, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":3: server.group: needs server.user"), "{e}");
+        let text = MINIMAL.replace("[[zone]]", "user = \" \"\n[[zone]]");
+        let e = Config::from_str(&text, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":3: server.user: must not be empty"), "{e}");
+    }
+}
