@@ -5,12 +5,19 @@
 //! one part that changes while a snapshot lives, endpoint health, sits in a
 //! [`HealthView`] of atomics that probes write and queries read.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use crate::config::Config;
 use crate::health::{Health, HealthId, HealthView, HealthViewBuilder, Monitor};
-use crate::policy::{seed_of, Method, Peer, SelfAddress, ServiceRule, WhenAllDown};
+use crate::config::{EndpointTarget, ServiceConfig};
+use crate::name::Name;
+use crate::policy::{
+    seed_of, Address, Endpoint, Method, Multivalue, Peer, Priority, Routing, SelfAddress,
+    ServiceRule, Subnet, Target, WhenAllDown,
+};
+use crate::prefix::Prefix;
 use crate::zone::{Zone, ZoneError, ZoneSet};
 
 /// Everything the answer engine needs, compiled at load time.
@@ -51,6 +58,9 @@ pub enum ProbeKind {
     LocalPayload,
     /// Another node, shared by every service using the same monitor.
     Peer,
+    /// An endpoint of a routed service (one of its addresses, or its
+    /// separate probe target).
+    Endpoint,
 }
 
 /// Why a configuration could not be turned into a snapshot: every zone that
@@ -103,10 +113,13 @@ impl Snapshot {
             return Err(LoadError(errors));
         }
 
-        let mut health = HealthViewBuilder::default();
-        let mut probes = Vec::new();
-        // Peer probes are shared by every service using the same monitor.
-        let mut peer_slots: Vec<(&str, IpAddr, HealthId)> = Vec::new();
+        let mut slots = Slots::default();
+        let names: HashMap<&Name, u32> = config
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (&s.name, i as u32))
+            .collect();
         let mut services = Vec::with_capacity(config.services.len());
         for (i, sc) in config.services.iter().enumerate() {
             let problem = |message: String| LoadProblem::Service {
@@ -123,82 +136,16 @@ impl Snapshot {
                 errors.push(problem(message));
                 continue;
             }
-            let Some(local) = health.add(Health::Up) else {
-                errors.push(problem("too many monitored endpoints".into()));
-                continue;
+            let rule = match sc.routing {
+                Routing::SelfAddress => self_rule(config, sc, local_addresses, &mut slots),
+                _ => endpoint_rule(config, sc, &names, &mut slots),
             };
-            let own: Box<[IpAddr]> = sc
-                .peers
-                .iter()
-                .copied()
-                .filter(|a| local_addresses.contains(a))
-                .collect();
-            let monitor = sc
-                .monitor
-                .as_deref()
-                .and_then(|m| Some((m, config.monitors.get(m)?)));
-            if let Some((_, monitor)) = monitor {
-                // The payload beside this node: where the monitor says, else
-                // this node's own address, else loopback.
-                let at = own
-                    .first()
-                    .copied()
-                    .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-                probes.push(ProbePlan {
-                    target: monitor.target_for(at),
-                    monitor: monitor.clone(),
-                    slot: local,
-                    label: format!("{} local payload", sc.name),
-                    kind: ProbeKind::LocalPayload,
-                });
+            match rule {
+                Ok(rule) => services.push(rule),
+                Err(message) => errors.push(problem(message)),
             }
-            let mut peers = Vec::new();
-            for &address in sc.peers.iter().filter(|a| !own.contains(a)) {
-                let slot = match monitor {
-                    None => health.add(Health::Up),
-                    Some((name, monitor)) => {
-                        match peer_slots
-                            .iter()
-                            .find(|(m, a, _)| *m == name && *a == address)
-                        {
-                            Some(&(_, _, slot)) => Some(slot),
-                            None => {
-                                let slot = health.add(Health::Up);
-                                if let Some(slot) = slot {
-                                    peer_slots.push((name, address, slot));
-                                    probes.push(ProbePlan {
-                                        target: SocketAddr::new(address, monitor.port()),
-                                        monitor: monitor.clone(),
-                                        slot,
-                                        label: format!("peer {address}"),
-                                        kind: ProbeKind::Peer,
-                                    });
-                                }
-                                slot
-                            }
-                        }
-                    }
-                };
-                match slot {
-                    Some(health) => peers.push(Peer { address, health }),
-                    None => errors.push(problem("too many monitored endpoints".into())),
-                }
-            }
-            services.push(ServiceRule {
-                name: sc.name.clone(),
-                ttl: sc.ttl,
-                degraded_ttl: None,
-                method: Method::SelfAddress(SelfAddress {
-                    local,
-                    peers: peers.into(),
-                    own,
-                    when_down: sc.when_down,
-                }),
-                endpoints: Box::new([]),
-                when_all_down: WhenAllDown::All,
-                seed: seed_of(&sc.name.to_string()),
-            });
         }
+        let Slots { health, probes, .. } = slots;
         if !errors.is_empty() {
             return Err(LoadError(errors));
         }
@@ -210,4 +157,203 @@ impl Snapshot {
             probes,
         })
     }
+}
+
+/// Health slots and the probes that feed them, handed out while services
+/// are compiled. A probe of the same monitor at the same target feeds one
+/// slot, however many services or endpoints watch it.
+#[derive(Default)]
+struct Slots {
+    health: HealthViewBuilder,
+    probes: Vec<ProbePlan>,
+    shared: HashMap<(ProbeKind, String, SocketAddr), HealthId>,
+}
+
+impl Slots {
+    /// A slot nothing probes (drain only, or an unmonitored endpoint).
+    fn plain(&mut self) -> Result<HealthId, String> {
+        self.health
+            .add(Health::Up)
+            .ok_or_else(|| "too many monitored endpoints".to_string())
+    }
+
+    /// The slot fed by `monitor` probing `target`, shared when it exists.
+    fn probed(
+        &mut self,
+        kind: ProbeKind,
+        (name, monitor): (&str, &Arc<Monitor>),
+        target: SocketAddr,
+        label: impl FnOnce() -> String,
+    ) -> Result<HealthId, String> {
+        let key = (kind, name.to_string(), target);
+        if let Some(&slot) = self.shared.get(&key) {
+            return Ok(slot);
+        }
+        let slot = self.plain()?;
+        self.shared.insert(key, slot);
+        self.probes.push(ProbePlan {
+            target,
+            monitor: monitor.clone(),
+            slot,
+            label: label(),
+            kind,
+        });
+        Ok(slot)
+    }
+}
+
+/// The monitor a config names, with its name.
+fn monitor<'c>(config: &'c Config, name: Option<&'c str>) -> Option<(&'c str, &'c Arc<Monitor>)> {
+    name.and_then(|m| Some((m, config.monitors.get(m)?)))
+}
+
+/// Compiles a `self` service: this node's payload probe and its peers'.
+fn self_rule(
+    config: &Config,
+    sc: &ServiceConfig,
+    local_addresses: &[IpAddr],
+    slots: &mut Slots,
+) -> Result<ServiceRule, String> {
+    let own: Box<[IpAddr]> = sc
+        .peers
+        .iter()
+        .copied()
+        .filter(|a| local_addresses.contains(a))
+        .collect();
+    let monitor = monitor(config, sc.monitor.as_deref());
+    let local = match monitor {
+        // The payload beside this node: where the monitor says, else this
+        // node's own address, else loopback.
+        Some(m) => {
+            let at = own
+                .first()
+                .copied()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+            // Never shared: each service's payload has its own verdict and
+            // its own drain.
+            let slot = slots.plain()?;
+            slots.probes.push(ProbePlan {
+                target: m.1.target_for(at),
+                monitor: m.1.clone(),
+                slot,
+                label: format!("{} local payload", sc.name),
+                kind: ProbeKind::LocalPayload,
+            });
+            slot
+        }
+        None => slots.plain()?,
+    };
+    let mut peers = Vec::new();
+    for &address in sc.peers.iter().filter(|a| !own.contains(a)) {
+        let health = match monitor {
+            None => slots.plain()?,
+            Some(m) => {
+                let target = SocketAddr::new(address, m.1.port());
+                slots.probed(ProbeKind::Peer, m, target, || format!("peer {address}"))?
+            }
+        };
+        peers.push(Peer { address, health });
+    }
+    Ok(ServiceRule {
+        name: sc.name.clone(),
+        ttl: sc.ttl,
+        degraded_ttl: None,
+        method: Method::SelfAddress(SelfAddress {
+            local,
+            peers: peers.into(),
+            own,
+            when_down: sc.when_down,
+        }),
+        endpoints: Box::new([]),
+        when_all_down: WhenAllDown::All,
+        seed: seed_of(&sc.name.to_string()),
+    })
+}
+
+/// Compiles a service with endpoints: their targets, health slots and
+/// probes, and the method's tables.
+fn endpoint_rule(
+    config: &Config,
+    sc: &ServiceConfig,
+    names: &HashMap<&Name, u32>,
+    slots: &mut Slots,
+) -> Result<ServiceRule, String> {
+    let mut endpoints = Vec::with_capacity(sc.endpoints.len());
+    for ec in &sc.endpoints {
+        let label = |at: SocketAddr| format!("{} endpoint {} at {at}", sc.name, ec.name);
+        let monitor = monitor(config, ec.monitor.as_deref());
+        // One probe for the whole endpoint: a separate probe target.
+        let whole = match (monitor, ec.probe) {
+            (Some(m), Some(probe)) => {
+                let target = probe.socket(m.1.port());
+                Some(slots.probed(ProbeKind::Endpoint, m, target, || label(target))?)
+            }
+            _ => None,
+        };
+        let slot = slots.plain()?;
+        let target = match &ec.target {
+            EndpointTarget::Addresses(list) => {
+                let mut addresses = Vec::with_capacity(list.len());
+                for &ip in list {
+                    let slot = match (whole, monitor) {
+                        (Some(whole), _) => whole,
+                        (None, Some(m)) => {
+                            let target = m.1.target_for(ip);
+                            slots.probed(ProbeKind::Endpoint, m, target, || label(target))?
+                        }
+                        (None, None) => slot,
+                    };
+                    addresses.push(Address { ip, slot });
+                }
+                Target::Addresses(addresses.into())
+            }
+            EndpointTarget::Cname(name) => Target::Cname(name.clone()),
+            EndpointTarget::Service { name, min_healthy } => Target::Service {
+                // Checked by the config: every nested service exists.
+                index: *names.get(name).ok_or_else(|| format!("no service {name}"))?,
+                min_healthy: *min_healthy,
+            },
+        };
+        // The endpoint's own slot carries its drain; a whole-endpoint
+        // probe of a CNAME target needs it to carry the verdict too.
+        let slot = match (&target, whole) {
+            (Target::Cname(_), Some(whole)) => whole,
+            _ => slot,
+        };
+        endpoints.push(Endpoint {
+            name: ec.name.as_str().into(),
+            target,
+            slot,
+            weight: ec.weight,
+            priority: ec.priority,
+            seed: seed_of(&ec.name),
+        });
+    }
+    let method = match sc.routing {
+        Routing::Priority => Method::Priority(Priority::new(&endpoints)),
+        Routing::Weighted => Method::Weighted(sc.weighted.clone()),
+        Routing::Multivalue => Method::Multivalue(Multivalue {
+            max_answers: sc.max_answers,
+        }),
+        Routing::Subnet => {
+            let ranges: Vec<(Prefix, u16)> = sc
+                .endpoints
+                .iter()
+                .enumerate()
+                .flat_map(|(i, e)| e.subnets.iter().map(move |&p| (p, i as u16)))
+                .collect();
+            let default = sc.endpoints.iter().position(|e| e.subnets.is_empty());
+            Method::Subnet(Subnet::new(&ranges, default.map(|i| i as u16)))
+        }
+        Routing::SelfAddress => unreachable!("self services are compiled by self_rule"),
+    };
+    Ok(ServiceRule {
+        name: sc.name.clone(),
+        ttl: sc.ttl,
+        degraded_ttl: sc.degraded_ttl,
+        method,
+        endpoints: endpoints.into(),
+        when_all_down: sc.when_all_down,
+        seed: seed_of(&sc.name.to_string()),
+    })
 }

@@ -29,7 +29,7 @@ use serde::Deserialize;
 pub(crate) use rrl::{v4_mask, v6_mask};
 pub use rrl::{ClientPrefix, RrlConfig, MAX_RRL_RATE, MAX_RRL_SLIP, MAX_RRL_WINDOW};
 pub use server::{RunAs, MAX_UDP_PAYLOAD_LIMIT};
-pub use service::ServiceConfig;
+pub use service::{EndpointConfig, EndpointTarget, ProbeTarget, ServiceConfig};
 pub use tcp::TcpLimits;
 pub use zone::ZoneSource;
 

@@ -1,18 +1,24 @@
 //! The `[[service]]` tables: names answered by a routing policy instead of
-//! static records.
+//! static records, and their endpoints.
+//!
+//! Each method takes only the keys it uses: a key of another method (a
+//! `weight` under priority routing, `peers` under weighted) is refused with
+//! its line, since a key that silently does nothing is a misconfiguration
+//! waiting to surprise someone.
 
-use std::collections::{BTreeMap, HashSet};
-use std::net::IpAddr;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::value::Invalid;
+use super::value::{within, Invalid};
 use super::Lines;
 use crate::health::Monitor;
 use crate::name::Name;
-use crate::policy::{Routing, WhenDown};
+use crate::policy::{Routing, WhenAllDown, WhenDown, Weighted, MAX_NESTING, MAX_PICK};
+use crate::prefix::Prefix;
 
 /// One `[[service]]`: a name answered by a routing policy.
 #[derive(Debug, Clone)]
@@ -30,8 +36,113 @@ pub struct ServiceConfig {
     pub peers: Vec<IpAddr>,
     /// What to answer while this node's payload is down or drained.
     pub when_down: WhenDown,
+    /// TTL while any endpoint is unfit.
+    pub degraded_ttl: Option<u32>,
+    /// What to answer when no endpoint is fit.
+    pub when_all_down: WhenAllDown,
+    /// Weighted routing's settings (defaults for other methods).
+    pub weighted: Weighted,
+    /// Multivalue routing's most records per answer.
+    pub max_answers: u8,
+    /// The endpoints (none for `self`).
+    pub endpoints: Vec<EndpointConfig>,
     /// Line of the `name` key, for errors found at load.
     pub line: usize,
+}
+
+/// One endpoint of a service.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// Unique within its service.
+    pub name: String,
+    /// What it answers with.
+    pub target: EndpointTarget,
+    /// The monitor probing it, by name.
+    pub monitor: Option<String>,
+    /// Where to probe instead of its addresses (e.g. the internal address
+    /// behind a public NAT address); the port defaults to the monitor's.
+    pub probe: Option<ProbeTarget>,
+    /// Weighted routing's share.
+    pub weight: u32,
+    /// Priority routing's order.
+    pub priority: u32,
+    /// Subnet routing's client networks.
+    pub subnets: Vec<Prefix>,
+    /// Line of the endpoint, for errors found at load.
+    pub line: usize,
+}
+
+/// What an endpoint answers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointTarget {
+    /// A and/or AAAA records.
+    Addresses(Vec<IpAddr>),
+    /// A CNAME to this name.
+    Cname(Name),
+    /// Another service decides.
+    Service {
+        /// The child service's name.
+        name: Name,
+        /// Fit endpoints the child needs to count as fit.
+        min_healthy: u16,
+    },
+}
+
+/// Where a separate probe goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeTarget {
+    /// The address probed.
+    pub address: IpAddr,
+    /// The port, when not the monitor's.
+    pub port: Option<u16>,
+}
+
+impl ProbeTarget {
+    /// The socket address to probe, with `default_port` when none is set.
+    pub fn socket(&self, default_port: u16) -> SocketAddr {
+        SocketAddr::new(self.address, self.port.unwrap_or(default_port))
+    }
+}
+
+impl std::str::FromStr for ProbeTarget {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ProbeTarget, String> {
+        if let Ok(address) = s.parse::<IpAddr>() {
+            return Ok(ProbeTarget {
+                address,
+                port: None,
+            });
+        }
+        s.parse::<SocketAddr>()
+            .map(|a| ProbeTarget {
+                address: a.ip(),
+                port: Some(a.port()),
+            })
+            .map_err(|_| format!("{s:?} is not ADDRESS or ADDRESS:PORT ([v6]:port for IPv6)"))
+    }
+}
+
+/// Multivalue's default: eight records, as Route 53 answers.
+fn default_max_answers() -> u8 {
+    8
+}
+
+/// One endpoint as written (an inline table in `endpoints = [...]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct EndpointSpec {
+    name: Spanned<String>,
+    addresses: Option<Spanned<Vec<IpAddr>>>,
+    cname: Option<Spanned<String>>,
+    service: Option<Spanned<String>>,
+    min_healthy: Option<Spanned<u16>>,
+    monitor: Option<Spanned<String>>,
+    probe: Option<Spanned<String>>,
+    weight: Option<Spanned<u32>>,
+    priority: Option<Spanned<u32>>,
+    subnets: Option<Spanned<Vec<String>>>,
+    enabled: Option<bool>,
 }
 
 /// Short enough that resolvers notice a failover within half a minute,
@@ -48,8 +159,38 @@ pub(super) struct ServiceSpec {
     routing: Spanned<String>,
     ttl: Option<u32>,
     monitor: Option<Spanned<String>>,
-    peers: Option<Vec<IpAddr>>,
+    peers: Option<Spanned<Vec<IpAddr>>>,
     when_down: Option<Spanned<String>>,
+    degraded_ttl: Option<Spanned<u32>>,
+    when_all_down: Option<Spanned<String>>,
+    sticky: Option<Spanned<bool>>,
+    hash_prefix_v4: Option<Spanned<u8>>,
+    hash_prefix_v6: Option<Spanned<u8>>,
+    max_answers: Option<Spanned<u8>>,
+    endpoints: Option<Spanned<Vec<EndpointSpec>>>,
+}
+
+/// Refuses a key that `routing` does not use.
+fn only_for<T>(
+    value: &Option<Spanned<T>>,
+    key: &str,
+    routing: Routing,
+    allowed: &[Routing],
+) -> Result<(), Invalid> {
+    match value {
+        Some(v) if !allowed.contains(&routing) => {
+            let names: Vec<String> = allowed.iter().map(|r| format!("{:?}", r.name())).collect();
+            Err(Invalid::at(
+                v,
+                format!(
+                    "{key}: not used by routing = {:?} (only by {})",
+                    routing.name(),
+                    names.join(", ")
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Validates the `[[service]]` tables against the validated `monitors`;
@@ -63,20 +204,12 @@ pub(super) fn services(
     // A set, not a scan of `services`: configs with 10,000 services load
     // in linear time.
     let mut service_names = HashSet::new();
+    // Where each nesting endpoint names its child: (service, endpoint,
+    // span), for errors found once every service is known.
+    let mut nested_spans: Vec<(usize, usize, std::ops::Range<usize>)> = Vec::new();
     for sv in specs {
         let line = lines.line_of(sv.name.span().start);
-        let mut name_text = sv.name.get_ref().clone();
-        if !name_text.ends_with('.') {
-            name_text.push('.');
-        }
-        let name = Name::from_text(&name_text, None)
-            .map_err(|e| {
-                Invalid::at(
-                    &sv.name,
-                    format!("service.name: {:?}: {e}", sv.name.get_ref()),
-                )
-            })?
-            .to_lowercase();
+        let name = name_key(&sv.name, "service.name")?;
         if !service_names.insert(name.clone()) {
             return Err(Invalid::at(
                 &sv.name,
@@ -88,15 +221,34 @@ pub(super) fn services(
             .get_ref()
             .parse()
             .map_err(|e| Invalid::at(&sv.routing, format!("service.routing: {e}")))?;
-        if let Some(m) = &sv.monitor {
-            if !monitors.contains_key(m.get_ref()) {
-                return Err(Invalid::at(
+        let known_monitor = |m: &Spanned<String>, key: &str| {
+            if monitors.contains_key(m.get_ref()) {
+                Ok(())
+            } else {
+                Err(Invalid::at(
                     m,
-                    format!("service.monitor: no [monitor.{}] is defined", m.get_ref()),
-                ));
+                    format!("{key}: no [monitor.{}] is defined", m.get_ref()),
+                ))
             }
+        };
+        if let Some(m) = &sv.monitor {
+            known_monitor(m, "service.monitor")?;
         }
-        let peers = sv.peers.unwrap_or_default();
+        use Routing::*;
+        let is_self = routing == SelfAddress;
+        only_for(&sv.monitor, "service.monitor", routing, &[SelfAddress])?;
+        only_for(&sv.peers, "service.peers", routing, &[SelfAddress])?;
+        only_for(&sv.when_down, "service.when-down", routing, &[SelfAddress])?;
+        let algorithmic = [Priority, Weighted, Multivalue, Subnet];
+        only_for(&sv.degraded_ttl, "service.degraded-ttl", routing, &algorithmic)?;
+        only_for(&sv.when_all_down, "service.when-all-down", routing, &algorithmic)?;
+        only_for(&sv.sticky, "service.sticky", routing, &[Weighted])?;
+        only_for(&sv.hash_prefix_v4, "service.hash-prefix-v4", routing, &[Weighted])?;
+        only_for(&sv.hash_prefix_v6, "service.hash-prefix-v6", routing, &[Weighted])?;
+        only_for(&sv.max_answers, "service.max-answers", routing, &[Multivalue])?;
+        only_for(&sv.endpoints, "service.endpoints", routing, &algorithmic)?;
+
+        let peers = sv.peers.map(|p| p.into_inner()).unwrap_or_default();
         let when_down = match &sv.when_down {
             Some(w) => w
                 .get_ref()
@@ -105,13 +257,50 @@ pub(super) fn services(
             None if peers.is_empty() => WhenDown::Refuse,
             None => WhenDown::Peers,
         };
-        if when_down == WhenDown::Peers && peers.is_empty() {
+        if is_self && when_down == WhenDown::Peers && peers.is_empty() {
             let span = sv.when_down.as_ref().map_or(sv.name.span(), |w| w.span());
             return Err(Invalid::new(
                 span,
                 "service.when-down: \"peers\" needs a peers list",
             ));
         }
+        let when_all_down = match &sv.when_all_down {
+            Some(w) => w
+                .get_ref()
+                .parse()
+                .map_err(|e| Invalid::at(w, format!("service.when-all-down: {e}")))?,
+            None => WhenAllDown::default(),
+        };
+        let defaults = crate::policy::Weighted::default();
+        let weighted = crate::policy::Weighted {
+            sticky: sv.sticky.map_or(defaults.sticky, |s| s.into_inner()),
+            v4_prefix: within(&sv.hash_prefix_v4, "service.hash-prefix-v4", 0..=32, defaults.v4_prefix)?,
+            v6_prefix: within(&sv.hash_prefix_v6, "service.hash-prefix-v6", 0..=128, defaults.v6_prefix)?,
+        };
+        let max_answers = within(
+            &sv.max_answers,
+            "service.max-answers",
+            1..=MAX_PICK as u8,
+            default_max_answers(),
+        )?;
+        let endpoints = match sv.endpoints {
+            Some(list) => {
+                let (list, spans) = endpoints(list, routing, &known_monitor, lines)?;
+                let at = services.len();
+                nested_spans.extend(spans.into_iter().map(|(e, span)| (at, e, span)));
+                list
+            }
+            None if is_self => Vec::new(),
+            None => {
+                return Err(Invalid::at(
+                    &sv.routing,
+                    format!(
+                        "service.endpoints: routing = {:?} needs an endpoints list",
+                        routing.name()
+                    ),
+                ))
+            }
+        };
         let ttl = sv.ttl.unwrap_or_else(default_service_ttl);
         services.push(ServiceConfig {
             name,
@@ -120,10 +309,230 @@ pub(super) fn services(
             monitor: sv.monitor.map(|m| m.into_inner()),
             peers,
             when_down,
+            degraded_ttl: sv.degraded_ttl.map(|t| t.into_inner()),
+            when_all_down,
+            weighted,
+            max_answers,
+            endpoints,
             line,
         });
     }
+    check_nesting(&services, &nested_spans)?;
     Ok(services)
+}
+
+/// A name key: absolute, lowercased, a missing final dot added.
+fn name_key(value: &Spanned<String>, key: &str) -> Result<Name, Invalid> {
+    Name::from_text(&with_dot(value.get_ref()), None)
+        .map(|n| n.to_lowercase())
+        .map_err(|e| Invalid::at(value, format!("{key}: {:?}: {e}", value.get_ref())))
+}
+
+/// `name` with a final dot: names in the config are always absolute.
+fn with_dot(name: &str) -> String {
+    if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.")
+    }
+}
+
+/// An endpoint list checked against its service's method; returns the
+/// endpoints that are enabled and the spans of their `service` keys.
+#[allow(clippy::type_complexity)]
+fn endpoints(
+    list: Spanned<Vec<EndpointSpec>>,
+    routing: Routing,
+    known_monitor: &impl Fn(&Spanned<String>, &str) -> Result<(), Invalid>,
+    lines: &Lines,
+) -> Result<(Vec<EndpointConfig>, Vec<(usize, std::ops::Range<usize>)>), Invalid> {
+    use Routing::*;
+    let list_span = list.span();
+    if list.get_ref().is_empty() {
+        return Err(Invalid::at(&list, "service.endpoints: is empty"));
+    }
+    let mut out: Vec<EndpointConfig> = Vec::new();
+    let mut spans = Vec::new();
+    let mut names = HashSet::new();
+    let mut priorities: HashMap<u32, String> = HashMap::new();
+    let mut subnets: HashMap<Prefix, String> = HashMap::new();
+    let mut default: Option<String> = None;
+    for spec in list.into_inner() {
+        let name = spec.name.get_ref().clone();
+        let key = |k: &str| format!("endpoint {name:?}: {k}");
+        if name.is_empty() || !names.insert(name.clone()) {
+            return Err(Invalid::at(
+                &spec.name,
+                format!("endpoint.name: {name:?} is empty or listed twice in this service"),
+            ));
+        }
+        only_for(&spec.weight, &key("weight"), routing, &[Weighted])?;
+        only_for(&spec.priority, &key("priority"), routing, &[Priority])?;
+        only_for(&spec.subnets, &key("subnets"), routing, &[Subnet])?;
+        if spec.min_healthy.is_some() && spec.service.is_none() {
+            let v = spec.min_healthy.as_ref().expect("checked");
+            return Err(Invalid::at(v, key("min-healthy: only for an endpoint with service =")));
+        }
+        let targets =
+            [spec.addresses.is_some(), spec.cname.is_some(), spec.service.is_some()];
+        let target = match (&spec.addresses, &spec.cname, &spec.service) {
+            _ if targets.iter().filter(|&&t| t).count() != 1 => {
+                return Err(Invalid::at(
+                    &spec.name,
+                    key("needs exactly one of addresses, cname or service"),
+                ))
+            }
+            (Some(a), _, _) if a.get_ref().is_empty() => {
+                return Err(Invalid::at(a, key("addresses: is empty")))
+            }
+            (Some(a), _, _) => EndpointTarget::Addresses(a.get_ref().clone()),
+            (_, Some(c), _) => EndpointTarget::Cname(name_key(c, &key("cname"))?),
+            (_, _, Some(svc)) => EndpointTarget::Service {
+                name: name_key(svc, &key("service"))?,
+                min_healthy: spec.min_healthy.as_ref().map_or(1, |m| *m.get_ref()),
+            },
+            _ => unreachable!("exactly one target is set"),
+        };
+        if routing == Multivalue && !matches!(target, EndpointTarget::Addresses(_)) {
+            return Err(Invalid::at(
+                &spec.name,
+                key("multivalue answers addresses only; cname and service endpoints need another method"),
+            ));
+        }
+        if let Some(m) = &spec.monitor {
+            known_monitor(m, &key("monitor"))?;
+        }
+        let probe = match &spec.probe {
+            None => None,
+            Some(p) if spec.monitor.is_none() => {
+                return Err(Invalid::at(p, key("probe: needs a monitor")))
+            }
+            Some(p) => Some(
+                p.get_ref()
+                    .parse::<ProbeTarget>()
+                    .map_err(|e| Invalid::at(p, key(&format!("probe: {e}"))))?,
+            ),
+        };
+        match (&target, &spec.monitor, &probe) {
+            (EndpointTarget::Cname(_), Some(m), None) => {
+                return Err(Invalid::at(
+                    m,
+                    key("monitor: a cname endpoint has no address to probe; set probe = \"ADDRESS[:PORT]\""),
+                ))
+            }
+            (EndpointTarget::Service { .. }, Some(m), _) => {
+                return Err(Invalid::at(
+                    m,
+                    key("monitor: a service endpoint's health comes from its service's endpoints (see min-healthy)"),
+                ))
+            }
+            _ => {}
+        }
+        if routing == Priority {
+            let Some(p) = &spec.priority else {
+                return Err(Invalid::at(&spec.name, key("priority: required by priority routing")));
+            };
+            if let Some(other) = priorities.insert(*p.get_ref(), name.clone()) {
+                return Err(Invalid::at(
+                    p,
+                    key(&format!("priority: {} is also endpoint {other:?}'s", p.get_ref())),
+                ));
+            }
+        }
+        let mut prefixes = Vec::new();
+        if let Some(list) = &spec.subnets {
+            for text in list.get_ref() {
+                let prefix: Prefix = text
+                    .parse()
+                    .map_err(|e| Invalid::at(list, key(&format!("subnets: {e}"))))?;
+                if let Some(other) = subnets.insert(prefix, name.clone()) {
+                    return Err(Invalid::at(
+                        list,
+                        key(&format!("subnets: {prefix} is listed twice (also in {other:?})")),
+                    ));
+                }
+                prefixes.push(prefix);
+            }
+        }
+        if routing == Subnet && prefixes.is_empty() {
+            if let Some(other) = default.replace(name.clone()) {
+                return Err(Invalid::at(
+                    &spec.name,
+                    key(&format!(
+                        "has no subnets, and neither has {other:?}: only one endpoint may be the default"
+                    )),
+                ));
+            }
+        }
+        if spec.enabled == Some(false) {
+            continue;
+        }
+        if let Some(svc) = &spec.service {
+            spans.push((out.len(), svc.span()));
+        }
+        out.push(EndpointConfig {
+            name,
+            target,
+            monitor: spec.monitor.map(|m| m.into_inner()),
+            probe,
+            weight: spec.weight.map_or(1, |w| w.into_inner()),
+            priority: spec.priority.map_or(0, |p| p.into_inner()),
+            subnets: prefixes,
+            line: lines.line_of(spec.name.span().start),
+        });
+    }
+    if out.is_empty() {
+        return Err(Invalid::new(
+            list_span,
+            "service.endpoints: every endpoint is disabled",
+        ));
+    }
+    Ok((out, spans))
+}
+
+/// Refuses nesting that names no service, loops, or goes deeper than
+/// [`MAX_NESTING`]: the answer path follows nesting without checks.
+fn check_nesting(
+    services: &[ServiceConfig],
+    spans: &[(usize, usize, std::ops::Range<usize>)],
+) -> Result<(), Invalid> {
+    let index: HashMap<&Name, usize> = services.iter().enumerate().map(|(i, s)| (&s.name, i)).collect();
+    let children = |i: usize| {
+        services[i].endpoints.iter().filter_map(|e| match &e.target {
+            EndpointTarget::Service { name, .. } => Some(name),
+            _ => None,
+        })
+    };
+    for (s, e, span) in spans {
+        let EndpointTarget::Service { name, .. } = &services[*s].endpoints[*e].target else {
+            continue;
+        };
+        let endpoint = &services[*s].endpoints[*e].name;
+        let Some(&child) = index.get(name) else {
+            return Err(Invalid::new(
+                span.clone(),
+                format!("endpoint {endpoint:?}: service: no [[service]] is named {name}"),
+            ));
+        };
+        // Depth-first from the child, bounded: a path longer than the limit
+        // is either a loop or too deep, and both are refused.
+        let mut stack = vec![(child, 1u8)];
+        while let Some((at, depth)) = stack.pop() {
+            if at == *s || depth > MAX_NESTING {
+                let what = if at == *s { "nesting loops back to this service" } else { "nesting is deeper than 8 services" };
+                return Err(Invalid::new(
+                    span.clone(),
+                    format!("endpoint {endpoint:?}: service: {name}: {what}"),
+                ));
+            }
+            for c in children(at) {
+                if let Some(&ci) = index.get(c) {
+                    stack.push((ci, depth + 1));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
