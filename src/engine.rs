@@ -164,7 +164,7 @@ impl Outcome {
 /// when the query carried one with a non-zero source prefix, else the
 /// address the query came from (RFC 7871 §7.1.2: a source prefix of 0 asks
 /// that the client's address not be used).
-fn policy_input(ctx: &QueryContext, ecs: Option<ClientSubnet>, id: u16) -> PolicyInput {
+pub fn policy_input(ctx: &QueryContext, ecs: Option<ClientSubnet>, id: u16) -> PolicyInput {
     let (client, source_prefix) = match ecs {
         Some(s) if s.source_prefix > 0 => (s.address, s.source_prefix),
         Some(_) => (ctx.client.ip(), 0),
@@ -313,6 +313,16 @@ fn answer(
         }
     }
     Ok(rcode::NOERROR)
+}
+
+/// The service answering at `name` (lowercase wire format), found as an
+/// answer finds it: the longest zone, cuts, wildcards. For `explain`.
+pub fn service_at(snap: &Snapshot, name: &[u8]) -> Option<u32> {
+    let zone = find_zone(snap, name, rtype::A)?;
+    match lookup(zone, name, rtype::A) {
+        Lookup::Found(node) => node.service,
+        _ => None,
+    }
 }
 
 /// The zone that answers for `name`: the longest match, except that DS at

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod drain;
 pub mod engine;
+pub mod explain;
 pub mod health;
 pub mod name;
 pub mod policy;

@@ -36,8 +36,9 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Put this node (or one service on it) in maintenance: it answers as
-    /// if its payload were down. Survives restarts; undo with `undrain`.
+    /// Put this node (or one service on it, or one endpoint of a service)
+    /// in maintenance: it answers as if its payload (or the endpoint) were
+    /// down. Survives restarts; undo with `undrain`.
     Drain {
         /// The TOML configuration file (its `[state] dir` holds the state).
         #[arg(long, short)]
@@ -45,8 +46,11 @@ enum Command {
         /// Only this service (its `name` in the config); default: the node.
         #[arg(long)]
         service: Option<String>,
+        /// Only this endpoint of `--service`.
+        #[arg(long, requires = "service")]
+        endpoint: Option<String>,
     },
-    /// Take this node (or one service) out of maintenance.
+    /// Take this node (or one service, or one endpoint) out of maintenance.
     Undrain {
         /// The TOML configuration file.
         #[arg(long, short)]
@@ -54,6 +58,36 @@ enum Command {
         /// Only this service; default: the node.
         #[arg(long)]
         service: Option<String>,
+        /// Only this endpoint of `--service`.
+        #[arg(long, requires = "service")]
+        endpoint: Option<String>,
+    },
+    /// Show how the answer to a question is chosen: zone, service, method,
+    /// each endpoint considered, the decision, its ECS scope and the
+    /// records. Every endpoint counts as up unless `--down` names it.
+    Explain {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The client: an address (the query's source) or ADDR/LEN (sent as
+        /// EDNS Client Subnet).
+        #[arg(long)]
+        client: String,
+        /// The local address the query arrives on (what `self` answers).
+        #[arg(long, default_value = "127.0.0.1")]
+        via: std::net::IpAddr,
+        /// Endpoints to take as down: ENDPOINT or SERVICE/ENDPOINT, comma
+        /// separated.
+        #[arg(long, value_delimiter = ',')]
+        down: Vec<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The name asked.
+        name: String,
+        /// The type asked.
+        #[arg(default_value = "A")]
+        qtype: String,
     },
 }
 
@@ -69,8 +103,25 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(&config),
         Command::Check { config } => check(&config),
-        Command::Drain { config, service } => set_drain(&config, service.as_deref(), true),
-        Command::Undrain { config, service } => set_drain(&config, service.as_deref(), false),
+        Command::Drain {
+            config,
+            service,
+            endpoint,
+        } => set_drain(&config, service.as_deref(), endpoint.as_deref(), true),
+        Command::Undrain {
+            config,
+            service,
+            endpoint,
+        } => set_drain(&config, service.as_deref(), endpoint.as_deref(), false),
+        Command::Explain {
+            config,
+            client,
+            via,
+            down,
+            json,
+            name,
+            qtype,
+        } => explain(&config, &client, via, &down, json, &name, &qtype),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -158,7 +209,52 @@ async fn shutdown_signal() {
     }
 }
 
-fn set_drain(path: &Path, service: Option<&str>, drained: bool) -> anyhow::Result<()> {
+fn explain(
+    path: &Path,
+    client: &str,
+    via: std::net::IpAddr,
+    down: &[String],
+    json: bool,
+    name: &str,
+    qtype: &str,
+) -> anyhow::Result<()> {
+    let (_, snapshot) = load(path)?;
+    for spec in down {
+        steerdns::explain::mark_down(&snapshot, spec)?;
+    }
+    let (address, prefix) = match client.split_once('/') {
+        Some((a, len)) => (
+            a,
+            Some(len.parse::<u8>().context("--client: bad prefix length")?),
+        ),
+        None => (client, None),
+    };
+    let question = steerdns::explain::Question {
+        name: Name::from_text(&format!("{}.", name.trim_end_matches('.')), None)
+            .with_context(|| format!("bad name {name:?}"))?,
+        qtype: steerdns::rr::type_from_str(qtype)
+            .with_context(|| format!("unknown type {qtype:?}"))?,
+        client: address
+            .parse()
+            .with_context(|| format!("--client: {address:?} is not an address"))?,
+        client_prefix: prefix,
+        via,
+    };
+    let report = steerdns::explain::explain(&snapshot, &question)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
+}
+
+fn set_drain(
+    path: &Path,
+    service: Option<&str>,
+    endpoint: Option<&str>,
+    drained: bool,
+) -> anyhow::Result<()> {
     let config = Config::from_file(path)?;
     let dir = config.state_dir.as_deref().with_context(|| {
         format!(
@@ -174,18 +270,39 @@ fn set_drain(path: &Path, service: Option<&str>, drained: bool) -> anyhow::Resul
                 .with_context(|| format!("bad service name {name:?}"))?
                 .to_lowercase()
                 .to_string();
-            if !config.services.iter().any(|s| s.name.to_string() == name) {
+            let Some(sc) = config.services.iter().find(|s| s.name.to_string() == name) else {
                 anyhow::bail!("{}: no service named {name}", path.display());
-            }
-            if drained {
-                state.services.insert(name);
-            } else {
-                state.services.remove(&name);
+            };
+            match endpoint {
+                None if drained => {
+                    state.services.insert(name);
+                }
+                None => {
+                    state.services.remove(&name);
+                }
+                Some(e) => {
+                    if !sc.endpoints.iter().any(|ec| ec.name == e) {
+                        anyhow::bail!("{}: service {name} has no endpoint {e:?}", path.display());
+                    }
+                    let set = state.endpoints.entry(name.clone()).or_default();
+                    if drained {
+                        set.insert(e.to_string());
+                    } else {
+                        set.remove(e);
+                        if set.is_empty() {
+                            state.endpoints.remove(&name);
+                        }
+                    }
+                }
             }
         }
     }
     state.save(dir)?;
-    let what = service.unwrap_or("node");
+    let what = match (service, endpoint) {
+        (Some(s), Some(e)) => format!("{s} endpoint {e}"),
+        (Some(s), None) => s.to_string(),
+        _ => "node".to_string(),
+    };
     println!("{what}: {}", if drained { "drained" } else { "undrained" });
     Ok(())
 }

@@ -10,8 +10,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::health::{Health, HealthId, HealthView, HealthViewBuilder, Monitor};
 use crate::config::{EndpointTarget, ServiceConfig};
+use crate::health::{Health, HealthId, HealthView, HealthViewBuilder, Monitor};
 use crate::name::Name;
 use crate::policy::{
     seed_of, Address, Endpoint, Method, Multivalue, Peer, Priority, Routing, SelfAddress,
@@ -310,7 +310,9 @@ fn endpoint_rule(
             EndpointTarget::Cname(name) => Target::Cname(name.clone()),
             EndpointTarget::Service { name, min_healthy } => Target::Service {
                 // Checked by the config: every nested service exists.
-                index: *names.get(name).ok_or_else(|| format!("no service {name}"))?,
+                index: *names
+                    .get(name)
+                    .ok_or_else(|| format!("no service {name}"))?,
                 min_healthy: *min_healthy,
             },
         };

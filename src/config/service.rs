@@ -17,7 +17,7 @@ use super::value::{within, Invalid};
 use super::Lines;
 use crate::health::Monitor;
 use crate::name::Name;
-use crate::policy::{Routing, WhenAllDown, WhenDown, Weighted, MAX_NESTING, MAX_PICK};
+use crate::policy::{Routing, Weighted, WhenAllDown, WhenDown, MAX_NESTING, MAX_PICK};
 use crate::prefix::Prefix;
 
 /// One `[[service]]`: a name answered by a routing policy.
@@ -240,12 +240,37 @@ pub(super) fn services(
         only_for(&sv.peers, "service.peers", routing, &[SelfAddress])?;
         only_for(&sv.when_down, "service.when-down", routing, &[SelfAddress])?;
         let algorithmic = [Priority, Weighted, Multivalue, Subnet];
-        only_for(&sv.degraded_ttl, "service.degraded-ttl", routing, &algorithmic)?;
-        only_for(&sv.when_all_down, "service.when-all-down", routing, &algorithmic)?;
+        only_for(
+            &sv.degraded_ttl,
+            "service.degraded-ttl",
+            routing,
+            &algorithmic,
+        )?;
+        only_for(
+            &sv.when_all_down,
+            "service.when-all-down",
+            routing,
+            &algorithmic,
+        )?;
         only_for(&sv.sticky, "service.sticky", routing, &[Weighted])?;
-        only_for(&sv.hash_prefix_v4, "service.hash-prefix-v4", routing, &[Weighted])?;
-        only_for(&sv.hash_prefix_v6, "service.hash-prefix-v6", routing, &[Weighted])?;
-        only_for(&sv.max_answers, "service.max-answers", routing, &[Multivalue])?;
+        only_for(
+            &sv.hash_prefix_v4,
+            "service.hash-prefix-v4",
+            routing,
+            &[Weighted],
+        )?;
+        only_for(
+            &sv.hash_prefix_v6,
+            "service.hash-prefix-v6",
+            routing,
+            &[Weighted],
+        )?;
+        only_for(
+            &sv.max_answers,
+            "service.max-answers",
+            routing,
+            &[Multivalue],
+        )?;
         only_for(&sv.endpoints, "service.endpoints", routing, &algorithmic)?;
 
         let peers = sv.peers.map(|p| p.into_inner()).unwrap_or_default();
@@ -274,8 +299,18 @@ pub(super) fn services(
         let defaults = crate::policy::Weighted::default();
         let weighted = crate::policy::Weighted {
             sticky: sv.sticky.map_or(defaults.sticky, |s| s.into_inner()),
-            v4_prefix: within(&sv.hash_prefix_v4, "service.hash-prefix-v4", 0..=32, defaults.v4_prefix)?,
-            v6_prefix: within(&sv.hash_prefix_v6, "service.hash-prefix-v6", 0..=128, defaults.v6_prefix)?,
+            v4_prefix: within(
+                &sv.hash_prefix_v4,
+                "service.hash-prefix-v4",
+                0..=32,
+                defaults.v4_prefix,
+            )?,
+            v6_prefix: within(
+                &sv.hash_prefix_v6,
+                "service.hash-prefix-v6",
+                0..=128,
+                defaults.v6_prefix,
+            )?,
         };
         let max_answers = within(
             &sv.max_answers,
@@ -371,10 +406,16 @@ fn endpoints(
         only_for(&spec.subnets, &key("subnets"), routing, &[Subnet])?;
         if spec.min_healthy.is_some() && spec.service.is_none() {
             let v = spec.min_healthy.as_ref().expect("checked");
-            return Err(Invalid::at(v, key("min-healthy: only for an endpoint with service =")));
+            return Err(Invalid::at(
+                v,
+                key("min-healthy: only for an endpoint with service ="),
+            ));
         }
-        let targets =
-            [spec.addresses.is_some(), spec.cname.is_some(), spec.service.is_some()];
+        let targets = [
+            spec.addresses.is_some(),
+            spec.cname.is_some(),
+            spec.service.is_some(),
+        ];
         let target = match (&spec.addresses, &spec.cname, &spec.service) {
             _ if targets.iter().filter(|&&t| t).count() != 1 => {
                 return Err(Invalid::at(
@@ -430,12 +471,18 @@ fn endpoints(
         }
         if routing == Priority {
             let Some(p) = &spec.priority else {
-                return Err(Invalid::at(&spec.name, key("priority: required by priority routing")));
+                return Err(Invalid::at(
+                    &spec.name,
+                    key("priority: required by priority routing"),
+                ));
             };
             if let Some(other) = priorities.insert(*p.get_ref(), name.clone()) {
                 return Err(Invalid::at(
                     p,
-                    key(&format!("priority: {} is also endpoint {other:?}'s", p.get_ref())),
+                    key(&format!(
+                        "priority: {} is also endpoint {other:?}'s",
+                        p.get_ref()
+                    )),
                 ));
             }
         }
@@ -448,7 +495,9 @@ fn endpoints(
                 if let Some(other) = subnets.insert(prefix, name.clone()) {
                     return Err(Invalid::at(
                         list,
-                        key(&format!("subnets: {prefix} is listed twice (also in {other:?})")),
+                        key(&format!(
+                            "subnets: {prefix} is listed twice (also in {other:?})"
+                        )),
                     ));
                 }
                 prefixes.push(prefix);
@@ -496,12 +545,19 @@ fn check_nesting(
     services: &[ServiceConfig],
     spans: &[(usize, usize, std::ops::Range<usize>)],
 ) -> Result<(), Invalid> {
-    let index: HashMap<&Name, usize> = services.iter().enumerate().map(|(i, s)| (&s.name, i)).collect();
+    let index: HashMap<&Name, usize> = services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (&s.name, i))
+        .collect();
     let children = |i: usize| {
-        services[i].endpoints.iter().filter_map(|e| match &e.target {
-            EndpointTarget::Service { name, .. } => Some(name),
-            _ => None,
-        })
+        services[i]
+            .endpoints
+            .iter()
+            .filter_map(|e| match &e.target {
+                EndpointTarget::Service { name, .. } => Some(name),
+                _ => None,
+            })
     };
     for (s, e, span) in spans {
         let EndpointTarget::Service { name, .. } = &services[*s].endpoints[*e].target else {
@@ -519,7 +575,11 @@ fn check_nesting(
         let mut stack = vec![(child, 1u8)];
         while let Some((at, depth)) = stack.pop() {
             if at == *s || depth > MAX_NESTING {
-                let what = if at == *s { "nesting loops back to this service" } else { "nesting is deeper than 8 services" };
+                let what = if at == *s {
+                    "nesting loops back to this service"
+                } else {
+                    "nesting is deeper than 8 services"
+                };
                 return Err(Invalid::new(
                     span.clone(),
                     format!("endpoint {endpoint:?}: service: {name}: {what}"),
