@@ -404,8 +404,7 @@ fn endpoints(
         only_for(&spec.weight, &key("weight"), routing, &[Weighted])?;
         only_for(&spec.priority, &key("priority"), routing, &[Priority])?;
         only_for(&spec.subnets, &key("subnets"), routing, &[Subnet])?;
-        if spec.min_healthy.is_some() && spec.service.is_none() {
-            let v = spec.min_healthy.as_ref().expect("checked");
+        if let (Some(v), None) = (&spec.min_healthy, &spec.service) {
             return Err(Invalid::at(
                 v,
                 key("min-healthy: only for an endpoint with service ="),
