@@ -11,9 +11,9 @@
 //! (`cargo test --test failover -- --nocapture` shows it on success).
 //!
 //! Needs root and the Debian packages `iproute2 nsd busybox unbound
-//! knot-resolver pdns-recursor bind9`; without root it is skipped, and
-//! without a package it is skipped (a missing resolver other than unbound
-//! is left out) unless `CI` is set, where that is a failure.
+//! knot-resolver pdns-recursor bind9`; without root, network namespaces
+//! or a package it fails, unless `STEERDNS_ALLOW_SKIP=1` (never under CI)
+//! lets it skip (a missing resolver other than unbound is then left out).
 
 mod common;
 mod lab;

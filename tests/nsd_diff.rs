@@ -14,7 +14,8 @@
 //! is printed, allowed or not, before the test fails on the ones that are
 //! not allowed.
 //!
-//! Without `nsd` installed the test is skipped, or fails when `CI` is set.
+//! Without `nsd` installed the test fails (see `common::skip` for
+//! `STEERDNS_ALLOW_SKIP`).
 //! `STEERDNS_DIFF_BASELINE=nsd` serves the "ours" side with a second NSD,
 //! which must agree with the first on everything: a check of the harness.
 

@@ -29,6 +29,7 @@ mod netns;
 mod node;
 mod resolvers;
 
+use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -249,8 +250,9 @@ struct Tools {
 }
 
 impl Tools {
-    /// Finds every program, or prints why the lab is skipped. Under CI a
-    /// missing package fails the test (see [`common::require_tool`]).
+    /// Finds every program; a missing one fails the test unless skipping
+    /// is allowed (see [`common::skip`]), and then a missing resolver other
+    /// than unbound is left out and any other missing program skips the lab.
     fn find() -> Option<Tools> {
         common::require_tool("ip", "iproute2")?;
         let nsd = common::require_tool("nsd", "nsd")?;
@@ -260,7 +262,13 @@ impl Tools {
             match common::require_tool(kind.program, kind.package) {
                 Some(path) => resolvers.push((kind, path)),
                 None if kind.required => return None,
-                None => eprintln!("lab: resolver {} left out", kind.label),
+                None => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "SKIPPED: resolver {} left out of the lab",
+                        kind.label
+                    );
+                }
             }
         }
         Some(Tools {
@@ -293,13 +301,13 @@ pub struct Lab {
 
 impl Lab {
     /// Builds the lab and waits until both nodes answer; the resolvers
-    /// start with [`Lab::start_fresh_resolvers`]. Returns `None` after
-    /// printing why when the machine cannot host the lab (not root, no
-    /// network namespaces, programs missing).
+    /// start with [`Lab::start_fresh_resolvers`]. When the machine cannot
+    /// host the lab (not root, no network namespaces, programs missing) the
+    /// test fails, or, where skipping is allowed (see [`common::skip`]),
+    /// this returns `None`.
     pub fn start(when_down: WhenDown) -> Option<Lab> {
-        // SAFETY: geteuid(2) has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("SKIPPED: the failover lab needs root (it creates network namespaces)");
+        if !common::is_root() {
+            common::skip("the failover lab needs root (it creates network namespaces)");
             return None;
         }
         let tools = Tools::find()?;
@@ -307,7 +315,7 @@ impl Lab {
         let mut network = match Network::new() {
             Ok(network) => network,
             Err(e) => {
-                eprintln!("SKIPPED: network namespaces are not available here: {e}");
+                common::skip(&format!("network namespaces are not available here: {e}"));
                 return None;
             }
         };
