@@ -64,6 +64,10 @@ const RESOLVERS_V6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0,
 const LOOKUP_ATTEMPTS: usize = 5;
 const LOOKUP_RETRY_AFTER: Duration = Duration::from_secs(2);
 
+/// Lookups through each resolver while lb2 is frozen, to pin it to lb1
+/// (see [`Lab::pin_to_lb1`]).
+const PIN_LOOKUPS: usize = 4;
+
 /// How long a resolver or a payload may take to come up, and a node to
 /// show the effect of a fault or a repair (its probe runs every second and
 /// tolerates one failure, so about 2-3 s).
@@ -385,6 +389,35 @@ impl Lab {
             node.start_dns();
             node.wait_until_serving();
         }
+    }
+
+    /// Pins every resolver to lb1 before a fault: while lb2's steerdns is
+    /// frozen, each resolver looks up [`PIN_LOOKUPS`] fresh names, so that
+    /// whichever node it preferred so far, it has now seen lb2 time out
+    /// and lb1 answer. Resolvers that pick the fastest node (BIND, PowerDNS
+    /// Recursor) would otherwise stay on lb2 and never meet lb1's fault.
+    /// Returns, per resolver, the lookups that got no address meanwhile
+    /// (there should be none: lb1 answers).
+    pub fn pin_to_lb1(&mut self, scenario: &str) -> Vec<(&'static str, usize)> {
+        let lb2 = &self.nodes[1];
+        lb2.freeze_dns(true);
+        let failed = self
+            .resolvers
+            .iter()
+            .map(|resolver| {
+                let types = [RecordType::A; PIN_LOOKUPS];
+                let prefix = format!("pin-{scenario}");
+                let lookups = self.resolver_ns.run(|| resolver.lookups(&prefix, &types));
+                let failed = lookups
+                    .iter()
+                    .filter(|l| !matches!(&l.outcome, Outcome::Addresses(a) if !a.is_empty()))
+                    .count();
+                (resolver.label(), failed)
+            })
+            .collect();
+        lb2.freeze_dns(false);
+        lb2.wait_until_serving();
+        failed
     }
 
     /// Breaks lb1 and, for the faults its steerdns survives, waits until
