@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Runs every check of the project: formatting, lints and all tests.
 #
-# Works on a fresh Debian machine with a Rust toolchain: the DNS tools the
-# integration tests drive (nsd, dig, kdig) are installed with apt-get when
-# one of them is missing, as root or through sudo.
+# Works on a fresh Debian machine with a Rust toolchain: what the build
+# and the tests need that Debian ships (C and C++ compilers for ring and
+# libFuzzer, the DNS servers, tools and resolvers the integration tests
+# drive) is installed with apt-get when missing, as root or through sudo;
+# rustfmt and clippy are added with rustup when missing.
+#
+# No test skips itself here: under CI (`.ci/run` exports CI=1) a test that
+# cannot run (not root, no network namespaces, a program missing) fails,
+# and elsewhere it fails too unless STEERDNS_ALLOW_SKIP=1 is set.
 #
 # The Debian nsd package would start an nsd service on port 53; the install
 # below keeps it from starting (policy-rc.d), and the tests start their own
@@ -32,13 +38,16 @@ have() {
 
 install_dns_tools() {
     local missing=()
-    # Tool, then the Debian package that brings it. The failover lab
+    # Tool, then the Debian package that brings it. ring (TLS for the
+    # HTTPS probes) compiles C, libFuzzer C++; the failover lab
     # (tests/failover.rs) needs iproute2, busybox (its HTTP payload) and
     # the four recursive resolvers.
     local tool package
     while read -r tool package; do
         have "$tool" || missing+=("$package")
     done <<'EOF'
+cc gcc
+c++ g++
 nsd nsd
 dig dnsutils
 kdig knot-dnsutils
@@ -70,6 +79,14 @@ EOF
 }
 
 install_dns_tools
+
+# A toolchain installed with rustup's minimal profile lacks these two.
+for component in rustfmt clippy; do
+    if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        echo "test.sh: installing $component"
+        rustup component add "$component"
+    fi
+done
 
 echo "test.sh: cargo fmt"
 cargo fmt --all -- --check

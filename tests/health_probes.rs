@@ -16,11 +16,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use steerdns::health::{
-    probe_once, spawn_probe, Health, HealthView, Monitor, MonitorSpec, ProbeFailure,
+    probe_once, spawn_probe, Health, HealthId, HealthView, Monitor, MonitorSpec, ProbeFailure,
 };
 
-/// Longest any test waits for something that should happen.
-const PATIENCE: Duration = Duration::from_secs(5);
+/// Longest any test waits for something that should happen: far more than
+/// it takes, so that a loaded machine does not fail the test.
+const PATIENCE: Duration = Duration::from_secs(10);
 
 const LOCALHOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
@@ -54,12 +55,19 @@ struct Seen {
     head: String,
     /// The TLS server name the client sent (https only).
     sni: Option<String>,
+    /// The status it was answered with.
+    status: u16,
+    /// Whether the observed endpoint was serving when the request came
+    /// in (see [`TestServer::observe`]).
+    serving: Option<bool>,
 }
 
 #[derive(Debug, Default)]
 struct Shared {
     script: Script,
     seen: Vec<Seen>,
+    /// The health view entry of the endpoint this server plays.
+    observed: Option<(HealthView, HealthId)>,
 }
 
 /// A tiny HTTP/1.1 server whose answers a test changes while it runs.
@@ -84,6 +92,7 @@ impl TestServer {
         let shared = Arc::new(Mutex::new(Shared {
             script,
             seen: Vec::new(),
+            observed: None,
         }));
         let for_task = shared.clone();
         let accept = tokio::spawn(async move {
@@ -109,6 +118,15 @@ impl TestServer {
             shared,
             accept,
         }
+    }
+
+    /// Records, with every request from now on, whether `id` is serving
+    /// in `view` as the request arrives. A probe runner applies each
+    /// result before it sleeps and sends the next request, so this is the
+    /// verdict on every earlier probe, read in logical order rather than
+    /// by the clock.
+    fn observe(&self, view: &HealthView, id: HealthId) {
+        self.shared.lock().unwrap().observed = Some((view.clone(), id));
     }
 
     fn set(&self, change: impl FnOnce(&mut Script)) {
@@ -159,13 +177,19 @@ where
     let script = {
         let mut shared = shared.lock().unwrap();
         let index = shared.seen.len();
-        shared.seen.push(Seen {
-            head: String::from_utf8_lossy(&head).into_owned(),
-            sni,
-        });
         let mut script = shared.script.clone();
         let status = script.statuses[index % script.statuses.len()];
         script.statuses = vec![status];
+        let serving = shared
+            .observed
+            .as_ref()
+            .map(|(view, id)| view.is_serving(*id));
+        shared.seen.push(Seen {
+            head: String::from_utf8_lossy(&head).into_owned(),
+            sni,
+            status,
+            serving,
+        });
         script
     };
     if script.silent {
@@ -426,7 +450,7 @@ async fn https_verification_rejects_a_self_signed_certificate() {
 
 /// Records every change of `id`'s serving flag, polling far faster than
 /// probes run, until the test's runtime ends (or a bounded while).
-fn watch(view: HealthView, id: steerdns::health::HealthId) -> Arc<Mutex<Vec<bool>>> {
+fn watch(view: HealthView, id: HealthId) -> Arc<Mutex<Vec<bool>>> {
     let seen = Arc::new(Mutex::new(vec![view.is_serving(id)]));
     let record = seen.clone();
     tokio::spawn(async move {
@@ -446,7 +470,7 @@ fn watch(view: HealthView, id: steerdns::health::HealthId) -> Arc<Mutex<Vec<bool
 }
 
 /// Waits until the view says `serving` for `id`, at most PATIENCE.
-async fn wait_for(view: &HealthView, id: steerdns::health::HealthId, serving: bool) {
+async fn wait_for(view: &HealthView, id: HealthId, serving: bool) {
     let deadline = Instant::now() + PATIENCE;
     while view.is_serving(id) != serving {
         assert!(
@@ -458,13 +482,61 @@ async fn wait_for(view: &HealthView, id: steerdns::health::HealthId, serving: bo
     }
 }
 
-/// A fast-probing monitor for the runner tests: 50ms apart, 40ms timeout,
-/// one failure forgiven, two successes to come back.
+/// Waits until the server has seen `count` requests, at most PATIENCE.
+async fn wait_for_requests(server: &TestServer, count: usize) {
+    let deadline = Instant::now() + PATIENCE;
+    while server.requests() < count {
+        assert!(Instant::now() < deadline, "runner does not probe");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The runner tests' monitor: one failure forgiven, two successes to come
+/// back. Probes run 300 ms apart; the timeout (250 ms) is far above what a
+/// local request takes even on a loaded machine, and the tests read the
+/// verdicts in the order of the probes ([`TestServer::observe`]), not by
+/// the clock.
+const TOLERATED_FAILURES: usize = 1;
+const SUCCESSES_BEFORE_UP: usize = 2;
+
 fn runner_monitor(server: &TestServer) -> Arc<Monitor> {
     Arc::new(monitor(&format!(
-        "protocol = \"http\"\nport = {}\ninterval = \"50ms\"\ntimeout = \"40ms\"\ntolerated-failures = 1\nsuccesses-before-up = 2",
+        "protocol = \"http\"\nport = {}\ninterval = \"300ms\"\ntimeout = \"250ms\"\n\
+         tolerated-failures = {TOLERATED_FAILURES}\nsuccesses-before-up = {SUCCESSES_BEFORE_UP}",
         server.addr.port()
     )))
+}
+
+/// Replays the statuses the server answered through the rise/fall rule
+/// (down after more than `TOLERATED_FAILURES` failures in a row, up after
+/// `SUCCESSES_BEFORE_UP` successes in a row), starting from `up`, and
+/// checks that each request found the endpoint in the state the earlier
+/// answers call for. Returns the expected state after the last answer.
+fn replay(seen: &[Seen], mut up: bool) -> bool {
+    let (mut failures, mut successes) = (0, 0);
+    for (i, request) in seen.iter().enumerate() {
+        assert_eq!(
+            request.serving,
+            Some(up),
+            "request {i} found the endpoint {}; answers so far: {:?}",
+            if up { "down, not up" } else { "up, not down" },
+            seen[..=i].iter().map(|r| r.status).collect::<Vec<_>>()
+        );
+        if (200..300).contains(&request.status) {
+            failures = 0;
+            successes += 1;
+            if successes >= SUCCESSES_BEFORE_UP {
+                up = true;
+            }
+        } else {
+            successes = 0;
+            failures += 1;
+            if failures > TOLERATED_FAILURES {
+                up = false;
+            }
+        }
+    }
+    up
 }
 
 #[tokio::test]
@@ -474,35 +546,28 @@ async fn runner_marks_down_after_tolerated_failures_and_recovers() {
     let mut builder = HealthView::builder();
     let id = builder.add(Health::Up).unwrap();
     let view = builder.build();
+    server.observe(&view, id);
     let changes = watch(view.clone(), id);
     let task = spawn_probe(server.addr, m, view.slot(id).unwrap());
 
     // The first probe runs at once; a few passing probes keep it up.
-    let deadline = Instant::now() + PATIENCE;
-    while server.requests() < 3 {
-        assert!(Instant::now() < deadline, "runner does not probe");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert!(view.is_serving(id));
-
+    wait_for_requests(&server, 3).await;
     server.set(|s| s.statuses = vec![503]);
-    let before = server.requests();
     wait_for(&view, id, false).await;
-    // Tolerated 1: the second failed probe (not the first) marks it down.
-    let failed = server.requests() - before;
-    assert!(
-        (2..=3).contains(&failed),
-        "down after {failed} failed probes"
-    );
-
     server.set(|s| s.statuses = vec![200]);
-    let before = server.requests();
     wait_for(&view, id, true).await;
-    let passed = server.requests() - before;
-    assert!(
-        (2..=3).contains(&passed),
-        "up after {passed} passing probes"
-    );
+    // One more probe, so the request log holds the verdict on the last
+    // success too.
+    let probes = server.requests();
+    wait_for_requests(&server, probes + 1).await;
+
+    // Every request found the state its predecessors' answers call for:
+    // the second failure in a row (not the first) marked it down, the
+    // second success up again.
+    let seen = server.seen();
+    assert!(replay(&seen, true));
+    let statuses: Vec<u16> = seen.iter().map(|r| r.status).collect();
+    assert!(statuses.contains(&503), "{statuses:?}");
 
     // A dead payload (connection refused) counts as failing too.
     server.stop().await;
@@ -526,15 +591,15 @@ async fn runner_absorbs_flapping() {
     let mut builder = HealthView::builder();
     let id = builder.add(Health::Up).unwrap();
     let view = builder.build();
+    server.observe(&view, id);
     let changes = watch(view.clone(), id);
     let task = spawn_probe(server.addr, runner_monitor(&server), view.slot(id).unwrap());
 
-    let deadline = Instant::now() + PATIENCE;
-    while server.requests() < 12 {
-        assert!(Instant::now() < deadline, "runner does not probe");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for_requests(&server, 10).await;
     task.abort();
+    let seen = server.seen();
+    assert!(replay(&seen, true));
+    assert!(seen.iter().all(|r| r.serving == Some(true)), "{seen:?}");
     assert_eq!(*changes.lock().unwrap(), vec![true]);
 }
 
@@ -545,10 +610,14 @@ async fn runner_starts_from_the_published_state_and_keeps_the_drain() {
     let id = builder.add(Health::Down).unwrap();
     let view = builder.build();
     assert!(!view.is_serving(id));
+    server.observe(&view, id);
 
     let task = spawn_probe(server.addr, runner_monitor(&server), view.slot(id).unwrap());
     wait_for(&view, id, true).await;
-    assert!(server.requests() >= 2, "up before two passing probes");
+    // Down to start with: the first two requests found it down.
+    let seen = server.seen();
+    assert!(seen.len() >= 2, "up before two passing probes");
+    assert!(replay(&seen, false));
 
     // An operator's drain survives the probe's verdicts.
     view.set_drained(id, true);
@@ -560,6 +629,7 @@ async fn runner_starts_from_the_published_state_and_keeps_the_drain() {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     server.set(|s| s.statuses = vec![200]);
+    let deadline = Instant::now() + PATIENCE;
     while view.status(id).unwrap().health != Health::Up {
         assert!(Instant::now() < deadline, "never marked up again");
         tokio::time::sleep(Duration::from_millis(2)).await;

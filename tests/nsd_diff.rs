@@ -14,7 +14,8 @@
 //! is printed, allowed or not, before the test fails on the ones that are
 //! not allowed.
 //!
-//! Without `nsd` installed the test is skipped, or fails when `CI` is set.
+//! Without `nsd` installed the test fails (see `common::skip` for
+//! `STEERDNS_ALLOW_SKIP`).
 //! `STEERDNS_DIFF_BASELINE=nsd` serves the "ours" side with a second NSD,
 //! which must agree with the first on everything: a check of the harness.
 
@@ -331,6 +332,62 @@ struct Observed<'a> {
     case: &'a Case,
     nsd: &'a Message,
     ours: &'a Message,
+    /// For an ANY query: every record NSD holds at the name (see
+    /// [`records_at`]), what a full ANY answer must be; empty otherwise.
+    at_name: &'a [Record],
+}
+
+/// Every record type that occurs in the diff zones' master files (a word
+/// of a line that parses as a type), ANY and the meta types left out.
+fn zone_types() -> Vec<RecordType> {
+    let mut types = Vec::new();
+    for zone in common::diff_zones() {
+        let text = std::fs::read_to_string(&zone.source)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", zone.source.display()));
+        let words = text
+            .lines()
+            .map(|line| line.split(';').next().unwrap_or_default())
+            .flat_map(str::split_whitespace);
+        for rtype in words.filter_map(|word| parse_type(word).ok()) {
+            let meta = matches!(
+                rtype,
+                RecordType::ANY | RecordType::AXFR | RecordType::IXFR | RecordType::OPT
+            );
+            if !meta && !types.contains(&rtype) {
+                types.push(rtype);
+            }
+        }
+    }
+    types
+}
+
+/// Every record NSD serves at `qname` itself (wildcard answers included),
+/// asked type by type over TCP so that nothing is truncated; records of
+/// other owners (a CNAME's target, glue) are left out.
+fn records_at(nsd: std::net::SocketAddr, qname: &Name, types: &[RecordType]) -> Vec<Record> {
+    let opts = QueryOpts {
+        tcp: true,
+        ..QueryOpts::default()
+    };
+    let mut records = Vec::new();
+    for &rtype in types {
+        let query = common::build_query(qname, rtype, &opts);
+        let response = common::exchange(nsd, &query, true)
+            .unwrap_or_else(|e| panic!("NSD gave no answer to {qname} {rtype}: {e}"));
+        records.extend(
+            response
+                .answers()
+                .iter()
+                .filter(|r| r.name() == qname && r.record_type() == rtype)
+                .cloned(),
+        );
+    }
+    records
+}
+
+/// Whether `records` and `expected` are the same multiset of records.
+fn same_records(records: &[Record], expected: &[Record]) -> bool {
+    multiset_minus(records, expected).is_empty() && multiset_minus(expected, records).is_empty()
 }
 
 /// A kind of difference that is correct on our side, with its reason.
@@ -370,15 +427,16 @@ const ALLOWED: &[Allowance] = &[
     Allowance {
         id: "any-udp-other-rrset",
         reason: "RFC 8482 §4.1: an ANY query over UDP gets one RRset of the responder's \
-                 choosing. NSD picks the SOA at an apex; we pick another RRset of the name.",
+                 choosing. NSD picks the SOA at an apex; we pick another RRset of the name, \
+                 which must be that RRset whole, as NSD serves it to a query for its type.",
         applies: any_udp_one_rrset,
     },
     Allowance {
         id: "any-tcp-full",
         reason: "RFC 8482 §4 lets a responder give a conventional ANY answer over TCP \
                  (no amplification there) while minimizing over UDP; NSD minimizes on TCP \
-                 too. Our answer holds every RRset of the name (RFC 1035 §3.2.3), a \
-                 superset of NSD's one RRset.",
+                 too. Our answer must hold exactly the records at the name (RFC 1035 \
+                 §3.2.3), as NSD serves them to a query for each type.",
         applies: any_tcp_superset,
     },
 ];
@@ -442,12 +500,16 @@ fn cd_copied(seen: &Observed<'_>, delta: &Delta) -> bool {
         && seen.case.opts.cd
 }
 
-/// Whether `records` are one non-empty RRset owned by `owner`.
-fn is_one_rrset_at(records: &[Record], owner: &Name) -> bool {
+/// Whether `records` are one whole RRset at the name: every record NSD
+/// holds there of the first record's type, and nothing else.
+fn is_one_whole_rrset(records: &[Record], at_name: &[Record]) -> bool {
     records.first().is_some_and(|first| {
-        records
+        let rrset: Vec<Record> = at_name
             .iter()
-            .all(|r| r.name() == owner && r.record_type() == first.record_type())
+            .filter(|r| r.record_type() == first.record_type())
+            .cloned()
+            .collect();
+        same_records(records, &rrset)
     })
 }
 
@@ -462,15 +524,23 @@ fn any_udp_one_rrset(seen: &Observed<'_>, delta: &Delta) -> bool {
                 ..
             }
         )
-        && is_one_rrset_at(seen.nsd.answers(), &seen.case.qname)
-        && is_one_rrset_at(seen.ours.answers(), &seen.case.qname)
+        && is_one_whole_rrset(seen.nsd.answers(), seen.at_name)
+        && is_one_whole_rrset(seen.ours.answers(), seen.at_name)
 }
 
 /// See the allowance `any-tcp-full`.
 fn any_tcp_superset(seen: &Observed<'_>, delta: &Delta) -> bool {
     seen.case.qtype == RecordType::ANY
         && seen.case.opts.tcp
-        && matches!(delta, Delta::Records { section: Section::Answer, nsd_only, .. } if nsd_only.is_empty())
+        && matches!(
+            delta,
+            Delta::Records {
+                section: Section::Answer,
+                ..
+            }
+        )
+        && is_one_whole_rrset(seen.nsd.answers(), seen.at_name)
+        && same_records(seen.ours.answers(), seen.at_name)
 }
 
 /// The outcome of one query on one server.
@@ -484,10 +554,21 @@ struct Report<'a> {
 }
 
 /// Compares the outcomes of `case` and attaches allowances.
-fn judge<'a>(case: &'a Case, query: &Message, nsd: &Outcome, ours: &Outcome) -> Report<'a> {
+fn judge<'a>(
+    case: &'a Case,
+    query: &Message,
+    nsd: &Outcome,
+    ours: &Outcome,
+    at_name: &[Record],
+) -> Report<'a> {
     let deltas = match (nsd, ours) {
         (Ok(nsd), Ok(ours)) => {
-            let observed = Observed { case, nsd, ours };
+            let observed = Observed {
+                case,
+                nsd,
+                ours,
+                at_name,
+            };
             compare(query, nsd, ours)
                 .into_iter()
                 .map(|delta| {
@@ -588,9 +669,15 @@ fn steerdns_answers_like_nsd() {
     let nsd = common::start_nsd(&nsd_bin, &zones, MAX_UDP_PAYLOAD);
     let mut ours = start_ours(&nsd_bin, &zones);
 
+    let types = zone_types();
     let mut reports = Vec::new();
     let mut failures_in_a_row = 0;
     for case in &cases {
+        let at_name = if case.qtype == RecordType::ANY {
+            records_at(nsd.addr(), &case.qname, &types)
+        } else {
+            Vec::new()
+        };
         let query = common::build_query(&case.qname, case.qtype, &case.opts);
         let nsd_outcome = common::exchange(nsd.addr(), &query, case.opts.tcp);
         let our_outcome = common::exchange(ours.addr(), &query, case.opts.tcp);
@@ -599,7 +686,7 @@ fn steerdns_answers_like_nsd() {
         } else {
             failures_in_a_row + 1
         };
-        reports.push(judge(case, &query, &nsd_outcome, &our_outcome));
+        reports.push(judge(case, &query, &nsd_outcome, &our_outcome, &at_name));
         if !ours.is_running() || failures_in_a_row >= MAX_CONSECUTIVE_FAILURES {
             print_summary(&reports, reports.len());
             panic!(
@@ -679,4 +766,53 @@ fn sections_compare_as_multisets() {
         1,
         "a duplicate counts"
     );
+}
+
+#[test]
+fn any_allowances_take_only_whole_rrsets_at_the_name() {
+    use hickory_proto::rr::rdata::{A, TXT};
+    use hickory_proto::rr::RData;
+    let owner = common::name("x.example.com.");
+    let a = |last: u8| Record::from_rdata(owner.clone(), 300, RData::A(A::new(192, 0, 2, last)));
+    let txt = Record::from_rdata(owner.clone(), 300, RData::TXT(TXT::new(vec!["t".into()])));
+    let at_name = [a(1), a(2), txt.clone()];
+    let message = |records: &[Record]| {
+        let mut m = Message::new();
+        m.add_answers(records.iter().cloned());
+        m
+    };
+    let judge_any = |tcp: bool, nsd: &[Record], ours: &[Record]| {
+        let case = parse_case(
+            1,
+            &format!("x.example.com ANY{}", if tcp { " tcp" } else { "" }),
+        )
+        .unwrap();
+        let (nsd, ours) = (message(nsd), message(ours));
+        let seen = Observed {
+            case: &case,
+            nsd: &nsd,
+            ours: &ours,
+            at_name: &at_name,
+        };
+        let delta = Delta::Records {
+            section: Section::Answer,
+            nsd_only: multiset_minus(nsd.answers(), ours.answers()),
+            ours_only: multiset_minus(ours.answers(), nsd.answers()),
+        };
+        (
+            any_udp_one_rrset(&seen, &delta),
+            any_tcp_superset(&seen, &delta),
+        )
+    };
+    let nsd = [txt.clone()];
+    // UDP: another whole RRset is fine; half of one, or one plus a stray
+    // record, is not.
+    assert!(judge_any(false, &nsd, &[a(1), a(2)]).0);
+    assert!(!judge_any(false, &nsd, &[a(1)]).0);
+    assert!(!judge_any(false, &nsd, &[a(1), a(2), a(3)]).0);
+    // TCP: exactly the records at the name; one missing or one too many
+    // is a difference.
+    assert!(judge_any(true, &nsd, &at_name).1);
+    assert!(!judge_any(true, &nsd, &[a(1), txt.clone()]).1);
+    assert!(!judge_any(true, &nsd, &[a(1), a(2), a(3), txt.clone()]).1);
 }

@@ -170,9 +170,14 @@ fn each_address_answers_with_itself_and_fails_over_to_healthy_peers() {
     // Peer's payload dies too: fail open with our own address.
     peer.set_healthy(false);
     wait_for(v4, &["127.0.0.1"]);
-    // Both back.
-    local.set_healthy(true);
+    // The peer comes back first, while the local payload is still down:
+    // the answer is the peer again, not the fail-open one...
     peer.set_healthy(true);
+    wait_for(v4, &["127.0.0.2"]);
+    // ... and only the local payload's recovery brings our own address
+    // back (the fail-open answer was the same address, so waiting for it
+    // straight after "both down" would prove nothing).
+    local.set_healthy(true);
     wait_for(v4, &["127.0.0.1"]);
 }
 

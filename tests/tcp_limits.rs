@@ -41,16 +41,18 @@ fn connect_from(from: &str, server: SocketAddr) -> TcpStream {
     try_connect_from(from, server).unwrap_or_else(|e| panic!("connect from {from}: {e}"))
 }
 
-/// Asserts the server turns a connection from `from` away at once: reset
-/// during the handshake's aftermath, or closed before any answer.
+/// Asserts the server turns a connection from `from` away: reset during
+/// the handshake's aftermath, or closed without an answer. (An answer
+/// fails the test at once; the wait only bounds a server that does
+/// neither, and is long so that a loaded machine does not fail it.)
 fn assert_refused(from: &str, server: SocketAddr) {
     let Ok(mut stream) = try_connect_from(from, server) else {
         return;
     };
     let _ = stream.write_all(&framed_query());
     assert!(
-        closed_within(&mut stream, Duration::from_secs(1)).is_some(),
-        "a connection from {from} was served"
+        closed_within(&mut stream, Duration::from_secs(5)).is_some(),
+        "a connection from {from} was neither served nor closed"
     );
 }
 
@@ -88,29 +90,30 @@ fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Duration> {
             .unwrap();
         match stream.read(&mut buf) {
             Ok(0) => return Some(started.elapsed()),
-            Ok(_) => panic!("unexpected data"),
+            Ok(_) => panic!("the connection was served"),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             Err(_) => return Some(started.elapsed()),
         }
     }
 }
 
-/// A UDP question answered in full.
+/// A UDP question answered in full, on the first attempt (no resend).
 fn assert_udp_served(server: SocketAddr) {
-    let m = common::query(
-        server,
-        "www.example.com.",
+    let m = common::build_query(
+        &common::name("www.example.com."),
         RecordType::A,
         &QueryOpts::default(),
-    )
-    .expect("UDP answer");
+    );
+    let reply = common::exchange_udp(server, &m.to_vec().unwrap(), common::QUERY_TIMEOUT, 1)
+        .expect("UDP answer to the first attempt");
+    let m = common::decode_response(&reply).unwrap();
     assert_eq!(m.answers().len(), 2);
 }
 
 #[test]
 fn silent_and_trickling_connections_are_closed_by_the_initial_timeout() {
     // The idle timeout is long: only the initial timeout can close them.
-    let server = start("initial-timeout = \"1s\"\nidle-timeout = \"20s\"");
+    let server = start("initial-timeout = \"1s\"\nidle-timeout = \"60s\"");
     let addr = server.addr();
     let opened = Instant::now();
     let mut silent = connect_from("127.0.0.2", addr);
@@ -119,7 +122,8 @@ fn silent_and_trickling_connections_are_closed_by_the_initial_timeout() {
     let mut prompt = connect_from("127.0.0.4", addr);
     assert_served(&mut prompt);
 
-    // One byte every 500 ms: the query would take ten seconds to arrive.
+    // One byte every 500 ms: the query (46 bytes framed) would take 23 s
+    // to arrive.
     let writer = {
         let mut trickle = trickle.try_clone().unwrap();
         thread::spawn(move || {
@@ -136,15 +140,17 @@ fn silent_and_trickling_connections_are_closed_by_the_initial_timeout() {
     assert_served(&mut connect_from("127.0.0.5", addr));
     assert_udp_served(addr);
 
-    // Both close about one second after they opened, not twenty.
-    let deadline = Duration::from_secs(3);
+    // Both close about one second after they opened: never before, and
+    // long before the idle timeout (60 s) or the trickled query's end
+    // (23 s). The upper bound leaves a loaded machine 9 s of slack.
+    let deadline = Duration::from_secs(10);
     closed_within(&mut silent, deadline).expect("silent connection closed");
     let silent_at = opened.elapsed();
     closed_within(&mut trickle, deadline).expect("trickling connection closed");
     let trickle_at = opened.elapsed();
     for (what, at) in [("silent", silent_at), ("trickling", trickle_at)] {
         assert!(
-            (Duration::from_millis(900)..Duration::from_millis(2500)).contains(&at),
+            (Duration::from_millis(900)..Duration::from_secs(10)).contains(&at),
             "{what} connection closed {at:?} after it opened"
         );
     }
@@ -167,10 +173,19 @@ fn per_client_cap_refuses_one_address_but_not_another() {
     assert_refused("127.0.0.50", addr);
     // Another address still gets in.
     assert_served(&mut connect_from("127.0.0.51", addr));
-    // A freed place can be taken again.
+    // A freed place can be taken again, once the server has seen the
+    // close (no fixed sleep: that is a guess at how busy the machine is).
     drop(first);
-    thread::sleep(Duration::from_millis(200));
-    assert_served(&mut connect_from("127.0.0.50", addr));
+    common::eventually(
+        Duration::from_secs(10),
+        "a place freed for 127.0.0.50",
+        || {
+            try_connect_from("127.0.0.50", addr).is_ok_and(|mut stream| {
+                stream.write_all(&framed_query()).is_ok()
+                    && common::read_tcp_message(&mut stream).is_ok()
+            })
+        },
+    );
     assert_served(&mut second);
 }
 
@@ -186,8 +201,8 @@ fn udp_answers_while_tcp_is_at_its_cap() {
     }
     // At the cap: a new client is refused at once...
     assert_refused("127.0.0.62", addr);
-    // ... and a stream of refused connections does not slow UDP down.
-    let started = Instant::now();
+    // ... and a stream of refused connections does not slow UDP down:
+    // every UDP question among them is answered on its first attempt.
     for i in 0..100 {
         let from = format!("127.0.1.{}", 1 + i % 50);
         let _ = try_connect_from(&from, addr);
@@ -195,7 +210,6 @@ fn udp_answers_while_tcp_is_at_its_cap() {
             assert_udp_served(addr);
         }
     }
-    assert!(started.elapsed() < Duration::from_secs(5));
     // The held connections are still served.
     for stream in &mut held {
         assert_served(stream);

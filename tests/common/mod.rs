@@ -7,8 +7,9 @@
 //!   on drop, also when the test panics.
 //! * [`query`] and [`exchange`]: one DNS query over UDP or TCP, encoded and
 //!   decoded with hickory-proto, an implementation independent of ours.
-//! * [`require_tool`]: skip (locally) or fail (under CI) when an external
-//!   program such as `nsd` or `dig` is missing.
+//! * [`skip`] and [`require_tool`]: a test that cannot run here (not root,
+//!   a program such as `nsd` missing) fails, unless `STEERDNS_ALLOW_SKIP=1`
+//!   outside CI lets it pass with a visible `SKIPPED` line.
 //!
 //! All traffic goes to 127.0.0.1 only.
 
@@ -181,21 +182,52 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Returns the path of `name`, or handles its absence: under CI (the `CI`
-/// variable is set) the test fails with an explanation; elsewhere the test
-/// prints why it is skipped and the caller returns early on `None`.
+/// Set to `1` to let a test that cannot run on this machine (not root, no
+/// network namespaces, a program missing) pass with a `SKIPPED` line
+/// instead of failing. Ignored under CI, where nothing may be skipped.
+pub const ALLOW_SKIP_ENV: &str = "STEERDNS_ALLOW_SKIP";
+
+/// Whether the tests run under CI: `CI` is set to anything but empty, `0`
+/// or `false` (`.ci/run` exports `CI=1`).
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"))
+}
+
+/// Handles a test that cannot run here because of `why`. It fails the test
+/// under CI, and elsewhere too unless `STEERDNS_ALLOW_SKIP=1`: a test that
+/// shows `ok` without having run would hide exactly the machine it was
+/// meant for. When skipping is allowed it prints `SKIPPED: why` and
+/// returns, and the caller returns early.
+pub fn skip(why: &str) {
+    if under_ci() {
+        panic!("{why}; nothing may be skipped under CI");
+    }
+    if std::env::var(ALLOW_SKIP_ENV).as_deref() != Ok("1") {
+        panic!("{why}; set {ALLOW_SKIP_ENV}=1 to skip this test instead");
+    }
+    // Straight to the process's stderr: the test harness captures (and
+    // hides, for a passing test) what eprintln! prints.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
+
+/// Whether the test process runs as root (the failover lab and the user
+/// switch need it).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Returns the path of `name`, or handles its absence with [`skip`]: a
+/// failure unless skipping is allowed, and then `None`, on which the
+/// caller returns early.
 pub fn require_tool(name: &str, package: &str) -> Option<PathBuf> {
     if let Some(path) = find_tool(name) {
         return Some(path);
     }
-    let message = format!(
+    skip(&format!(
         "`{name}` is not installed (Debian package `{package}`); \
          scripts/test.sh installs it"
-    );
-    if std::env::var_os("CI").is_some() {
-        panic!("{message}; it is required when CI is set");
-    }
-    eprintln!("SKIPPED: {message}");
+    ));
     None
 }
 

@@ -29,6 +29,7 @@ mod netns;
 mod node;
 mod resolvers;
 
+use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -62,6 +63,10 @@ const RESOLVERS_V6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0,
 /// answers the resend from its cache.
 const LOOKUP_ATTEMPTS: usize = 5;
 const LOOKUP_RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// Lookups through each resolver while lb2 is frozen, to pin it to lb1
+/// (see [`Lab::pin_to_lb1`]).
+const PIN_LOOKUPS: usize = 4;
 
 /// How long a resolver or a payload may take to come up, and a node to
 /// show the effect of a fault or a repair (its probe runs every second and
@@ -249,8 +254,9 @@ struct Tools {
 }
 
 impl Tools {
-    /// Finds every program, or prints why the lab is skipped. Under CI a
-    /// missing package fails the test (see [`common::require_tool`]).
+    /// Finds every program; a missing one fails the test unless skipping
+    /// is allowed (see [`common::skip`]), and then a missing resolver other
+    /// than unbound is left out and any other missing program skips the lab.
     fn find() -> Option<Tools> {
         common::require_tool("ip", "iproute2")?;
         let nsd = common::require_tool("nsd", "nsd")?;
@@ -260,7 +266,13 @@ impl Tools {
             match common::require_tool(kind.program, kind.package) {
                 Some(path) => resolvers.push((kind, path)),
                 None if kind.required => return None,
-                None => eprintln!("lab: resolver {} left out", kind.label),
+                None => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "SKIPPED: resolver {} left out of the lab",
+                        kind.label
+                    );
+                }
             }
         }
         Some(Tools {
@@ -293,13 +305,13 @@ pub struct Lab {
 
 impl Lab {
     /// Builds the lab and waits until both nodes answer; the resolvers
-    /// start with [`Lab::start_fresh_resolvers`]. Returns `None` after
-    /// printing why when the machine cannot host the lab (not root, no
-    /// network namespaces, programs missing).
+    /// start with [`Lab::start_fresh_resolvers`]. When the machine cannot
+    /// host the lab (not root, no network namespaces, programs missing) the
+    /// test fails, or, where skipping is allowed (see [`common::skip`]),
+    /// this returns `None`.
     pub fn start(when_down: WhenDown) -> Option<Lab> {
-        // SAFETY: geteuid(2) has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("SKIPPED: the failover lab needs root (it creates network namespaces)");
+        if !common::is_root() {
+            common::skip("the failover lab needs root (it creates network namespaces)");
             return None;
         }
         let tools = Tools::find()?;
@@ -307,7 +319,7 @@ impl Lab {
         let mut network = match Network::new() {
             Ok(network) => network,
             Err(e) => {
-                eprintln!("SKIPPED: network namespaces are not available here: {e}");
+                common::skip(&format!("network namespaces are not available here: {e}"));
                 return None;
             }
         };
@@ -377,6 +389,35 @@ impl Lab {
             node.start_dns();
             node.wait_until_serving();
         }
+    }
+
+    /// Pins every resolver to lb1 before a fault: while lb2's steerdns is
+    /// frozen, each resolver looks up [`PIN_LOOKUPS`] fresh names, so that
+    /// whichever node it preferred so far, it has now seen lb2 time out
+    /// and lb1 answer. Resolvers that pick the fastest node (BIND, PowerDNS
+    /// Recursor) would otherwise stay on lb2 and never meet lb1's fault.
+    /// Returns, per resolver, the lookups that got no address meanwhile
+    /// (there should be none: lb1 answers).
+    pub fn pin_to_lb1(&mut self, scenario: &str) -> Vec<(&'static str, usize)> {
+        let lb2 = &self.nodes[1];
+        lb2.freeze_dns(true);
+        let failed = self
+            .resolvers
+            .iter()
+            .map(|resolver| {
+                let types = [RecordType::A; PIN_LOOKUPS];
+                let prefix = format!("pin-{scenario}");
+                let lookups = self.resolver_ns.run(|| resolver.lookups(&prefix, &types));
+                let failed = lookups
+                    .iter()
+                    .filter(|l| !matches!(&l.outcome, Outcome::Addresses(a) if !a.is_empty()))
+                    .count();
+                (resolver.label(), failed)
+            })
+            .collect();
+        lb2.freeze_dns(false);
+        lb2.wait_until_serving();
+        failed
     }
 
     /// Breaks lb1 and, for the faults its steerdns survives, waits until
