@@ -630,4 +630,100 @@ mod tests {
         let e = parse_with(&bad).unwrap_err();
         assert!(e.contains(":11:") && e.contains("colour"), "{e}");
     }
+
+    /// The line of the first line of `text` past `MINIMAL`, plus `n`.
+    fn at(n: usize) -> String {
+        let base = crate::config::tests::MINIMAL.lines().count();
+        format!(":{}:", base + n)
+    }
+
+    #[test]
+    fn routed_services_and_their_endpoints() {
+        let text = "[monitor.web]\nprotocol = \"tcp\"\nport = 443\n\
+            [[service]]\nname = \"www.example.com\"\nrouting = \"weighted\"\n\
+            hash-prefix-v4 = 20\ndegraded-ttl = 5\nendpoints = [\n\
+            { name = \"fra\", addresses = [\"192.0.2.10\", \"2001:db8::10\"], weight = 3, monitor = \"web\" },\n\
+            { name = \"nat\", addresses = [\"203.0.113.10\"], monitor = \"web\", probe = \"10.0.0.10:8443\" },\n\
+            { name = \"off\", addresses = [\"203.0.113.11\"], enabled = false },\n\
+            { name = \"spare\", cname = \"spare.cdn.example.net\", weight = 0 },\n]\n";
+        let c = parse_with(text).unwrap();
+        let s = &c.services[0];
+        assert_eq!(s.routing, Routing::Weighted);
+        assert_eq!(
+            (s.weighted.v4_prefix, s.weighted.v6_prefix, s.degraded_ttl),
+            (20, 56, Some(5))
+        );
+        let names: Vec<&str> = s.endpoints.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["fra", "nat", "spare"],
+            "disabled endpoints are left out"
+        );
+        assert_eq!(s.endpoints[0].weight, 3);
+        assert_eq!(
+            s.endpoints[1].probe.unwrap().socket(1),
+            "10.0.0.10:8443".parse().unwrap()
+        );
+        assert_eq!(
+            s.endpoints[2].target,
+            EndpointTarget::Cname(Name::from_text("spare.cdn.example.net.", None).unwrap())
+        );
+        assert_eq!(s.endpoints[2].weight, 0);
+    }
+
+    #[test]
+    fn refused_endpoint_configs_name_line_and_key() {
+        let head = |routing: &str| {
+            format!("[monitor.web]\nprotocol = \"tcp\"\nport = 80\n[[service]]\nname = \"s.example.com\"\nrouting = \"{routing}\"\n")
+        };
+        // (routing, rest of the service, line of the error past MINIMAL, text)
+        let cases: &[(&str, &str, usize, &str)] = &[
+            ("priority", "endpoints = [\n{ name = \"a\", addresses = [\"192.0.2.1\"], priority = 1, weight = 2 },\n]\n", 8, "weight: not used by routing = \"priority\""),
+            ("weighted", "peers = [\"192.0.2.1\"]\nendpoints = [{ name = \"a\", addresses = [\"192.0.2.1\"] }]\n", 7, "service.peers: not used by routing = \"weighted\""),
+            ("weighted", "", 6, "needs an endpoints list"),
+            ("self", "endpoints = [{ name = \"a\", addresses = [\"192.0.2.1\"] }]\n", 7, "service.endpoints: not used by routing = \"self\""),
+            ("weighted", "endpoints = [\n{ name = \"a\", addresses = [\"192.0.2.1\"], cname = \"x.example.net\" },\n]\n", 8, "exactly one of addresses, cname or service"),
+            ("weighted", "endpoints = [\n{ name = \"a\", addresses = [\"192.0.2.1\"] },\n{ name = \"a\", addresses = [\"192.0.2.2\"] },\n]\n", 9, "listed twice"),
+            ("weighted", "endpoints = [\n{ name = \"a\", addresses = [\"192.0.2.1\"], colour = 1 },\n]\n", 8, "colour"),
+            ("priority", "endpoints = [\n{ name = \"a\", addresses = [\"192.0.2.1\"], priority = 1 },\n{ name = \"b\", addresses = [\"192.0.2.2\"], priority = 1 },\n]\n", 9, "priority: 1 is also endpoint \"a\"'s"),
+            ("priority", "endpoints = [\n{ name = \"a\", addresses = [\"192.0.2.1\"] },\n]\n", 8, "priority: required"),
+            ("subnet", "endpoints = [\n{ name = \"a\", addresses = [\"192.0.2.1\"], subnets = [\"10.0.0.0/8\"] },\n{ name = \"b\", addresses = [\"192.0.2.2\"], subnets = [\"10.0.0.0/8\"] },\n]\n", 9, "10.0.0.0/8 is listed twice (also in \"a\")"),
+            ("subnet", "endpoints = [\n{ name = \"a\", addresses = [\"192.0.2.1\"] },\n{ name = \"b\", addresses = [\"192.0.2.2\"] },\n]\n", 9, "only one endpoint may be the default"),
+            ("subnet", "endpoints = [\n{ name = \"a\", addresses = [\"192.0.2.1\"], subnets = [\"10.0.0.1/8\"] },\n]\n", 8, "bits set past its prefix length"),
+            ("multivalue", "max-answers = 17\nendpoints = [{ name = \"a\", addresses = [\"192.0.2.1\"] }]\n", 7, "max-answers: must be between 1 and 16"),
+            ("multivalue", "endpoints = [\n{ name = \"a\", cname = \"x.example.net\" },\n]\n", 8, "multivalue answers addresses only"),
+            ("weighted", "endpoints = [\n{ name = \"a\", cname = \"x.example.net\", monitor = \"web\" },\n]\n", 8, "set probe"),
+            ("weighted", "endpoints = [\n{ name = \"a\", addresses = [\"192.0.2.1\"], probe = \"10.0.0.1\" },\n]\n", 8, "probe: needs a monitor"),
+            ("weighted", "endpoints = [\n{ name = \"a\", addresses = [\"192.0.2.1\"], monitor = \"nope\" },\n]\n", 8, "no [monitor.nope]"),
+            ("weighted", "when-all-down = \"maybe\"\nendpoints = [{ name = \"a\", addresses = [\"192.0.2.1\"] }]\n", 7, "when-all-down: unknown value"),
+            ("weighted", "endpoints = [\n{ name = \"a\", service = \"nowhere.example.com\" },\n]\n", 8, "no [[service]] is named nowhere.example.com."),
+            ("weighted", "endpoints = [\n{ name = \"a\", service = \"s.example.com\" },\n]\n", 8, "nesting loops back to this service"),
+            ("weighted", "endpoints = [\n{ name = \"a\", addresses = [\"192.0.2.1\"], min-healthy = 2 },\n]\n", 8, "min-healthy: only for an endpoint with service"),
+        ];
+        for &(routing, rest, line, want) in cases {
+            let e = parse_with(&format!("{}{rest}", head(routing))).unwrap_err();
+            assert!(
+                e.contains(&at(line)) && e.contains(want),
+                "{routing} {rest:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_refused() {
+        let chain = |n: usize| -> String {
+            (0..n)
+                .map(|i| {
+                    format!(
+                        "[[service]]\nname = \"s{i}.example.com\"\nrouting = \"weighted\"\nendpoints = [{{ name = \"next\", service = \"s{}.example.com\" }}]\n",
+                        i + 1
+                    )
+                })
+                .collect::<String>()
+                + &format!("[[service]]\nname = \"s{n}.example.com\"\nrouting = \"weighted\"\nendpoints = [{{ name = \"a\", addresses = [\"192.0.2.1\"] }}]\n")
+        };
+        parse_with(&chain(8)).unwrap();
+        let e = parse_with(&chain(9)).unwrap_err();
+        assert!(e.contains(&at(4)) && e.contains("deeper than 8"), "{e}");
+    }
 }
