@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod drain;
+pub mod duration;
 pub mod engine;
 pub mod health;
 pub mod name;
