@@ -1,5 +1,7 @@
 //! The `steerdns` command: a thin shell over the library.
 
+#![deny(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
