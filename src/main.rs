@@ -172,7 +172,7 @@ fn set_drain(path: &Path, service: Option<&str>, drained: bool) -> anyhow::Resul
     match service {
         None => state.node = drained,
         Some(name) => {
-            let name = Name::from_text(&format!("{}.", name.trim_end_matches('.')), None)
+            let name = Name::from_absolute_text(name.trim_end_matches('.'))
                 .with_context(|| format!("bad service name {name:?}"))?
                 .to_lowercase()
                 .to_string();

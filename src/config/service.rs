@@ -65,11 +65,7 @@ pub(super) fn services(
     let mut service_names = HashSet::new();
     for sv in specs {
         let line = lines.line_of(sv.name.span().start);
-        let mut name_text = sv.name.get_ref().clone();
-        if !name_text.ends_with('.') {
-            name_text.push('.');
-        }
-        let name = Name::from_text(&name_text, None)
+        let name = Name::from_absolute_text(sv.name.get_ref())
             .map_err(|e| {
                 Invalid::at(
                     &sv.name,
