@@ -116,18 +116,16 @@ pub struct Report {
 /// has one of that name) or `SERVICE/ENDPOINT`.
 pub fn mark_down(snap: &Snapshot, spec: &str) -> Result<(), ExplainError> {
     let (service, endpoint) = match spec.rsplit_once('/') {
-        Some((s, e)) => (
-            Some(format!("{}.", s.trim_end_matches('.')).to_lowercase()),
-            e,
-        ),
+        Some((s, e)) => {
+            let name = Name::from_absolute_text(s)
+                .map_err(|_| ExplainError::UnknownEndpoint(spec.to_string()))?;
+            (Some(name.to_lowercase()), e)
+        }
         None => (None, spec),
     };
     let mut found = false;
     for rule in snap.services.iter() {
-        if service
-            .as_ref()
-            .is_some_and(|s| *s != rule.name.to_string())
-        {
+        if service.as_ref().is_some_and(|s| *s != rule.name) {
             continue;
         }
         for e in rule.endpoints.iter().filter(|e| &*e.name == endpoint) {

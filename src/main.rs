@@ -1,5 +1,7 @@
 //! The `steerdns` command: a thin shell over the library.
 
+#![deny(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -230,8 +232,7 @@ fn explain(
         None => (client, None),
     };
     let question = steerdns::explain::Question {
-        name: Name::from_text(&format!("{}.", name.trim_end_matches('.')), None)
-            .with_context(|| format!("bad name {name:?}"))?,
+        name: Name::from_absolute_text(name).with_context(|| format!("bad name {name:?}"))?,
         qtype: steerdns::rr::type_from_str(qtype)
             .with_context(|| format!("unknown type {qtype:?}"))?,
         client: address
@@ -266,7 +267,7 @@ fn set_drain(
     match service {
         None => state.node = drained,
         Some(name) => {
-            let name = Name::from_text(&format!("{}.", name.trim_end_matches('.')), None)
+            let name = Name::from_absolute_text(name.trim_end_matches('.'))
                 .with_context(|| format!("bad service name {name:?}"))?
                 .to_lowercase()
                 .to_string();

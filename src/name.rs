@@ -109,6 +109,17 @@ impl Name {
         Ok(Name(wire.into_boxed_slice()))
     }
 
+    /// Parses an absolute name whose final dot may be left out, as the
+    /// config file and the command line write names: `example.com` means
+    /// `example.com.`. There is no origin, so `@` is an ordinary label.
+    pub fn from_absolute_text(text: &str) -> Result<Name, NameError> {
+        if text.ends_with('.') {
+            Name::from_text(text, None)
+        } else {
+            Name::from_text(&format!("{text}."), None)
+        }
+    }
+
     /// The name in uncompressed wire format.
     pub fn wire(&self) -> &[u8] {
         &self.0
@@ -310,6 +321,15 @@ mod tests {
         assert_eq!(rel.to_string(), "a.b.example.com.");
         assert_eq!(Name::from_text("@", Some(&origin)).unwrap(), origin);
         assert_eq!(n(".").wire(), b"\x00");
+    }
+
+    #[test]
+    fn final_dot_is_optional_for_absolute_names() {
+        let want = n("Example.com.");
+        assert_eq!(Name::from_absolute_text("Example.com"), Ok(want.clone()));
+        assert_eq!(Name::from_absolute_text("Example.com."), Ok(want));
+        assert_eq!(Name::from_absolute_text(""), Ok(Name::root()));
+        assert_eq!(Name::from_absolute_text("a..b"), Err(NameError::EmptyLabel));
     }
 
     #[test]

@@ -18,13 +18,11 @@ mod tcp;
 mod value;
 mod zone;
 
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
-
-use serde::Deserialize;
 
 pub(crate) use rrl::{v4_mask, v6_mask};
 pub use rrl::{ClientPrefix, RrlConfig, MAX_RRL_RATE, MAX_RRL_SLIP, MAX_RRL_WINDOW};
@@ -167,20 +165,6 @@ impl Config {
     }
 }
 
-/// Parses durations like `10s`, `500ms`, `2m`, `1h`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    match unit {
-        "ms" => Some(Duration::from_millis(n)),
-        "s" => Some(Duration::from_secs(n)),
-        "m" => n.checked_mul(60).map(Duration::from_secs),
-        "h" => n.checked_mul(3600).map(Duration::from_secs),
-        _ => None,
-    }
-}
-
 /// Where the newlines of a text are, for turning byte offsets into line
 /// numbers. Counting newlines per lookup instead made a config with 10,000
 /// services take quadratic time (1.6 s) to read.
@@ -205,6 +189,8 @@ impl Lines {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     /// The smallest valid config: five lines, so a table added after it
@@ -270,13 +256,5 @@ pub(crate) mod tests {
             e.contains(":7: zone.origin: Example.com. is listed twice"),
             "{e}"
         );
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("10"), None);
-        assert_eq!(parse_duration("s"), None);
     }
 }

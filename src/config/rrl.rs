@@ -215,7 +215,7 @@ impl RrlConfig {
         )?;
         let window = match &spec.window {
             Some(w) => {
-                let d = duration(w, "rrl.window")?;
+                let d = duration(w, "rrl.window", "5s")?;
                 let secs = d.as_secs();
                 if d.subsec_nanos() != 0 || !(1..=u64::from(MAX_RRL_WINDOW)).contains(&secs) {
                     return Err(Invalid::at(

@@ -122,10 +122,11 @@ impl RunAsSpec {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::config::tests::{parse_with, MINIMAL};
     use crate::config::Config;
-    use std::path::Path;
 
     #[test]
     fn defaults() {

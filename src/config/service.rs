@@ -358,18 +358,9 @@ pub(super) fn services(
 
 /// A name key: absolute, lowercased, a missing final dot added.
 fn name_key(value: &Spanned<String>, key: &str) -> Result<Name, Invalid> {
-    Name::from_text(&with_dot(value.get_ref()), None)
+    Name::from_absolute_text(value.get_ref())
         .map(|n| n.to_lowercase())
         .map_err(|e| Invalid::at(value, format!("{key}: {:?}: {e}", value.get_ref())))
-}
-
-/// `name` with a final dot: names in the config are always absolute.
-fn with_dot(name: &str) -> String {
-    if name.ends_with('.') {
-        name.to_string()
-    } else {
-        format!("{name}.")
-    }
 }
 
 /// An endpoint list checked against its service's method; returns the

@@ -5,7 +5,6 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::parse_duration;
 use super::value::{duration, positive, Invalid};
 
 /// Limits on TCP service (RFC 7766 §6.2).
@@ -72,18 +71,8 @@ impl TcpLimits {
             "tcp.max-connections",
             default_tcp_max_connections(),
         )?;
-        let idle_timeout = match spec.idle_timeout {
-            Some(t) => parse_duration(t.get_ref())
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    Invalid::at(
-                        &t,
-                        format!(
-                            "tcp.idle-timeout: bad duration {:?} (e.g. \"10s\", \"500ms\")",
-                            t.get_ref()
-                        ),
-                    )
-                })?,
+        let idle_timeout = match &spec.idle_timeout {
+            Some(t) => duration(t, "tcp.idle-timeout", "10s")?,
             None => default_tcp_idle_timeout(),
         };
         let max_queries_per_connection = positive(
@@ -98,7 +87,7 @@ impl TcpLimits {
         )?;
         let initial_timeout = match &spec.initial_timeout {
             Some(t) => {
-                let d = duration(t, "tcp.initial-timeout")?;
+                let d = duration(t, "tcp.initial-timeout", "5s")?;
                 if d > idle_timeout {
                     return Err(Invalid::at(
                         t,
@@ -156,7 +145,11 @@ mod tests {
             ),
             (
                 "[tcp]\ninitial-timeout = \"0s\"\n",
-                ":7: tcp.initial-timeout: bad duration",
+                ":7: tcp.initial-timeout: bad duration \"0s\" (e.g. \"5s\", \"500ms\")",
+            ),
+            (
+                "[tcp]\nidle-timeout = \"soon\"\n",
+                ":7: tcp.idle-timeout: bad duration \"soon\" (e.g. \"10s\", \"500ms\")",
             ),
         ] {
             let e = parse_with(extra).unwrap_err();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::parse_duration;
+use crate::duration::parse_positive;
 
 /// A value the config refuses, and where in the file it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,17 +69,12 @@ pub(super) fn within<T: Copy + PartialOrd + std::fmt::Display>(
     }
 }
 
-/// A non-zero duration key.
-pub(super) fn duration(value: &Spanned<String>, field: &str) -> Result<Duration, Invalid> {
-    parse_duration(value.get_ref())
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            Invalid::at(
-                value,
-                format!(
-                    "{field}: bad duration {:?} (e.g. \"5s\", \"500ms\")",
-                    value.get_ref()
-                ),
-            )
-        })
+/// A non-zero duration key; `example` is shown beside a bad value.
+pub(super) fn duration(
+    value: &Spanned<String>,
+    field: &str,
+    example: &'static str,
+) -> Result<Duration, Invalid> {
+    parse_positive(value.get_ref(), example)
+        .map_err(|e| Invalid::at(value, format!("{field}: {e}")))
 }

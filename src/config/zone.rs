@@ -31,11 +31,7 @@ pub(super) struct ZoneSpec {
 pub(super) fn zones(specs: Vec<ZoneSpec>, base: &Path) -> Result<Vec<ZoneSource>, Invalid> {
     let mut zones: Vec<ZoneSource> = Vec::new();
     for z in specs {
-        let mut origin_text = z.origin.get_ref().clone();
-        if !origin_text.ends_with('.') {
-            origin_text.push('.');
-        }
-        let origin = Name::from_text(&origin_text, None).map_err(|e| {
+        let origin = Name::from_absolute_text(z.origin.get_ref()).map_err(|e| {
             Invalid::at(
                 &z.origin,
                 format!("zone.origin: {:?}: {e}", z.origin.get_ref()),

@@ -11,15 +11,11 @@ use std::net::SocketAddr;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::monitor::HttpCheck;
-use super::probe::{ProbeFailure, ProbeResult};
+use super::monitor::{HttpCheck, MAX_BODY};
+use super::result::{ProbeFailure, ProbeResult};
 
 /// Largest response head (status line and header fields) accepted.
 pub(crate) const MAX_HEAD: usize = 16 * 1024;
-
-/// Body bytes searched for `body-contains`; a health page needing more is
-/// not a health page.
-pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 /// Raw body bytes read at most, allowing for chunk framing around
 /// [`MAX_BODY`] bytes of content.

@@ -8,8 +8,12 @@
 //!   codes and body text.
 //! - [`probe`]: [`probe_once`] checks one target under a hard timeout and
 //!   says why it failed; [`spawn_probe`] repeats that on a timer.
+//! - [`result`]: what a probe found ([`ProbeResult`], [`ProbeFailure`]);
+//!   [`status`]: the accepted HTTP codes ([`StatusSet`]). Leaves, so the
+//!   probes and the state machine share them without importing each other.
 //! - [`state`]: [`ProbeState`], the rise/fall state machine. Pure (no clock,
-//!   no I/O), so thresholds are tested with a fake clock.
+//!   no I/O, no import of the probes), so thresholds are tested with a fake
+//!   clock.
 //! - [`view`]: [`HealthView`], one atomic byte per monitored thing. Runners
 //!   write it on a state change; the answer path reads it with one relaxed
 //!   load and never waits on a probe.
@@ -36,11 +40,15 @@
 mod http;
 pub mod monitor;
 pub mod probe;
+pub mod result;
 pub mod state;
+pub mod status;
 mod tls;
 pub mod view;
 
-pub use monitor::{Monitor, MonitorError, MonitorSpec, Protocol, StatusSet, StatusSpec};
-pub use probe::{probe_once, spawn_probe, ProbeFailure, ProbeResult};
+pub use monitor::{Monitor, MonitorError, MonitorSpec, Protocol, StatusSpec};
+pub use probe::{probe_once, spawn_probe};
+pub use result::{ProbeFailure, ProbeResult};
 pub use state::{Health, ProbeState, Thresholds, Transition};
+pub use status::StatusSet;
 pub use view::{HealthId, HealthSlot, HealthView, HealthViewBuilder, SlotStatus};

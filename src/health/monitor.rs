@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
-use std::ops::{Range, RangeInclusive};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,8 +36,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::state::{default_successes_before_up, default_tolerated_failures, Thresholds};
-use super::{http, tls};
-use crate::config::parse_duration;
+use super::status::StatusSet;
+use super::tls;
+use crate::duration::{fmt_duration, parse_positive};
 
 /// The kind of probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -136,63 +137,9 @@ impl MonitorError {
     }
 }
 
-/// A set of accepted HTTP status codes, as inclusive ranges.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusSet {
-    ranges: Vec<RangeInclusive<u16>>,
-}
-
-impl StatusSet {
-    /// Whether `code` is accepted.
-    pub fn contains(&self, code: u16) -> bool {
-        self.ranges.iter().any(|r| r.contains(&code))
-    }
-
-    /// Parses one entry: `"200"`, `"200-299"` or `"2xx"`; `None` if it is
-    /// none of these or outside 100-599.
-    fn parse_text(text: &str) -> Option<RangeInclusive<u16>> {
-        let text = text.trim();
-        let code = |s: &str| {
-            let s = s.trim();
-            (s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| s.parse::<u16>().ok())
-                .flatten()
-                .filter(|c| (100..=599).contains(c))
-        };
-        let range = if let Some((lo, hi)) = text.split_once('-') {
-            code(lo)?..=code(hi)?
-        } else if let Some(class) = text.strip_suffix("xx").or_else(|| text.strip_suffix("XX")) {
-            let first = code(&format!("{class}00"))?;
-            first..=first + 99
-        } else {
-            let c = code(text)?;
-            c..=c
-        };
-        (!range.is_empty()).then_some(range)
-    }
-}
-
 /// Default accepted codes: any 2xx.
 fn default_expected_status() -> StatusSet {
-    StatusSet {
-        ranges: vec![200..=299],
-    }
-}
-
-impl fmt::Display for StatusSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, r) in self.ranges.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            if r.start() == r.end() {
-                write!(f, "{}", r.start())?;
-            } else {
-                write!(f, "{}-{}", r.start(), r.end())?;
-            }
-        }
-        Ok(())
-    }
+    StatusSet::new(vec![200..=299])
 }
 
 /// Default time between probes: a dead endpoint leaves answers within
@@ -256,6 +203,10 @@ pub(crate) struct HttpCheck {
     /// Present for https.
     pub(crate) tls: Option<TlsCheck>,
 }
+
+/// Body bytes a probe searches for `body-contains`; a health page needing
+/// more is not a health page.
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 /// The TLS part of an https monitor.
 #[derive(Debug, Clone)]
@@ -349,15 +300,8 @@ impl Monitor {
             let Some(v) = value else {
                 return Ok(default);
             };
-            parse_duration(v.get_ref())
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    MonitorError::at(
-                        field,
-                        v,
-                        format!("bad duration {:?} (e.g. \"10s\", \"500ms\")", v.get_ref()),
-                    )
-                })
+            parse_positive(v.get_ref(), "10s")
+                .map_err(|e| MonitorError::at(field, v, e.to_string()))
         };
         let interval = duration("interval", &spec.interval, default_interval())?;
         let timeout = duration("timeout", &spec.timeout, default_timeout())?;
@@ -591,7 +535,7 @@ fn http_check(spec: &MonitorSpec, protocol: Protocol) -> Result<HttpCheck, Monit
                 };
                 ranges.push(range);
             }
-            StatusSet { ranges }
+            StatusSet::new(ranges)
         }
         None => default_expected_status(),
     };
@@ -604,14 +548,11 @@ fn http_check(spec: &MonitorSpec, protocol: Protocol) -> Result<HttpCheck, Monit
                 "is empty (leave it out to skip the body check)".into(),
             ));
         }
-        Some(b) if b.get_ref().len() > http::MAX_BODY => {
+        Some(b) if b.get_ref().len() > MAX_BODY => {
             return Err(MonitorError::at(
                 "body-contains",
                 b,
-                format!(
-                    "longer than the {} bytes of body a probe reads",
-                    http::MAX_BODY
-                ),
+                format!("longer than the {} bytes of body a probe reads", MAX_BODY),
             ));
         }
         Some(b) => Some(b.get_ref().clone()),
@@ -683,17 +624,6 @@ fn is_visible_ascii(s: &str) -> bool {
 /// RFC 9110 §5.6.2 `tchar`.
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// Formats a duration the way configs write it: `3s`, `500ms`.
-pub(crate) fn fmt_duration(d: Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        format!("{}s", d.as_secs())
-    } else if d.subsec_nanos() % 1_000_000 == 0 {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{d:?}")
-    }
 }
 
 #[cfg(test)]
@@ -816,19 +746,6 @@ mod tests {
     }
 
     #[test]
-    fn status_text_forms() {
-        assert_eq!(StatusSet::parse_text("204"), Some(204..=204));
-        assert_eq!(StatusSet::parse_text(" 200 - 299 "), Some(200..=299));
-        assert_eq!(StatusSet::parse_text("5xx"), Some(500..=599));
-        assert_eq!(StatusSet::parse_text("1XX"), Some(100..=199));
-        for bad in [
-            "", "2", "20", "2000", "+20", "200-", "-200", "abc", "0xx", "099",
-        ] {
-            assert_eq!(StatusSet::parse_text(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
     fn timing_errors() {
         assert_eq!(
             error("protocol = \"http\"\ntimeout = \"10s\""),
@@ -902,11 +819,5 @@ mod tests {
         assert_eq!(host_without_port("a.example:8443"), "a.example");
         assert_eq!(host_without_port("[2001:db8::1]:443"), "2001:db8::1");
         assert_eq!(host_without_port("2001:db8::1"), "2001:db8::1");
-    }
-
-    #[test]
-    fn durations_print_as_written() {
-        assert_eq!(fmt_duration(Duration::from_secs(3)), "3s");
-        assert_eq!(fmt_duration(Duration::from_millis(250)), "250ms");
     }
 }

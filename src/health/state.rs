@@ -37,7 +37,7 @@ use std::fmt;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
-use super::probe::ProbeResult;
+use super::result::ProbeResult;
 
 /// Whether an endpoint is fit to appear in answers, as far as probes know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -190,7 +190,7 @@ impl ProbeState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::ProbeFailure;
+    use crate::health::result::ProbeFailure;
 
     /// A fake clock: a fixed origin plus whole seconds, so tests never wait.
     struct Clock(Instant);

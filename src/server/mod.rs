@@ -24,8 +24,6 @@
 //! The snapshot is read through an [`ArcSwap`] per query, so a reload
 //! stored into it takes effect at once and no query waits for a lock.
 
-#![deny(unsafe_code)]
-
 mod tcp;
 mod udp;
 

@@ -6,6 +6,7 @@
 //! of its bytes. Everything a response needs from a record set (the RDATA, and
 //! the addresses for the additional section) is prepared here, at load time.
 
+mod lex;
 pub mod parse;
 pub mod rdata;
 
@@ -24,7 +25,7 @@ use crate::rr::{rtype, type_to_string, Location, Record};
 pub enum ZoneError {
     /// The master file could not be read or parsed.
     #[error(transparent)]
-    Parse(#[from] parse::ZoneError),
+    Parse(#[from] parse::MasterFileError),
     /// The records parse but do not form a valid zone.
     #[error("{location}: {message}")]
     Invalid {

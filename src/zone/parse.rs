@@ -1,9 +1,9 @@
 //! Master-file (zone file) parser, RFC 1035 §5.
 //!
-//! Two stages. [`Entries`] turns text into entries, one per logical line:
-//! parentheses join physical lines, `;` starts a comment, `"..."` quotes,
-//! and a line that starts with whitespace has no owner. Each entry is then a
-//! directive (`$ORIGIN`, `$TTL`, `$INCLUDE`) or a resource record whose
+//! Two stages. The lexer (`lex`) turns text into entries, one per logical
+//! line: parentheses join physical lines, `;` starts a comment, `"..."`
+//! quotes, and a line that starts with whitespace has no owner. Each entry
+//! is then a directive (`$ORIGIN`, `$TTL`, `$INCLUDE`) or a resource record whose
 //! RDATA the `rdata` module encodes to wire format. Whether owners lie inside
 //! the zone is left to the caller.
 //!
@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::lex::{quote, Entries, Entry, Fail, Token};
 use super::rdata;
 use crate::name::Name;
 use crate::rr::{rtype, type_from_str, type_to_string, Location, Record};
@@ -43,7 +44,7 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
 /// A zone file error: which file, which line, what is wrong.
 #[derive(Debug, thiserror::Error)]
 #[error("{}:{}: {}", .file.display(), .line, .message)]
-pub struct ZoneError {
+pub struct MasterFileError {
     /// The file the error is in; an `$INCLUDE`d file for errors inside it.
     pub file: PathBuf,
     /// 1-based line number; 0 when the file could not be read at all.
@@ -59,8 +60,8 @@ pub type Sink<'s> = &'s mut dyn FnMut(Record) -> Result<(), String>;
 /// Parses a master file and its `$INCLUDE`s, handing each record to `sink`
 /// in file order. Relative names are completed with `origin` until a
 /// `$ORIGIN` says otherwise.
-pub fn parse_file_into(path: &Path, origin: &Name, sink: Sink<'_>) -> Result<(), ZoneError> {
-    let bytes = read_bounded(path, MAX_FILE_BYTES).map_err(|e| ZoneError {
+pub fn parse_file_into(path: &Path, origin: &Name, sink: Sink<'_>) -> Result<(), MasterFileError> {
+    let bytes = read_bounded(path, MAX_FILE_BYTES).map_err(|e| MasterFileError {
         file: path.to_path_buf(),
         line: 0,
         message: format!("cannot read zone file: {e}"),
@@ -76,24 +77,24 @@ pub fn parse_str_into(
     file: &Path,
     origin: &Name,
     sink: Sink<'_>,
-) -> Result<(), ZoneError> {
+) -> Result<(), MasterFileError> {
     Parser::new(sink, MAX_RECORDS).parse(text, file, origin, 0)
 }
 
 /// Parses a master file into a list of records (tests and tools; a server
 /// loads through [`parse_file_into`]).
-pub fn parse_file(path: &Path, origin: &Name) -> Result<Vec<Record>, ZoneError> {
+pub fn parse_file(path: &Path, origin: &Name) -> Result<Vec<Record>, MasterFileError> {
     collect(|sink| parse_file_into(path, origin, sink))
 }
 
 /// Parses master-file text into a list of records, like [`parse_file`].
-pub fn parse_str(text: &str, file: &Path, origin: &Name) -> Result<Vec<Record>, ZoneError> {
+pub fn parse_str(text: &str, file: &Path, origin: &Name) -> Result<Vec<Record>, MasterFileError> {
     collect(|sink| parse_str_into(text, file, origin, sink))
 }
 
 fn collect(
-    parse: impl FnOnce(Sink<'_>) -> Result<(), ZoneError>,
-) -> Result<Vec<Record>, ZoneError> {
+    parse: impl FnOnce(Sink<'_>) -> Result<(), MasterFileError>,
+) -> Result<Vec<Record>, MasterFileError> {
     let mut records = Vec::new();
     parse(&mut |r| {
         records.push(r);
@@ -102,45 +103,15 @@ fn collect(
     Ok(records)
 }
 
-/// An error inside one file; the file is added by [`Parser::parse`].
-pub(super) struct Fail {
-    pub(super) line: u32,
-    pub(super) message: String,
-}
-
-impl Fail {
-    pub(super) fn new(line: u32, message: impl Into<String>) -> Fail {
-        Fail {
-            line,
-            message: message.into(),
-        }
-    }
-}
-
-/// `text` in double quotes for an error message, control characters
-/// replaced and long text cut short so a fuzzed file cannot flood the log.
-pub(super) fn quote(text: &str) -> String {
-    const MAX: usize = 64;
-    let mut s: String = text
-        .chars()
-        .take(MAX)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    if text.chars().nth(MAX).is_some() {
-        s.push_str("...");
-    }
-    format!("\"{s}\"")
-}
-
 /// Zone files are text; other bytes are written as `\DDD` escapes.
-fn decode(path: &Path, bytes: Vec<u8>) -> Result<String, ZoneError> {
+fn decode(path: &Path, bytes: Vec<u8>) -> Result<String, MasterFileError> {
     String::from_utf8(bytes).map_err(|e| {
         let good = e
             .as_bytes()
             .get(..e.utf8_error().valid_up_to())
             .unwrap_or_default();
         let newlines = good.iter().filter(|&&b| b == b'\n').count();
-        ZoneError {
+        MasterFileError {
             file: path.to_path_buf(),
             line: u32::try_from(newlines)
                 .unwrap_or(u32::MAX)
@@ -148,163 +119,6 @@ fn decode(path: &Path, bytes: Vec<u8>) -> Result<String, ZoneError> {
             message: "not valid UTF-8 (write such bytes as \\DDD escapes)".into(),
         }
     })
-}
-
-/// One token: raw text with escapes still in and quotes stripped.
-pub(super) struct Token<'a> {
-    pub(super) text: &'a str,
-    /// Written in double quotes: never a TTL, class, type, directive or `\#`.
-    pub(super) quoted: bool,
-    pub(super) line: u32,
-}
-
-/// One logical line (RFC 1035 §5.1): a directive or a record.
-struct Entry<'a> {
-    /// Line the entry starts on.
-    line: u32,
-    /// The line began with a blank: the owner is the previous one.
-    blank_owner: bool,
-    tokens: Vec<Token<'a>>,
-}
-
-/// The entries of master-file text (RFC 1035 §5.1), read one at a time.
-/// Blank and comment-only lines yield nothing.
-struct Entries<'a> {
-    text: &'a str,
-    /// Byte offset of the next character.
-    at: usize,
-    /// Line of the next character.
-    line: u32,
-    /// A syntax error ends the stream.
-    failed: bool,
-}
-
-impl<'a> Entries<'a> {
-    fn new(text: &'a str) -> Entries<'a> {
-        Entries {
-            text,
-            at: 0,
-            line: 1,
-            failed: false,
-        }
-    }
-
-    /// The next entry. Each starts at the beginning of a line outside
-    /// parentheses; `at` is always at such a point between calls.
-    fn read(&mut self) -> Result<Option<Entry<'a>>, Fail> {
-        let text = self.text;
-        let b = text.as_bytes();
-        let mut depth: usize = 0;
-        let mut open_line = 0;
-        let mut i = self.at;
-        let mut cur: Option<Entry<'a>> = None;
-        while let Some(&c) = b.get(i) {
-            let entry = cur.get_or_insert_with(|| Entry {
-                line: self.line,
-                blank_owner: c == b' ' || c == b'\t',
-                tokens: Vec::new(),
-            });
-            match c {
-                b'\n' => {
-                    self.line = self.line.saturating_add(1);
-                    i += 1;
-                    if depth == 0 {
-                        if !entry.tokens.is_empty() {
-                            break;
-                        }
-                        cur = None;
-                    }
-                }
-                b' ' | b'\t' | b'\r' => i += 1,
-                b';' => {
-                    // A comment runs to the end of the line; the newline stays
-                    // so that it still ends the entry.
-                    i = b[i..]
-                        .iter()
-                        .position(|&d| d == b'\n')
-                        .map_or(b.len(), |p| i + p);
-                }
-                b'(' => {
-                    if depth == 0 {
-                        open_line = self.line;
-                    }
-                    depth += 1;
-                    i += 1;
-                }
-                b')' => {
-                    depth = depth
-                        .checked_sub(1)
-                        .ok_or_else(|| Fail::new(self.line, "\")\" without a matching \"(\""))?;
-                    i += 1;
-                }
-                b'"' => {
-                    let line = self.line;
-                    let start = i + 1;
-                    let mut j = start;
-                    loop {
-                        match b.get(j) {
-                            None | Some(b'\n') => {
-                                return Err(Fail::new(line, "unterminated quoted string"))
-                            }
-                            Some(b'"') => break,
-                            Some(b'\\') if b.get(j + 1) == Some(&b'\n') => {
-                                return Err(Fail::new(line, "unterminated quoted string"))
-                            }
-                            Some(b'\\') => j += 2,
-                            Some(_) => j += 1,
-                        }
-                    }
-                    entry.tokens.push(token(text, start, j, true, line)?);
-                    i = j + 1;
-                }
-                _ => {
-                    let start = i;
-                    let mut j = i;
-                    while let Some(&d) = b.get(j) {
-                        match d {
-                            b' ' | b'\t' | b'\r' | b'\n' | b';' | b'(' | b')' | b'"' => break,
-                            b'\\' => match b.get(j + 1) {
-                                None | Some(b'\n') => {
-                                    return Err(Fail::new(self.line, "backslash at end of line"))
-                                }
-                                Some(_) => j += 2,
-                            },
-                            _ => j += 1,
-                        }
-                    }
-                    entry.tokens.push(token(text, start, j, false, self.line)?);
-                    i = j;
-                }
-            }
-        }
-        self.at = i;
-        if depth > 0 {
-            return Err(Fail::new(open_line, "\"(\" without a matching \")\""));
-        }
-        Ok(cur.filter(|e| !e.tokens.is_empty()))
-    }
-}
-
-impl<'a> Iterator for Entries<'a> {
-    type Item = Result<Entry<'a>, Fail>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
-        }
-        let entry = self.read().transpose();
-        self.failed = matches!(entry, Some(Err(_)));
-        entry
-    }
-}
-
-/// The token `text[start..end]`. The bounds always fall on ASCII bytes or
-/// the end of text, but `get` keeps a mistake from becoming a panic.
-fn token(text: &str, start: usize, end: usize, quoted: bool, line: u32) -> Result<Token<'_>, Fail> {
-    let text = text
-        .get(start..end)
-        .ok_or_else(|| Fail::new(line, "malformed escape"))?;
-    Ok(Token { text, quoted, line })
 }
 
 /// State shared by a file and the files it includes.
@@ -356,8 +170,8 @@ impl<'s> Parser<'s> {
         file: &Path,
         origin: &Name,
         depth: usize,
-    ) -> Result<(), ZoneError> {
-        let err = |f: Fail| ZoneError {
+    ) -> Result<(), MasterFileError> {
+        let err = |f: Fail| MasterFileError {
             file: file.to_path_buf(),
             line: f.line,
             message: f.message,
@@ -601,7 +415,7 @@ mod tests {
         Name::from_text(s, None).unwrap()
     }
 
-    fn parse(text: &str) -> Result<Vec<Record>, ZoneError> {
+    fn parse(text: &str) -> Result<Vec<Record>, MasterFileError> {
         parse_str(
             text,
             Path::new("zones/example.com.zone"),

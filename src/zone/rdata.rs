@@ -8,7 +8,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::parse::{quote, Fail, Token};
+use super::lex::{quote, Fail, Token};
 use crate::name::{Name, MAX_NAME_LEN};
 use crate::rr::{rtype, type_to_string};
 
