@@ -279,7 +279,8 @@ fn mask(bits: u8, len: u8) -> u128 {
     if len == 0 {
         0
     } else {
-        max_key(bits) & !(max_key(bits) >> u32::from(len))
+        // `checked_shr`: a full-length prefix (/32, /128) keeps every bit.
+        max_key(bits) & !max_key(bits).checked_shr(u32::from(len)).unwrap_or(0)
     }
 }
 
@@ -357,6 +358,16 @@ mod tests {
         assert_eq!(t.lookup(ip("10.1.0.0"), 12), (&2, 12));
         // No IPv6 prefix: every IPv6 client shares one answer.
         assert_eq!(t.lookup(ip("2001:db8::1"), 56), (&0, 0));
+    }
+
+    #[test]
+    fn host_routes_match_exactly() {
+        let t = table(&[("::1/128", 1), ("192.0.2.7/32", 2), ("::/0", 3)]);
+        assert_eq!(t.lookup(ip("::1"), 128), (&1, 128));
+        assert_eq!(t.lookup(ip("::2"), 128), (&3, 127));
+        assert_eq!(t.lookup(ip("192.0.2.7"), 32), (&2, 32));
+        assert_eq!(t.lookup(ip("192.0.2.6"), 32), (&0, 32));
+        assert!(p("::1/128").contains(ip("::1")) && !p("::1/128").contains(ip("::2")));
     }
 
     #[test]

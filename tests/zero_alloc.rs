@@ -74,11 +74,52 @@ struct Method {
 }
 
 /// Every routing method the answer path knows.
-const METHODS: &[Method] = &[Method {
-    service: "name = \"*.self.svc.test.\"\nrouting = \"self\"\nttl = 30\n\
-              peers = [\"127.0.0.1\", \"::1\", \"192.0.2.10\", \"2001:db8::10\"]\n",
-    qname: "www.self.svc.test.",
-}];
+const METHODS: &[Method] = &[
+    Method {
+        service: "name = \"*.self.svc.test.\"\nrouting = \"self\"\nttl = 30\n\
+                  peers = [\"127.0.0.1\", \"::1\", \"192.0.2.10\", \"2001:db8::10\"]\n",
+        qname: "www.self.svc.test.",
+    },
+    Method {
+        service: "name = \"priority.svc.test.\"\nrouting = \"priority\"\nendpoints = [\n\
+                  { name = \"a\", addresses = [\"192.0.2.1\", \"2001:db8::1\"], priority = 1 },\n\
+                  { name = \"b\", addresses = [\"192.0.2.2\"], priority = 2 },\n]\n",
+        qname: "priority.svc.test.",
+    },
+    Method {
+        service: "name = \"weighted.svc.test.\"\nrouting = \"weighted\"\ndegraded-ttl = 5\nendpoints = [\n\
+                  { name = \"a\", addresses = [\"192.0.2.1\", \"2001:db8::1\"], weight = 3 },\n\
+                  { name = \"b\", addresses = [\"192.0.2.2\", \"2001:db8::2\"], weight = 1 },\n\
+                  { name = \"c\", addresses = [\"192.0.2.3\"], weight = 0 },\n]\n",
+        qname: "weighted.svc.test.",
+    },
+    Method {
+        service: "name = \"multi.svc.test.\"\nrouting = \"multivalue\"\nmax-answers = 3\nendpoints = [\n\
+                  { name = \"a\", addresses = [\"192.0.2.1\", \"2001:db8::1\"] },\n\
+                  { name = \"b\", addresses = [\"192.0.2.2\"] },\n\
+                  { name = \"c\", addresses = [\"192.0.2.3\"] },\n\
+                  { name = \"d\", addresses = [\"192.0.2.4\"] },\n]\n",
+        qname: "multi.svc.test.",
+    },
+    Method {
+        service: "name = \"subnet.svc.test.\"\nrouting = \"subnet\"\nendpoints = [\n\
+                  { name = \"a\", addresses = [\"192.0.2.1\"], subnets = [\"127.0.0.0/8\", \"198.51.100.0/24\"] },\n\
+                  { name = \"b\", addresses = [\"192.0.2.2\", \"2001:db8::2\"], subnets = [\"::1/128\", \"2001:db8::/32\"] },\n\
+                  { name = \"c\", addresses = [\"192.0.2.3\", \"2001:db8::3\"] },\n]\n",
+        qname: "subnet.svc.test.",
+    },
+    Method {
+        service: "name = \"nested.svc.test.\"\nrouting = \"priority\"\nendpoints = [\n\
+                  { name = \"w\", service = \"weighted.svc.test.\", priority = 1 },\n\
+                  { name = \"s\", service = \"subnet.svc.test.\", priority = 2 },\n]\n",
+        qname: "nested.svc.test.",
+    },
+    Method {
+        service: "name = \"cname.svc.test.\"\nrouting = \"priority\"\nendpoints = [\n\
+                  { name = \"in\", cname = \"www.example.com.\", priority = 1 },\n]\n",
+        qname: "cname.svc.test.",
+    },
+];
 
 /// The zone the services live in.
 const SERVICE_ZONE: &str =
