@@ -187,6 +187,68 @@ fn serve_answers_dig() {
     );
 }
 
+/// The README's first command: the traffic-manager example, served on a
+/// free port instead of 5353, routes what `dig` asks as its header says.
+#[test]
+fn traffic_manager_example_routes_for_dig() {
+    let Some(dig_bin) = common::require_tool("dig", "dnsutils") else {
+        return;
+    };
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/traffic-manager");
+    let dir = TempDir::new("example-tm");
+    let port = common::free_port();
+    let text = std::fs::read_to_string(example.join("steerdns.toml")).unwrap();
+    let zone = std::fs::read_to_string(example.join("zones/example.com.zone")).unwrap();
+    dir.write("zones/example.com.zone", &zone);
+    let listen = "listen = [\"127.0.0.1:5353\", \"[::1]:5353\"]";
+    assert!(text.contains(listen), "the example's listen line changed");
+    let config = dir.write(
+        "steerdns.toml",
+        &text.replace(listen, &format!("listen = [\"127.0.0.1:{port}\"]")),
+    );
+    let logs = TempDir::new("example-tm-logs");
+    let mut command = Command::new(common::steerdns_bin());
+    command.arg("serve").arg("--config").arg(&config);
+    let _server = common::ServerProcess::start("steerdns", command, logs, port, "example.com.");
+
+    let www = dig(
+        &dig_bin,
+        port,
+        &["www.example.com", "A", "+subnet=203.0.113.0/24"],
+    );
+    www.expect(
+        www.text.contains("CLIENT-SUBNET: 203.0.113.0/24/24"),
+        "weighted: scope /24",
+    );
+    www.expect(www.section("ANSWER").len() == 1, "weighted: one endpoint");
+    let office = dig(
+        &dig_bin,
+        port,
+        &["office.example.com", "A", "+subnet=10.1.2.0/24"],
+    );
+    office.expect(
+        office.text.contains("CLIENT-SUBNET: 10.1.2.0/24/16"),
+        "subnet: scope /16",
+    );
+    office.expect(
+        office
+            .section("ANSWER")
+            .iter()
+            .any(|r| r.ends_with("192.0.2.41")),
+        "subnet: berlin",
+    );
+    let pool = dig(&dig_bin, port, &["pool.example.com", "A"]);
+    pool.expect(
+        pool.section("ANSWER").len() == 3,
+        "multivalue: max-answers 3",
+    );
+    let assets = dig(&dig_bin, port, &["assets.example.com", "A"]);
+    assets.expect(
+        assets.section("ANSWER").iter().any(|r| r.contains("CNAME")),
+        "cname endpoint",
+    );
+}
+
 #[test]
 fn check_accepts_the_test_zones() {
     let dir = TempDir::new("check-ok");
@@ -204,6 +266,7 @@ fn check_accepts_the_test_zones() {
 fn example_configs_are_valid() {
     for config in [
         "examples/basic/steerdns.toml",
+        "examples/traffic-manager/steerdns.toml",
         "examples/poor-mans-gtm/steerdns.toml",
         "examples/poor-mans-gtm/try-locally.toml",
     ] {
