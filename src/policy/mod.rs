@@ -619,3 +619,112 @@ pub fn seed_of(text: &str) -> u64 {
 
 #[cfg(test)]
 pub(crate) mod testing;
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use crate::health::{Health, HealthViewBuilder};
+
+    /// parent (priority) -> [eu: child weighted (2 endpoints), us: cname]
+    fn nested(min_healthy: u16) -> (Vec<ServiceRule>, HealthView) {
+        let mut b = HealthViewBuilder::default();
+        let mut parent_eps = endpoints(
+            &mut b,
+            &[
+                E {
+                    name: "eu",
+                    addrs: &[],
+                    weight: 1,
+                    priority: 1,
+                },
+                E {
+                    name: "us",
+                    addrs: &[],
+                    weight: 1,
+                    priority: 2,
+                },
+            ],
+        );
+        parent_eps[0].target = Target::Service {
+            index: 1,
+            min_healthy,
+        };
+        parent_eps[1].target = Target::Cname(Name::from_text("us.cdn.example.net.", None).unwrap());
+        let parent = rule(
+            "app.example.com.",
+            Method::Priority(Priority::new(&parent_eps)),
+            parent_eps,
+        );
+        let child_eps = endpoints(
+            &mut b,
+            &[
+                E {
+                    name: "fra",
+                    addrs: &["192.0.2.1"],
+                    weight: 1,
+                    priority: 0,
+                },
+                E {
+                    name: "ams",
+                    addrs: &["192.0.2.2"],
+                    weight: 1,
+                    priority: 0,
+                },
+            ],
+        );
+        let mut child = rule(
+            "eu.example.com.",
+            Method::Weighted(Weighted::default()),
+            child_eps,
+        );
+        child.ttl = 10;
+        (vec![parent, child], b.build())
+    }
+
+    #[test]
+    fn nesting_follows_the_child_and_keeps_its_scope_and_ttl() {
+        let (s, h) = nested(1);
+        let d = decide(&s, 0, &input("198.51.100.7"), &h, Family::V4, &mut ());
+        assert!(
+            matches!(d.pick, Pick::Endpoints { service: 1, .. }),
+            "{d:?}"
+        );
+        assert_eq!(
+            (d.scope, d.ttl),
+            (24, 10),
+            "child's scope, lowest TTL on the way"
+        );
+        // AAAA: the child has no IPv6 address; the CNAME endpoint serves both.
+        let d = decide(&s, 0, &input("198.51.100.7"), &h, Family::V6, &mut ());
+        assert_eq!(names(&s, &d), ["us"]);
+    }
+
+    #[test]
+    fn a_child_below_min_healthy_counts_as_unfit() {
+        let (s, h) = nested(2);
+        h.set_health(s[1].endpoints[0].slot, Health::Down);
+        let d = decide(&s, 0, &input("198.51.100.7"), &h, Family::V4, &mut ());
+        assert_eq!(names(&s, &d), ["us"], "one of two fit, two needed");
+        let (s, h) = nested(1);
+        h.set_health(s[1].endpoints[0].slot, Health::Down);
+        let d = decide(&s, 0, &input("198.51.100.7"), &h, Family::V4, &mut ());
+        assert_eq!((names(&s, &d), d.scope), (vec!["ams".to_string()], 0));
+    }
+
+    #[test]
+    fn explanation_records_every_step() {
+        let (s, h) = nested(1);
+        let mut trace = Explanation::default();
+        decide(&s, 0, &input("198.51.100.7"), &h, Family::V4, &mut trace);
+        let kinds: Vec<(u32, u8, &StepKind)> = trace
+            .steps
+            .iter()
+            .map(|st| (st.service, st.depth, &st.kind))
+            .collect();
+        assert_eq!(kinds[0], (0, 0, &StepKind::Service));
+        assert_eq!(kinds[1], (0, 0, &StepKind::Endpoint("eu".into())));
+        assert!(kinds.contains(&(1, 1, &StepKind::Service)));
+        assert!(trace.steps.last().unwrap().text.contains("chosen"));
+    }
+}
