@@ -9,6 +9,7 @@ pub mod drain;
 pub mod duration;
 pub mod engine;
 pub mod explain;
+pub mod geo;
 pub mod health;
 pub mod name;
 pub mod policy;

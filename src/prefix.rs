@@ -228,6 +228,90 @@ impl<V> Runs<V> {
     }
 }
 
+/// Builds one family's runs from disjoint networks given in address order
+/// (as an mmdb tree walk yields them), in time linear in their number:
+/// the gaps between them get the default, and neighbours with equal values
+/// merge. A GeoLite2-City database has millions of networks, too many for
+/// [`PrefixTableBuilder`]'s general (overlapping) construction.
+#[derive(Debug)]
+pub struct SortedRuns<V> {
+    starts: Vec<u128>,
+    values: Vec<V>,
+    bits: u8,
+    /// First address not covered yet.
+    next: u128,
+    default: V,
+    /// Set once the last address is covered (`next` cannot say it).
+    full: bool,
+}
+
+/// Why [`SortedRuns::push`] refused a network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("network {0} overlaps or precedes the one before")]
+pub struct OutOfOrder(pub Prefix);
+
+impl<V: Clone + PartialEq> SortedRuns<V> {
+    /// An empty builder for addresses of `bits` width (32 or 128).
+    pub fn new(bits: u8, default: V) -> SortedRuns<V> {
+        SortedRuns {
+            starts: Vec::new(),
+            values: Vec::new(),
+            bits,
+            next: 0,
+            default,
+            full: false,
+        }
+    }
+
+    /// Adds the next network, which must start at or after the end of the
+    /// one before.
+    pub fn push(&mut self, network: Prefix, value: V) -> Result<(), OutOfOrder> {
+        let (lo, hi) = span(to_key(network.network), self.bits, network.len);
+        if self.full || lo < self.next || width(network.network) != self.bits {
+            return Err(OutOfOrder(network));
+        }
+        if lo > self.next {
+            let default = self.default.clone();
+            self.run(self.next, default);
+        }
+        self.run(lo, value);
+        match hi.checked_add(1).filter(|&n| n <= max_key(self.bits)) {
+            Some(n) => self.next = n,
+            None => self.full = true,
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, start: u128, value: V) {
+        if self.values.last() != Some(&value) {
+            self.starts.push(start);
+            self.values.push(value);
+        }
+    }
+
+    fn finish(mut self) -> Runs<V> {
+        if !self.full {
+            let default = self.default.clone();
+            self.run(self.next, default);
+        }
+        Runs {
+            starts: self.starts.into(),
+            values: self.values.into(),
+            bits: self.bits,
+        }
+    }
+}
+
+impl<V: Clone + PartialEq> PrefixTable<V> {
+    /// A table from the runs of each family.
+    pub fn from_sorted(v4: SortedRuns<V>, v6: SortedRuns<V>) -> PrefixTable<V> {
+        PrefixTable {
+            v4: v4.finish(),
+            v6: v6.finish(),
+        }
+    }
+}
+
 impl<V> PrefixTable<V> {
     /// The value for `address`, and the scope: the fewest leading bits of
     /// `address` that decide it, never more than `source_prefix` (the bits
@@ -358,6 +442,22 @@ mod tests {
         assert_eq!(t.lookup(ip("10.1.0.0"), 12), (&2, 12));
         // No IPv6 prefix: every IPv6 client shares one answer.
         assert_eq!(t.lookup(ip("2001:db8::1"), 56), (&0, 0));
+    }
+
+    #[test]
+    fn sorted_networks_build_the_same_table() {
+        let nets = [("10.0.0.0/9", 1), ("10.128.0.0/9", 1), ("11.0.0.0/16", 2), ("255.0.0.0/8", 3)];
+        let mut v4 = SortedRuns::new(32, 0);
+        for &(n, v) in &nets {
+            v4.push(p(n), v).unwrap();
+        }
+        assert_eq!(v4.push(p("11.0.0.0/24"), 9), Err(OutOfOrder(p("11.0.0.0/24"))));
+        let sorted = PrefixTable::from_sorted(v4, SortedRuns::new(128, 0));
+        let general = table(&nets);
+        for a in ["10.1.2.3", "10.200.0.1", "11.0.1.1", "11.1.0.0", "9.9.9.9", "255.1.1.1", "254.0.0.1"] {
+            assert_eq!(sorted.lookup(ip(a), 32), general.lookup(ip(a), 32), "{a}");
+        }
+        assert_eq!(sorted.runs(), general.runs());
     }
 
     #[test]
