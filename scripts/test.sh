@@ -41,7 +41,8 @@ install_dns_tools() {
     # Tool, then the Debian package that brings it. ring (TLS for the
     # HTTPS probes) compiles C, libFuzzer C++; the failover lab
     # (tests/failover.rs) needs iproute2, busybox (its HTTP payload) and
-    # the four recursive resolvers.
+    # the four recursive resolvers; tests/ecs_unbound.rs needs unbound
+    # built with its subnetcache (ECS) module, as Debian's is.
     local tool package
     while read -r tool package; do
         have "$tool" || missing+=("$package")

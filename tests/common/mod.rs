@@ -655,14 +655,28 @@ pub fn exchange_udp(
     timeout: Duration,
     attempts: usize,
 ) -> Result<Vec<u8>, String> {
-    // Bound to the loopback of the server's family; connect() then drops
-    // replies from any other source address, as resolvers do.
+    // From the loopback of the server's family.
     let local: std::net::IpAddr = if addr.is_ipv6() {
         std::net::Ipv6Addr::LOCALHOST.into()
     } else {
         LOOPBACK.into()
     };
-    let socket = UdpSocket::bind((local, 0)).map_err(|e| format!("bind: {e}"))?;
+    exchange_udp_from(local, addr, wire, timeout, attempts)
+}
+
+/// [`exchange_udp`] from the source address `local` (any port): a client
+/// elsewhere in 127.0.0.0/8, which on Linux is all loopback, so a test can
+/// stand for clients of several networks without adding addresses.
+pub fn exchange_udp_from(
+    local: std::net::IpAddr,
+    addr: SocketAddr,
+    wire: &[u8],
+    timeout: Duration,
+    attempts: usize,
+) -> Result<Vec<u8>, String> {
+    // connect() drops replies from any other source address, as resolvers
+    // do.
+    let socket = UdpSocket::bind((local, 0)).map_err(|e| format!("bind {local}: {e}"))?;
     socket.connect(addr).map_err(|e| format!("connect: {e}"))?;
     let mut buf = vec![0u8; 65535];
     for _ in 0..attempts.max(1) {
