@@ -58,7 +58,7 @@ impl Location {
     /// [`Region::Any`].
     pub fn regions(&self) -> impl Iterator<Item = Region> {
         let sub = (self.country != [0; 2] && self.subdivision[0] != 0)
-            .then(|| Region::Subdivision(self.country, self.subdivision));
+            .then_some(Region::Subdivision(self.country, self.subdivision));
         let country = (self.country != [0; 2]).then_some(Region::Country(self.country));
         let continent = (self.continent != [0; 2]).then_some(Region::Continent(self.continent));
         sub.into_iter()
@@ -70,7 +70,11 @@ impl Location {
 
 impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let text = |b: &[u8]| String::from_utf8_lossy(b).trim_end_matches('\0').to_string();
+        let text = |b: &[u8]| {
+            String::from_utf8_lossy(b)
+                .trim_end_matches('\0')
+                .to_string()
+        };
         write!(f, "continent {}", or_dash(&text(&self.continent)))?;
         write!(f, ", country {}", or_dash(&text(&self.country)))?;
         write!(f, ", subdivision {}", or_dash(&text(&self.subdivision)))?;
@@ -107,7 +111,8 @@ const CONTINENTS: [&str; 7] = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
 
 /// ISO 3166-1 alpha-2 codes assigned today, plus `XK` (Kosovo), which
 /// GeoIP2 databases use.
-const COUNTRIES: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ \
+const COUNTRIES: &str =
+    "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ \
 BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ \
 DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT \
 GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY \
@@ -123,7 +128,9 @@ impl std::str::FromStr for Region {
     /// (`US-CA`); codes are case-insensitive, unknown ones refused. Three
     /// codes are both a continent and a country (`AS` Asia and American
     /// Samoa, `NA` North America and Namibia, `SA` South America and Saudi
-    /// Arabia): those must be written `continent:SA` or `country:SA`.
+    /// Arabia): bare, they are the continent, as in gdnsd's maps; the
+    /// country is written `country:SA` (and either may be written out as
+    /// `continent:SA` / `country:SA`).
     fn from_str(s: &str) -> Result<Region, String> {
         let upper = s.to_ascii_uppercase();
         let two = |c: &str| -> [u8; 2] { [c.as_bytes()[0], c.as_bytes()[1]] };
@@ -135,7 +142,10 @@ impl std::str::FromStr for Region {
         if let Some(c) = upper.strip_prefix("CONTINENT:") {
             return match is_continent(c) {
                 true => Ok(Region::Continent(two(c))),
-                false => Err(format!("{s:?}: not a continent ({})", CONTINENTS.join(", "))),
+                false => Err(format!(
+                    "{s:?}: not a continent ({})",
+                    CONTINENTS.join(", ")
+                )),
             };
         }
         if let Some(c) = upper.strip_prefix("COUNTRY:") {
@@ -157,10 +167,7 @@ impl std::str::FromStr for Region {
             return Ok(Region::Subdivision(two(country), code));
         }
         match (is_continent(&upper), is_country(&upper)) {
-            (true, true) => Err(format!(
-                "{s:?} is both a continent and a country: write \"continent:{upper}\" or \"country:{upper}\""
-            )),
-            (true, false) => Ok(Region::Continent(two(&upper))),
+            (true, _) => Ok(Region::Continent(two(&upper))),
             (false, true) => Ok(Region::Country(two(&upper))),
             (false, false) => Err(format!(
                 "{s:?} is not a region: \"*\", a continent ({}), an ISO 3166-1 country or an ISO 3166-2 subdivision",
@@ -172,9 +179,16 @@ impl std::str::FromStr for Region {
 
 impl std::fmt::Display for Region {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let text = |b: &[u8]| String::from_utf8_lossy(b).trim_end_matches('\0').to_string();
+        let text = |b: &[u8]| {
+            String::from_utf8_lossy(b)
+                .trim_end_matches('\0')
+                .to_string()
+        };
         match self {
             Region::Subdivision(c, s) => write!(f, "{}-{}", text(c), text(s)),
+            Region::Country(c) if CONTINENTS.contains(&text(c).as_str()) => {
+                write!(f, "country:{}", text(c))
+            }
             Region::Country(c) | Region::Continent(c) => write!(f, "{}", text(c)),
             Region::Any => write!(f, "*"),
         }
@@ -306,10 +320,14 @@ impl GeoTable {
         };
         for cidr in cidrs {
             let bits = if cidr.contains(':') { 128 } else { 32 };
-            let mut runs = SortedRuns::new(bits, UNKNOWN);
             let within = reader
-                .within(cidr.parse().expect("a valid CIDR"), WithinOptions::default())
+                .within(
+                    cidr.parse().expect("a valid CIDR"),
+                    WithinOptions::default(),
+                )
                 .map_err(|e| invalid(e.to_string()))?;
+            // The tree walk is depth-first but not in address order.
+            let mut found: Vec<(Prefix, LocationId)> = Vec::new();
             for item in within {
                 let item = item.map_err(|e| invalid(e.to_string()))?;
                 let network = item.network().map_err(|e| invalid(e.to_string()))?;
@@ -318,8 +336,12 @@ impl GeoTable {
                     len: network.prefix(),
                 };
                 // IPv4 lives under ::/96 of an IPv6 database, where the
-                // IPv4 walk above already found it.
-                if bits == 128 && prefix.len >= 96 && crate::prefix::to_key(prefix.network) >> 32 == 0 {
+                // IPv4 walk above already found it (the IPv6 walk yields it
+                // again, in IPv4 form or as ::a.b.c.d).
+                if bits == 128
+                    && (prefix.network.is_ipv4()
+                        || (prefix.len >= 96 && crate::prefix::to_key(prefix.network) >> 32 == 0))
+                {
                     continue;
                 }
                 let Some(offset) = item.offset() else {
@@ -341,9 +363,14 @@ impl GeoTable {
                         id
                     }
                 };
-                networks += 1;
+                found.push((prefix, id));
+            }
+            networks += found.len();
+            found.sort_unstable_by_key(|(p, _)| crate::prefix::to_key(p.network));
+            let mut runs = SortedRuns::new(bits, UNKNOWN);
+            for (prefix, id) in found {
                 runs.push(prefix, id)
-                    .map_err(|e| invalid(format!("tree walk out of order: {e}")))?;
+                    .map_err(|e| invalid(format!("networks overlap: {e}")))?;
             }
             families.push(runs);
         }
@@ -403,16 +430,22 @@ mod tests {
     fn regions_parse_strictly() {
         assert_eq!("eu".parse::<Region>(), Ok(Region::Continent(*b"EU")));
         assert_eq!("GB".parse::<Region>(), Ok(Region::Country(*b"GB")));
-        assert_eq!("us-ca".parse::<Region>(), Ok(Region::Subdivision(*b"US", *b"CA\0")));
+        assert_eq!(
+            "us-ca".parse::<Region>(),
+            Ok(Region::Subdivision(*b"US", *b"CA\0"))
+        );
         assert_eq!("*".parse::<Region>(), Ok(Region::Any));
         assert!("XX".parse::<Region>().is_err());
         assert!("UK".parse::<Region>().is_err(), "GB is the code");
         assert!("US-TOOLONG".parse::<Region>().is_err());
         assert!("QQ-CA".parse::<Region>().is_err());
-        let e = "SA".parse::<Region>().unwrap_err();
-        assert!(e.contains("continent:SA"), "{e}");
+        assert_eq!("SA".parse::<Region>(), Ok(Region::Continent(*b"SA")));
         assert_eq!("country:sa".parse::<Region>(), Ok(Region::Country(*b"SA")));
-        assert_eq!("continent:NA".parse::<Region>(), Ok(Region::Continent(*b"NA")));
+        assert!("country:XX".parse::<Region>().is_err());
+        assert_eq!(
+            "continent:NA".parse::<Region>(),
+            Ok(Region::Continent(*b"NA"))
+        );
         assert_eq!(Region::Subdivision(*b"US", *b"CA\0").to_string(), "US-CA");
     }
 
@@ -439,5 +472,66 @@ mod tests {
         assert!((lf - 638.0).abs() < 10.0, "{lf}");
         let ln = distance_km(london, new_york);
         assert!((ln - 5570.0).abs() < 30.0, "{ln}");
+    }
+}
+
+/// The test-database writer the integration tests use, shared so that unit
+/// tests read the same files.
+#[cfg(test)]
+#[path = "../tests/common/geodb.rs"]
+pub(crate) mod geodb;
+
+#[cfg(test)]
+mod table_tests {
+    use super::geodb::{GeoDb, Place};
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_written_database_compiles_with_ipv4_in_ipv4_terms() {
+        let dir = std::env::temp_dir().join(format!("steerdns-geo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("test.mmdb");
+        let gb = Place::new("EU", "GB", Some("ENG"), Some((51.5, -0.12)));
+        let us = Place::new("NA", "US", Some("CA"), Some((37.77, -122.42)));
+        GeoDb::default()
+            .add("81.2.69.0/24", gb.clone())
+            .add("81.2.68.0/24", gb)
+            .add("2.125.160.0/19", Place::new("EU", "DE", None, None))
+            .add("216.160.83.0/24", us.clone())
+            .add("2001:db8:aa::/48", us)
+            .write(&path);
+        let t = GeoTable::load(&path).unwrap();
+        assert_eq!(t.networks, 5);
+        // Two neighbouring /24s with one record merge into a /23 block.
+        let (id, scope) = t.lookup(ip("81.2.69.7"), 32);
+        assert_eq!(scope, 23);
+        let l = t.location(id).unwrap();
+        assert_eq!(
+            (l.continent, l.country, l.subdivision),
+            (*b"EU", *b"GB", *b"ENG")
+        );
+        assert_eq!(l.degrees(), Some((51.5, -0.12)));
+        // Never longer than the client's source prefix.
+        assert_eq!(t.lookup(ip("81.2.69.0"), 20).1, 20);
+        let (id, scope) = t.lookup(ip("2.125.170.1"), 24);
+        assert_eq!((t.location(id).unwrap().country, scope), (*b"DE", 19));
+        let (id, scope) = t.lookup(ip("2001:db8:aa:1::"), 56);
+        assert_eq!((t.location(id).unwrap().subdivision, scope), (*b"CA\0", 48));
+        // Outside every network: unknown, with the widest block that
+        // reaches no known network.
+        let (id, scope) = t.lookup(ip("192.0.2.1"), 24);
+        assert_eq!((id, scope), (UNKNOWN, 4), "192/4 leaves out 216.160.83/24");
+        // A broken file is refused with its path.
+        std::fs::write(&path, b"not a database").unwrap();
+        let e = GeoTable::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("test.mmdb") && e.contains("not a usable MaxMind DB"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

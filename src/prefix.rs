@@ -446,15 +446,31 @@ mod tests {
 
     #[test]
     fn sorted_networks_build_the_same_table() {
-        let nets = [("10.0.0.0/9", 1), ("10.128.0.0/9", 1), ("11.0.0.0/16", 2), ("255.0.0.0/8", 3)];
+        let nets = [
+            ("10.0.0.0/9", 1),
+            ("10.128.0.0/9", 1),
+            ("11.0.0.0/16", 2),
+            ("255.0.0.0/8", 3),
+        ];
         let mut v4 = SortedRuns::new(32, 0);
         for &(n, v) in &nets {
             v4.push(p(n), v).unwrap();
         }
-        assert_eq!(v4.push(p("11.0.0.0/24"), 9), Err(OutOfOrder(p("11.0.0.0/24"))));
+        assert_eq!(
+            v4.push(p("11.0.0.0/24"), 9),
+            Err(OutOfOrder(p("11.0.0.0/24")))
+        );
         let sorted = PrefixTable::from_sorted(v4, SortedRuns::new(128, 0));
         let general = table(&nets);
-        for a in ["10.1.2.3", "10.200.0.1", "11.0.1.1", "11.1.0.0", "9.9.9.9", "255.1.1.1", "254.0.0.1"] {
+        for a in [
+            "10.1.2.3",
+            "10.200.0.1",
+            "11.0.1.1",
+            "11.1.0.0",
+            "9.9.9.9",
+            "255.1.1.1",
+            "254.0.0.1",
+        ] {
             assert_eq!(sorted.lookup(ip(a), 32), general.lookup(ip(a), 32), "{a}");
         }
         assert_eq!(sorted.runs(), general.runs());

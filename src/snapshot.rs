@@ -11,11 +11,12 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::config::{EndpointTarget, ServiceConfig};
+use crate::geo::{GeoTable, Region};
 use crate::health::{Health, HealthId, HealthView, HealthViewBuilder, Monitor};
 use crate::name::Name;
 use crate::policy::{
-    seed_of, Address, Endpoint, Method, Multivalue, Peer, Priority, Routing, SelfAddress,
-    ServiceRule, Subnet, Target, WhenAllDown,
+    seed_of, Address, Endpoint, Geographic, Method, Multivalue, Peer, Performance, Priority,
+    Routing, SelfAddress, ServiceRule, Subnet, Target, WhenAllDown,
 };
 use crate::prefix::Prefix;
 use crate::zone::{Zone, ZoneError, ZoneSet};
@@ -75,6 +76,9 @@ pub enum LoadProblem {
     /// A zone file is broken.
     #[error(transparent)]
     Zone(#[from] ZoneError),
+    /// The `[geoip]` database cannot be used.
+    #[error(transparent)]
+    Geo(#[from] crate::geo::GeoError),
     /// A service cannot be placed in the zones.
     #[error("{file}:{line}: service {name}: {message}")]
     Service {
@@ -113,6 +117,13 @@ impl Snapshot {
             return Err(LoadError(errors));
         }
 
+        let geo = match &config.geoip {
+            Some(path) => match GeoTable::load(path) {
+                Ok(table) => Some(Arc::new(table)),
+                Err(e) => return Err(LoadError(vec![LoadProblem::Geo(e)])),
+            },
+            None => None,
+        };
         let mut slots = Slots::default();
         let names: HashMap<&Name, u32> = config
             .services
@@ -138,7 +149,7 @@ impl Snapshot {
             }
             let rule = match sc.routing {
                 Routing::SelfAddress => self_rule(config, sc, local_addresses, &mut slots),
-                _ => endpoint_rule(config, sc, &names, &mut slots),
+                _ => endpoint_rule(config, sc, &names, geo.as_ref(), &mut slots),
             };
             match rule {
                 Ok(rule) => services.push(rule),
@@ -276,6 +287,7 @@ fn endpoint_rule(
     config: &Config,
     sc: &ServiceConfig,
     names: &HashMap<&Name, u32>,
+    geo: Option<&Arc<GeoTable>>,
     slots: &mut Slots,
 ) -> Result<ServiceRule, String> {
     let mut endpoints = Vec::with_capacity(sc.endpoints.len());
@@ -346,6 +358,37 @@ fn endpoint_rule(
                 .collect();
             let default = sc.endpoints.iter().position(|e| e.subnets.is_empty());
             Method::Subnet(Subnet::new(&ranges, default.map(|i| i as u16)))
+        }
+        Routing::Geographic | Routing::Performance => {
+            // The config refuses these without a [geoip] database.
+            let geo = geo.ok_or("needs a [geoip] database")?.clone();
+            let index = |name: &String| {
+                sc.endpoints
+                    .iter()
+                    .position(|e| &e.name == name)
+                    .map(|i| i as u16)
+            };
+            let lists = |map: &[(Region, Vec<String>)]| -> Vec<(Region, Vec<u16>)> {
+                map.iter()
+                    .map(|(r, names)| (*r, names.iter().filter_map(index).collect()))
+                    .collect()
+            };
+            if sc.routing == Routing::Geographic {
+                Method::Geographic(Geographic::new(geo, lists(&sc.regions)))
+            } else {
+                let locations = sc
+                    .endpoints
+                    .iter()
+                    .map(|e| e.location.unwrap_or_default())
+                    .collect();
+                Method::Performance(Performance::new(
+                    geo,
+                    locations,
+                    lists(&sc.overrides),
+                    sc.default_endpoint.as_ref().and_then(index),
+                    sc.answers,
+                ))
+            }
         }
         Routing::SelfAddress => unreachable!("self services are compiled by self_rule"),
     };

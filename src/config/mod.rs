@@ -59,6 +59,9 @@ pub struct Config {
     pub monitors: BTreeMap<String, Arc<Monitor>>,
     /// Services answered by a routing policy instead of static records.
     pub services: Vec<ServiceConfig>,
+    /// The MaxMind database geographic and performance routing read
+    /// (`[geoip] database`), relative paths resolved.
+    pub geoip: Option<PathBuf>,
     /// The config file, for errors found later (at snapshot load).
     pub file: PathBuf,
 }
@@ -102,6 +105,14 @@ struct Spec {
     monitors: BTreeMap<String, MonitorSpec>,
     #[serde(default, rename = "service")]
     services: Vec<service::ServiceSpec>,
+    geoip: Option<GeoipSpec>,
+}
+
+/// The `[geoip]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct GeoipSpec {
+    database: toml::Spanned<String>,
 }
 
 /// The `[state]` table as written.
@@ -149,6 +160,15 @@ impl Config {
         let zones = zone::zones(spec.zones, base)?;
         let monitors = monitor::monitors(&spec.monitors)?;
         let services = service::services(spec.services, &monitors, lines)?;
+        let geoip = spec.geoip.map(|g| base.join(g.database.get_ref()));
+        if geoip.is_none() {
+            if let Some((span, routing)) = service::needing_geoip(&services) {
+                return Err(Invalid::new(
+                    span,
+                    format!("service.routing: {routing:?} needs a [geoip] database"),
+                ));
+            }
+        }
         Ok(Config {
             listen: server.listen,
             workers: server.workers,
@@ -160,6 +180,7 @@ impl Config {
             state_dir: spec.state.map(|s| base.join(s.dir)),
             monitors,
             services,
+            geoip,
             file: path.to_path_buf(),
         })
     }

@@ -15,6 +15,7 @@ use toml::Spanned;
 
 use super::value::{within, Invalid};
 use super::Lines;
+use crate::geo::Region;
 use crate::health::Monitor;
 use crate::name::Name;
 use crate::policy::{Routing, Weighted, WhenAllDown, WhenDown, MAX_NESTING, MAX_PICK};
@@ -46,6 +47,19 @@ pub struct ServiceConfig {
     pub max_answers: u8,
     /// The endpoints (none for `self`).
     pub endpoints: Vec<EndpointConfig>,
+    /// Geographic routing: each region's endpoints, in order of preference.
+    pub regions: Vec<(Region, Vec<String>)>,
+    /// Performance routing: regions whose endpoint order the operator
+    /// measured, overriding distance.
+    pub overrides: Vec<(Region, Vec<String>)>,
+    /// Performance routing: the endpoint for clients the database cannot
+    /// place.
+    pub default_endpoint: Option<String>,
+    /// Performance routing: how many of the nearest fit endpoints answer.
+    pub answers: u8,
+    /// Where `routing` is written, for errors found once the whole file is
+    /// read.
+    pub routing_span: std::ops::Range<usize>,
     /// Line of the `name` key, for errors found at load.
     pub line: usize,
 }
@@ -68,6 +82,8 @@ pub struct EndpointConfig {
     pub priority: u32,
     /// Subnet routing's client networks.
     pub subnets: Vec<Prefix>,
+    /// Performance routing: latitude and longitude in degrees.
+    pub location: Option<(f64, f64)>,
     /// Line of the endpoint, for errors found at load.
     pub line: usize,
 }
@@ -142,6 +158,7 @@ pub(super) struct EndpointSpec {
     weight: Option<Spanned<u32>>,
     priority: Option<Spanned<u32>>,
     subnets: Option<Spanned<Vec<String>>>,
+    location: Option<Spanned<Vec<f64>>>,
     enabled: Option<bool>,
 }
 
@@ -168,6 +185,66 @@ pub(super) struct ServiceSpec {
     hash_prefix_v6: Option<Spanned<u8>>,
     max_answers: Option<Spanned<u8>>,
     endpoints: Option<Spanned<Vec<EndpointSpec>>>,
+    regions: Option<Spanned<BTreeMap<String, Spanned<Vec<String>>>>>,
+    overrides: Option<Spanned<BTreeMap<String, Spanned<Vec<String>>>>>,
+    default: Option<Spanned<String>>,
+    answers: Option<Spanned<u8>>,
+}
+
+/// The first service that needs a `[geoip]` database, for the error when
+/// none is configured.
+pub(super) fn needing_geoip(
+    services: &[ServiceConfig],
+) -> Option<(std::ops::Range<usize>, &'static str)> {
+    services
+        .iter()
+        .find(|s| matches!(s.routing, Routing::Geographic | Routing::Performance))
+        .map(|s| (s.routing_span.clone(), s.routing.name()))
+}
+
+/// A `regions` or `overrides` table: each key a region (refused when it is
+/// not one, or when two keys name the same region), each value endpoint
+/// names of `endpoints` (refused when unknown).
+fn region_map(
+    table: Spanned<BTreeMap<String, Spanned<Vec<String>>>>,
+    key: &str,
+    endpoints: &[EndpointConfig],
+    disabled: &HashSet<String>,
+) -> Result<Vec<(Region, Vec<String>)>, Invalid> {
+    let mut out: Vec<(Region, Vec<String>)> = Vec::new();
+    let span = table.span();
+    for (name, list) in table.into_inner() {
+        let region: Region = name
+            .parse()
+            .map_err(|e| Invalid::at(&list, format!("{key}: {e}")))?;
+        if let Some((_, _)) = out.iter().find(|(r, _)| *r == region) {
+            return Err(Invalid::at(
+                &list,
+                format!("{key}: region {region} is listed twice (one region, one list)"),
+            ));
+        }
+        if list.get_ref().is_empty() {
+            return Err(Invalid::at(&list, format!("{key}.{name}: is empty")));
+        }
+        let mut names = Vec::new();
+        for e in list.get_ref() {
+            if !endpoints.iter().any(|ec| &ec.name == e) && !disabled.contains(e) {
+                return Err(Invalid::at(
+                    &list,
+                    format!("{key}.{name}: no endpoint named {e:?}"),
+                ));
+            }
+            // A disabled endpoint stays named in the file but out of the list.
+            if !disabled.contains(e) {
+                names.push(e.clone());
+            }
+        }
+        out.push((region, names));
+    }
+    if out.is_empty() {
+        return Err(Invalid::new(span, format!("{key}: is empty")));
+    }
+    Ok(out)
 }
 
 /// Refuses a key that `routing` does not use.
@@ -216,7 +293,7 @@ pub(super) fn services(
                 format!("service.name: {name} is listed twice"),
             ));
         }
-        let routing = sv
+        let routing: Routing = sv
             .routing
             .get_ref()
             .parse()
@@ -239,7 +316,14 @@ pub(super) fn services(
         only_for(&sv.monitor, "service.monitor", routing, &[SelfAddress])?;
         only_for(&sv.peers, "service.peers", routing, &[SelfAddress])?;
         only_for(&sv.when_down, "service.when-down", routing, &[SelfAddress])?;
-        let algorithmic = [Priority, Weighted, Multivalue, Subnet];
+        let algorithmic = [
+            Priority,
+            Weighted,
+            Multivalue,
+            Subnet,
+            Geographic,
+            Performance,
+        ];
         only_for(
             &sv.degraded_ttl,
             "service.degraded-ttl",
@@ -318,9 +402,12 @@ pub(super) fn services(
             1..=MAX_PICK as u8,
             default_max_answers(),
         )?;
+        let mut disabled = HashSet::new();
         let endpoints = match sv.endpoints {
             Some(list) => {
                 let (list, spans) = endpoints(list, routing, &known_monitor, lines)?;
+                disabled = list.1;
+                let list = list.0;
                 let at = services.len();
                 nested_spans.extend(spans.into_iter().map(|(e, span)| (at, e, span)));
                 list
@@ -336,6 +423,34 @@ pub(super) fn services(
                 ))
             }
         };
+        let regions = match sv.regions {
+            Some(t) => region_map(t, "service.regions", &endpoints, &disabled)?,
+            None if routing == Geographic => {
+                return Err(Invalid::at(
+                    &sv.routing,
+                    "service.regions: geographic routing needs a regions table",
+                ))
+            }
+            None => Vec::new(),
+        };
+        let overrides = match sv.overrides {
+            Some(t) => region_map(t, "service.overrides", &endpoints, &disabled)?,
+            None => Vec::new(),
+        };
+        let default_endpoint = match &sv.default {
+            Some(d) if !endpoints.iter().any(|e| &e.name == d.get_ref()) => {
+                return Err(Invalid::at(
+                    d,
+                    format!(
+                        "service.default: no enabled endpoint named {:?}",
+                        d.get_ref()
+                    ),
+                ))
+            }
+            Some(d) => Some(d.get_ref().clone()),
+            None => None,
+        };
+        let answers = within(&sv.answers, "service.answers", 1..=MAX_PICK as u8, 1)?;
         let ttl = sv.ttl.unwrap_or_else(default_service_ttl);
         services.push(ServiceConfig {
             name,
@@ -349,6 +464,11 @@ pub(super) fn services(
             weighted,
             max_answers,
             endpoints,
+            regions,
+            overrides,
+            default_endpoint,
+            answers,
+            routing_span: sv.routing.span(),
             line,
         });
     }
@@ -371,7 +491,13 @@ fn endpoints(
     routing: Routing,
     known_monitor: &impl Fn(&Spanned<String>, &str) -> Result<(), Invalid>,
     lines: &Lines,
-) -> Result<(Vec<EndpointConfig>, Vec<(usize, std::ops::Range<usize>)>), Invalid> {
+) -> Result<
+    (
+        (Vec<EndpointConfig>, HashSet<String>),
+        Vec<(usize, std::ops::Range<usize>)>,
+    ),
+    Invalid,
+> {
     use Routing::*;
     let list_span = list.span();
     if list.get_ref().is_empty() {
@@ -383,6 +509,7 @@ fn endpoints(
     let mut priorities: HashMap<u32, String> = HashMap::new();
     let mut subnets: HashMap<Prefix, String> = HashMap::new();
     let mut default: Option<String> = None;
+    let mut disabled = HashSet::new();
     for spec in list.into_inner() {
         let name = spec.name.get_ref().clone();
         let key = |k: &str| format!("endpoint {name:?}: {k}");
@@ -503,7 +630,27 @@ fn endpoints(
                 ));
             }
         }
+        only_for(&spec.location, &key("location"), routing, &[Performance])?;
+        let location = match &spec.location {
+            None if routing == Performance => {
+                return Err(Invalid::at(
+                    &spec.name,
+                    key("location: performance routing needs [latitude, longitude]"),
+                ))
+            }
+            None => None,
+            Some(l) => match l.get_ref()[..] {
+                [lat, lon] if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) => {
+                    Some((lat, lon))
+                }
+                _ => return Err(Invalid::at(
+                    l,
+                    key("location: must be [latitude, longitude] in degrees (-90..90, -180..180)"),
+                )),
+            },
+        };
         if spec.enabled == Some(false) {
+            disabled.insert(name);
             continue;
         }
         if let Some(svc) = &spec.service {
@@ -517,6 +664,7 @@ fn endpoints(
             weight: spec.weight.map_or(1, |w| w.into_inner()),
             priority: spec.priority.map_or(0, |p| p.into_inner()),
             subnets: prefixes,
+            location,
             line: lines.line_of(spec.name.span().start),
         });
     }
@@ -526,7 +674,7 @@ fn endpoints(
             "service.endpoints: every endpoint is disabled",
         ));
     }
-    Ok((out, spans))
+    Ok(((out, disabled), spans))
 }
 
 /// Refuses nesting that names no service, loops, or goes deeper than

@@ -13,7 +13,9 @@
 //! [`Trace`], which the answer path passes as `()` (compiled away) and
 //! `steerdns explain` as an [`Explanation`] that records each step.
 
+mod geographic;
 mod multivalue;
+mod performance;
 mod priority;
 mod self_address;
 mod subnet;
@@ -25,7 +27,9 @@ use std::net::IpAddr;
 use crate::health::{HealthId, HealthView};
 use crate::name::Name;
 
+pub use geographic::{GeoChains, Geographic};
 pub use multivalue::Multivalue;
+pub use performance::Performance;
 pub use priority::Priority;
 pub use self_address::{Peer, SelfAddress, SelfChoice, WhenDown};
 pub use subnet::Subnet;
@@ -93,16 +97,22 @@ pub enum Routing {
     Multivalue,
     /// `subnet`: client networks mapped to endpoints.
     Subnet,
+    /// `geographic`: regions (from a MaxMind database) mapped to endpoints.
+    Geographic,
+    /// `performance`: the endpoint nearest the client.
+    Performance,
 }
 
 impl Routing {
     /// Every method, by its config name.
-    pub const ALL: [(&'static str, Routing); 5] = [
+    pub const ALL: [(&'static str, Routing); 7] = [
         ("self", Routing::SelfAddress),
         ("priority", Routing::Priority),
         ("weighted", Routing::Weighted),
         ("multivalue", Routing::Multivalue),
         ("subnet", Routing::Subnet),
+        ("geographic", Routing::Geographic),
+        ("performance", Routing::Performance),
     ];
 
     /// The config name.
@@ -143,6 +153,10 @@ pub enum Method {
     Multivalue(Multivalue),
     /// Client networks mapped to endpoints, longest prefix first.
     Subnet(Subnet),
+    /// Regions mapped to ordered endpoint lists.
+    Geographic(Geographic),
+    /// The nearest fit endpoint.
+    Performance(Performance),
 }
 
 impl Method {
@@ -154,6 +168,8 @@ impl Method {
             Method::Weighted(_) => Routing::Weighted,
             Method::Multivalue(_) => Routing::Multivalue,
             Method::Subnet(_) => Routing::Subnet,
+            Method::Geographic(_) => Routing::Geographic,
+            Method::Performance(_) => Routing::Performance,
         }
     }
 
@@ -477,6 +493,8 @@ pub fn decide<T: Trace>(
             Method::Weighted(w) => w.decide(services, rule, input, health, family, trace),
             Method::Multivalue(m) => m.decide(services, rule, input, health, family, trace),
             Method::Subnet(s) => s.decide(services, rule, input, health, family, trace),
+            Method::Geographic(g) => g.decide(services, rule, input, health, family, trace),
+            Method::Performance(p) => p.decide(services, rule, input, health, family, trace),
         };
         scope = scope.max(choice.scope);
         let pick = match choice.pick {

@@ -397,6 +397,7 @@ mod tests {
             rrl: Default::default(),
             run_as: None,
             zones: Vec::new(),
+            geoip: None,
             state_dir: None,
             monitors: Default::default(),
             services: Vec::new(),

@@ -1,0 +1,125 @@
+//! Test GeoIP databases, written by the tests themselves in the MaxMind DB
+//! format with the fields GeoIP2 City records use (continent, country,
+//! subdivisions, location). No third-party database is used or committed.
+
+// Each test crate uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+use maxminddb_writer::metadata::IpVersion;
+use maxminddb_writer::paths::IpAddrWithMask;
+use maxminddb_writer::Database;
+use serde::Serialize;
+
+/// One record: where a network is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Place {
+    continent: Code,
+    country: Iso,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subdivisions: Vec<Iso>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    location: Option<Coordinates>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Code {
+    code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Iso {
+    iso_code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Coordinates {
+    latitude: f64,
+    longitude: f64,
+}
+
+impl Place {
+    /// A place in `continent`/`country`, optionally a subdivision (`CA` of
+    /// `US-CA`) and coordinates.
+    pub fn new(
+        continent: &str,
+        country: &str,
+        subdivision: Option<&str>,
+        at: Option<(f64, f64)>,
+    ) -> Place {
+        Place {
+            continent: Code {
+                code: continent.into(),
+            },
+            country: Iso {
+                iso_code: country.into(),
+            },
+            subdivisions: subdivision
+                .map(|s| Iso { iso_code: s.into() })
+                .into_iter()
+                .collect(),
+            location: at.map(|(latitude, longitude)| Coordinates {
+                latitude,
+                longitude,
+            }),
+        }
+    }
+}
+
+/// A database under construction.
+#[derive(Debug, Default)]
+pub struct GeoDb {
+    networks: Vec<(IpAddr, u8, Place)>,
+}
+
+impl GeoDb {
+    /// Adds a network (`"192.0.2.0/24"`, `"2001:db8::/32"`).
+    pub fn add(&mut self, network: &str, place: Place) -> &mut GeoDb {
+        let (addr, len) = network.split_once('/').expect("ADDRESS/LEN");
+        self.networks.push((
+            addr.parse().expect("address"),
+            len.parse().expect("length"),
+            place,
+        ));
+        self
+    }
+
+    /// Writes an IPv6-structured database (IPv4 under `::/96`, as GeoLite2
+    /// does) to `path`.
+    pub fn write(&self, path: &Path) {
+        let mut db = Database::default();
+        db.metadata.ip_version = IpVersion::V6;
+        db.metadata.database_type = "GeoIP2-City".into();
+        db.metadata.languages = vec!["en".into()];
+        db.metadata.binary_format_major_version = 2;
+        db.metadata.build_epoch = 1_764_547_200;
+        let mut refs = HashMap::new();
+        for (addr, len, place) in &self.networks {
+            let key = serde_json_key(place);
+            let data = match refs.get(&key) {
+                Some(&d) => d,
+                None => {
+                    let d = db.insert_value(place.clone()).expect("record");
+                    refs.insert(key, d);
+                    d
+                }
+            };
+            let (addr, len) = match addr {
+                IpAddr::V4(v4) => (IpAddr::V6(v4.to_ipv6_compatible()), len + 96),
+                IpAddr::V6(_) => (*addr, *len),
+            };
+            db.insert_node(IpAddrWithMask::new(addr, len), data);
+        }
+        let file = std::fs::File::create(path).expect("create the database file");
+        db.write_to(std::io::BufWriter::new(file))
+            .expect("write the database");
+    }
+}
+
+/// An identity for deduplicating equal records.
+fn serde_json_key(place: &Place) -> String {
+    format!("{place:?}")
+}
