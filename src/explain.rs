@@ -102,6 +102,10 @@ pub struct Report {
     pub service: Option<String>,
     /// The service's routing method.
     pub method: Option<&'static str>,
+    /// The database record matched, for geographic and performance
+    /// routing: its network and location as the file has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_record: Option<String>,
     /// The decisions, per family asked.
     pub decisions: Vec<FamilyReport>,
     /// The response code.
@@ -186,6 +190,7 @@ pub fn explain(snap: &Snapshot, q: &Question) -> Result<Report, ExplainError> {
         zone,
         service: None,
         method: None,
+        database_record: None,
         decisions: Vec::new(),
         rcode: String::new(),
         scope: None,
@@ -195,6 +200,18 @@ pub fn explain(snap: &Snapshot, q: &Question) -> Result<Report, ExplainError> {
         let rule = &snap.services[index as usize];
         report.service = Some(rule.name.to_string());
         report.method = Some(rule.method.name());
+        let geo = match &rule.method {
+            policy::Method::Geographic(g) => Some(g.chains().geo()),
+            policy::Method::Performance(p) => Some(p.chains().geo()),
+            _ => None,
+        };
+        if let Some(geo) = geo {
+            let client = ecs.map_or(q.client, |s| s.address);
+            report.database_record = Some(match crate::geo::record_of(&geo.path, client) {
+                Ok((network, location)) => format!("{network}: {location}"),
+                Err(e) => format!("unreadable now: {e}"),
+            });
+        }
         let input = engine::policy_input(&ctx, ecs, 0);
         let families: &[Family] = match q.qtype {
             rtype::A => &[Family::V4],
@@ -424,6 +441,9 @@ impl Report {
             _ => {
                 let _ = writeln!(t, "service   none: static records");
             }
+        }
+        if let Some(record) = &self.database_record {
+            let _ = writeln!(t, "database  {record}");
         }
         for d in &self.decisions {
             let _ = writeln!(t, "\n{} decision:", d.family);

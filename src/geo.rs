@@ -412,6 +412,30 @@ impl GeoTable {
     }
 }
 
+/// The database's own record for `address`, read from the file (not the
+/// compiled table): its network and location, for `steerdns explain`.
+pub fn record_of(path: &Path, address: IpAddr) -> Result<(Prefix, Location), GeoError> {
+    let invalid = |message: String| GeoError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|error| GeoError::Io {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let reader = Reader::from_source(bytes).map_err(|e| invalid(e.to_string()))?;
+    let found = reader.lookup(address).map_err(|e| invalid(e.to_string()))?;
+    let network = found.network().map_err(|e| invalid(e.to_string()))?;
+    let record: Option<Record> = found.decode().map_err(|e| invalid(e.to_string()))?;
+    Ok((
+        Prefix {
+            network: network.network(),
+            len: network.prefix(),
+        },
+        record.map(|r| r.location()).unwrap_or_default(),
+    ))
+}
+
 /// Great-circle distance in kilometres (haversine; the Earth as a sphere of
 /// 6371 km, which orders endpoints as well as an ellipsoid would).
 pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {

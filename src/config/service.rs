@@ -356,6 +356,10 @@ pub(super) fn services(
             &[Multivalue],
         )?;
         only_for(&sv.endpoints, "service.endpoints", routing, &algorithmic)?;
+        only_for(&sv.regions, "service.regions", routing, &[Geographic])?;
+        only_for(&sv.overrides, "service.overrides", routing, &[Performance])?;
+        only_for(&sv.default, "service.default", routing, &[Performance])?;
+        only_for(&sv.answers, "service.answers", routing, &[Performance])?;
 
         let peers = sv.peers.map(|p| p.into_inner()).unwrap_or_default();
         let when_down = match &sv.when_down {
@@ -864,5 +868,81 @@ mod tests {
         parse_with(&chain(8)).unwrap();
         let e = parse_with(&chain(9)).unwrap_err();
         assert!(e.contains(&at(4)) && e.contains("deeper than 8"), "{e}");
+    }
+
+    #[test]
+    fn geographic_and_performance_configs() {
+        let geo = "[geoip]\ndatabase = \"geo/city.mmdb\"\n[[service]]\nname = \"g.example.com\"\n";
+        // 4 lines of `geo`; the service's own lines follow from line 5.
+        let ok = format!(
+            "{geo}routing = \"geographic\"\nendpoints = [\n\
+             {{ name = \"lon\", addresses = [\"192.0.2.1\"] }},\n\
+             {{ name = \"fra\", addresses = [\"192.0.2.2\"] }},\n]\n\
+             regions = {{ \"EU\" = [\"fra\", \"lon\"], \"gb\" = [\"lon\"], \"*\" = [\"fra\"] }}\n"
+        );
+        let c = parse_with(&ok).unwrap();
+        assert_eq!(c.geoip.as_deref(), Some(Path::new("conf/geo/city.mmdb")));
+        let regions: Vec<String> = c.services[0]
+            .regions
+            .iter()
+            .map(|(r, _)| r.to_string())
+            .collect();
+        assert_eq!(regions, ["*", "EU", "GB"]);
+
+        let cases: &[(&str, usize, &str)] = &[
+            (
+                "routing = \"geographic\"\nendpoints = [{ name = \"a\", addresses = [\"192.0.2.1\"] }]\n\
+                 regions = { \"XX\" = [\"a\"] }\n",
+                7,
+                "service.regions: \"XX\" is not a region",
+            ),
+            (
+                "routing = \"geographic\"\nendpoints = [{ name = \"a\", addresses = [\"192.0.2.1\"] }]\n\
+                 regions = { \"GB\" = [\"a\"], \"gb\" = [\"a\"] }\n",
+                7,
+                "region GB is listed twice",
+            ),
+            (
+                "routing = \"geographic\"\nendpoints = [{ name = \"a\", addresses = [\"192.0.2.1\"] }]\n\
+                 regions = { \"GB\" = [\"b\"] }\n",
+                7,
+                "no endpoint named \"b\"",
+            ),
+            (
+                "routing = \"geographic\"\nendpoints = [{ name = \"a\", addresses = [\"192.0.2.1\"] }]\n",
+                5,
+                "geographic routing needs a regions table",
+            ),
+            (
+                "routing = \"performance\"\nendpoints = [\n{ name = \"a\", addresses = [\"192.0.2.1\"] },\n]\n",
+                7,
+                "location: performance routing needs [latitude, longitude]",
+            ),
+            (
+                "routing = \"performance\"\nendpoints = [\n{ name = \"a\", addresses = [\"192.0.2.1\"], location = [91.0, 0.0] },\n]\n",
+                7,
+                "location: must be [latitude, longitude]",
+            ),
+            (
+                "routing = \"performance\"\ndefault = \"b\"\nendpoints = [{ name = \"a\", addresses = [\"192.0.2.1\"], location = [1.0, 2.0] }]\n",
+                6,
+                "service.default: no enabled endpoint named \"b\"",
+            ),
+            (
+                "routing = \"weighted\"\nregions = { \"GB\" = [\"a\"] }\nendpoints = [{ name = \"a\", addresses = [\"192.0.2.1\"] }]\n",
+                6,
+                "service.regions: not used by routing = \"weighted\"",
+            ),
+        ];
+        for &(rest, line, want) in cases {
+            let e = parse_with(&format!("{geo}{rest}")).unwrap_err();
+            assert!(e.contains(&at(line)) && e.contains(want), "{rest:?}: {e}");
+        }
+        // Without a [geoip] database, geographic routing is refused.
+        let e = parse_with(&ok.replace("[geoip]\ndatabase = \"geo/city.mmdb\"\n", "")).unwrap_err();
+        assert!(
+            e.contains(&at(3)) && e.contains("needs a [geoip] database"),
+            "{e}"
+        );
     }
 }
