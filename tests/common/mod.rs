@@ -16,6 +16,8 @@
 // Each test crate uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod geodb;
+
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{Read, Write};
