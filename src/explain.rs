@@ -340,14 +340,7 @@ fn ecs_scope(mut rdata: &[u8]) -> Option<u8> {
 
 /// The end of the (possibly compressed) name at `pos`.
 fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
-    loop {
-        let len = *msg.get(pos)?;
-        match len {
-            0 => return Some(pos + 1),
-            l if l & 0xc0 == 0xc0 => return Some(pos + 2),
-            l => pos += 1 + usize::from(l),
-        }
-    }
+    wire::skip_name(msg, &mut pos).ok().map(|()| pos)
 }
 
 /// The name at `pos` in presentation format, pointers followed (bounded).

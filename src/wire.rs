@@ -313,7 +313,7 @@ fn read_question_name<'a>(msg: &'a [u8], pos: &mut usize) -> Result<&'a [u8], Pa
 }
 
 /// Skips a possibly compressed name in a record we do not otherwise read.
-fn skip_name(msg: &[u8], pos: &mut usize) -> Result<(), ParseError> {
+pub(crate) fn skip_name(msg: &[u8], pos: &mut usize) -> Result<(), ParseError> {
     loop {
         let len = *msg.get(*pos).ok_or(ParseError::Form("short record name"))?;
         match len {

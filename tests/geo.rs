@@ -5,51 +5,16 @@
 
 mod common;
 
-use std::net::IpAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::Message;
-use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 
-use common::geodb::{GeoDb, Place};
-use common::{
-    build_query, exchange, free_port, name, steerdns_bin, QueryOpts, ServerProcess, TempDir,
-};
+use common::geodb::world;
+use common::{addresses, free_port, query_ecs, steerdns_bin, ServerProcess, TempDir};
 
 const ZONE: &str =
     "$TTL 300\n@ SOA ns1 hostmaster 1 7200 900 1209600 60\n@ NS ns1\nns1 A 127.0.0.1\n";
-
-/// London, Frankfurt, California, New York, Sydney; IPv6 in California.
-fn world(gb_country: &str) -> GeoDb {
-    let mut db = GeoDb::default();
-    db.add(
-        "81.2.69.0/24",
-        Place::new("EU", gb_country, Some("ENG"), Some((51.51, -0.13))),
-    )
-    .add(
-        "2.125.160.0/19",
-        Place::new("EU", "DE", Some("HE"), Some((50.11, 8.68))),
-    )
-    .add(
-        "216.160.83.0/24",
-        Place::new("NA", "US", Some("CA"), Some((37.77, -122.42))),
-    )
-    .add(
-        "216.160.84.0/24",
-        Place::new("NA", "US", Some("NY"), Some((40.71, -74.0))),
-    )
-    .add(
-        "1.128.0.0/11",
-        Place::new("OC", "AU", None, Some((-33.87, 151.21))),
-    )
-    .add(
-        "2001:db8:aa::/48",
-        Place::new("NA", "US", Some("CA"), Some((37.77, -122.42))),
-    );
-    db
-}
 
 struct Geo {
     server: ServerProcess,
@@ -110,7 +75,6 @@ endpoints = [
         }
     }
 
-    /// The addresses answered to a client at `addr/len` (ECS) and the scope.
     fn ask(
         &self,
         qname: &str,
@@ -118,31 +82,8 @@ endpoints = [
         addr: &str,
         len: u8,
     ) -> (Vec<String>, Option<u8>) {
-        let mut q = build_query(&name(qname), rtype, &QueryOpts::default());
-        let addr: IpAddr = addr.parse().unwrap();
-        q.extensions_mut()
-            .as_mut()
-            .unwrap()
-            .options_mut()
-            .insert(EdnsOption::Subnet(ClientSubnet::new(addr, len, 0)));
-        let m: Message = exchange(self.server.addr(), &q, false).unwrap();
-        let scope = m.extensions().as_ref().and_then(|e| {
-            e.options().as_ref().iter().find_map(|(_, o)| match o {
-                EdnsOption::Subnet(s) => Some(s.scope_prefix()),
-                _ => None,
-            })
-        });
-        let mut v: Vec<String> = m
-            .answers()
-            .iter()
-            .filter_map(|r| match r.data() {
-                RData::A(a) => Some(a.to_string()),
-                RData::AAAA(a) => Some(a.to_string()),
-                _ => None,
-            })
-            .collect();
-        v.sort();
-        (v, scope)
+        let (m, scope) = query_ecs(self.server.addr(), qname, rtype, Some((addr, len)));
+        (addresses(&m), scope)
     }
 
     /// Sends SIGHUP and waits for the logged outcome.

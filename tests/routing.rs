@@ -6,17 +6,15 @@
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 
 use common::{
-    build_query, eventually, exchange, free_port, name, steerdns_bin, HttpPayload, QueryOpts,
-    ServerProcess, TempDir,
+    addresses, eventually, free_port, query_ecs, steerdns_bin, HttpPayload, ServerProcess, TempDir,
 };
 
 const ZONE: &str = "$TTL 300\n@ SOA ns1 hostmaster 1 7200 900 1209600 60\n@ NS ns1\n\
@@ -133,31 +131,14 @@ endpoints = [
         }
     }
 
-    /// Asks `qname`, with an ECS option for `subnet` when given; returns
-    /// the response and the scope of the ECS option it carried.
+    /// Asks `qname`, with an ECS option for `subnet` when given.
     fn ask(
         &self,
         qname: &str,
         rtype: RecordType,
         subnet: Option<(&str, u8)>,
     ) -> (Message, Option<u8>) {
-        let mut q = build_query(&name(qname), rtype, &QueryOpts::default());
-        if let Some((addr, len)) = subnet {
-            let addr: IpAddr = addr.parse().unwrap();
-            q.extensions_mut()
-                .as_mut()
-                .unwrap()
-                .options_mut()
-                .insert(EdnsOption::Subnet(ClientSubnet::new(addr, len, 0)));
-        }
-        let m = exchange(self.server.addr(), &q, false).unwrap_or_else(|e| panic!("{qname}: {e}"));
-        let scope = m.extensions().as_ref().and_then(|e| {
-            e.options().as_ref().iter().find_map(|(_, o)| match o {
-                EdnsOption::Subnet(s) => Some(s.scope_prefix()),
-                _ => None,
-            })
-        });
-        (m, scope)
+        query_ecs(self.server.addr(), qname, rtype, subnet)
     }
 
     fn steerdns(&self, args: &[&str]) -> String {
@@ -174,21 +155,6 @@ endpoints = [
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
-}
-
-/// The address records of an answer, as text, sorted.
-fn addresses(m: &Message) -> Vec<String> {
-    let mut v: Vec<String> = m
-        .answers()
-        .iter()
-        .filter_map(|r| match r.data() {
-            RData::A(a) => Some(a.to_string()),
-            RData::AAAA(a) => Some(a.to_string()),
-            _ => None,
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]

@@ -13,9 +13,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{first_fit, Choice, Family, PolicyInput, ServiceRule, Services, Step, Trace};
+use super::{first_fit, Ask, Choice, PolicyInput, Step, Trace};
 use crate::geo::{GeoTable, Location, LocationId, Region, UNKNOWN};
-use crate::health::HealthView;
 
 /// Per-location fallback chains over a geo table; shared by geographic and
 /// performance routing.
@@ -126,15 +125,14 @@ impl Geographic {
         &self.chains
     }
 
-    pub(crate) fn decide<T: Trace>(
-        &self,
-        services: &Services,
-        rule: &ServiceRule,
-        input: &PolicyInput,
-        health: &HealthView,
-        family: Family,
-        trace: &mut T,
-    ) -> Choice {
+    pub(crate) fn decide<T: Trace>(&self, ask: &Ask<'_>, trace: &mut T) -> Choice {
+        let Ask {
+            services: _,
+            rule,
+            input,
+            health: _,
+            family: _,
+        } = *ask;
         let (id, chain, scope) = self.chains.chain(input);
         if trace.enabled() {
             trace.step(|| Step::note(0, self.chains.describe(input, id, scope)));
@@ -154,21 +152,7 @@ impl Geographic {
                 }
             }
         }
-        let mut choice = first_fit(
-            services,
-            rule,
-            chain.iter().map(|&i| usize::from(i)),
-            health,
-            family,
-            scope,
-            trace,
-        );
-        // No region matches and there is no `*`: NODATA for this client's
-        // whole block.
-        if chain.is_empty() {
-            choice.scope = scope;
-        }
-        choice
+        first_fit(ask, chain.iter().map(|&i| usize::from(i)), scope, trace)
     }
 }
 
@@ -178,13 +162,10 @@ pub(crate) mod tests {
 
     use super::super::testing::*;
     use super::super::*;
-    use crate::geo::geodb::{GeoDb, Place};
     use crate::geo::{GeoTable, Region};
     use crate::health::{Health, HealthViewBuilder};
 
-    /// A database: London (EU/GB/ENG), Frankfurt (EU/DE/HE), San Francisco
-    /// (NA/US/CA), New York (NA/US/NY), Sydney (OC/AU, no subdivision),
-    /// and 2001:db8:aa::/48 in California.
+    /// The test world of `tests/common/geodb.rs`, compiled.
     pub(crate) fn world() -> Arc<GeoTable> {
         let dir = std::env::temp_dir().join(format!(
             "steerdns-world-{}-{:?}",
@@ -193,32 +174,7 @@ pub(crate) mod tests {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("world.mmdb");
-        GeoDb::default()
-            .add(
-                "81.2.69.0/24",
-                Place::new("EU", "GB", Some("ENG"), Some((51.51, -0.13))),
-            )
-            .add(
-                "2.125.160.0/19",
-                Place::new("EU", "DE", Some("HE"), Some((50.11, 8.68))),
-            )
-            .add(
-                "216.160.83.0/24",
-                Place::new("NA", "US", Some("CA"), Some((37.77, -122.42))),
-            )
-            .add(
-                "216.160.84.0/24",
-                Place::new("NA", "US", Some("NY"), Some((40.71, -74.0))),
-            )
-            .add(
-                "1.128.0.0/11",
-                Place::new("OC", "AU", None, Some((-33.87, 151.21))),
-            )
-            .add(
-                "2001:db8:aa::/48",
-                Place::new("NA", "US", Some("CA"), Some((37.77, -122.42))),
-            )
-            .write(&path);
+        crate::geo::geodb::world("GB").write(&path);
         let table = Arc::new(GeoTable::load(&path).unwrap());
         std::fs::remove_dir_all(&dir).unwrap();
         table

@@ -487,14 +487,21 @@ pub fn decide<T: Trace>(
         };
         trace.step(|| Step::service(index, depth, rule));
         ttl = ttl.min(rule.current_ttl(services, health, family));
+        let ask = Ask {
+            services,
+            rule,
+            input,
+            health,
+            family,
+        };
         let choice = match &rule.method {
             Method::SelfAddress(s) => s.decide(index, input, health, family, trace),
-            Method::Priority(p) => p.decide(services, rule, input, health, family, trace),
-            Method::Weighted(w) => w.decide(services, rule, input, health, family, trace),
-            Method::Multivalue(m) => m.decide(services, rule, input, health, family, trace),
-            Method::Subnet(s) => s.decide(services, rule, input, health, family, trace),
-            Method::Geographic(g) => g.decide(services, rule, input, health, family, trace),
-            Method::Performance(p) => p.decide(services, rule, input, health, family, trace),
+            Method::Priority(p) => p.decide(&ask, trace),
+            Method::Weighted(w) => w.decide(&ask, trace),
+            Method::Multivalue(m) => m.decide(&ask, trace),
+            Method::Subnet(s) => s.decide(&ask, trace),
+            Method::Geographic(g) => g.decide(&ask, trace),
+            Method::Performance(p) => p.decide(&ask, trace),
         };
         scope = scope.max(choice.scope);
         let pick = match choice.pick {
@@ -544,6 +551,21 @@ pub fn decide<T: Trace>(
     }
 }
 
+/// One question to one service's method: everything a decision may read.
+#[derive(Clone, Copy)]
+pub(crate) struct Ask<'a> {
+    /// Every service, for nested endpoints' health.
+    pub(crate) services: &'a Services,
+    /// The service deciding.
+    pub(crate) rule: &'a ServiceRule,
+    /// Where the client is, and the query's noise.
+    pub(crate) input: &'a PolicyInput,
+    /// Probe verdicts and drains.
+    pub(crate) health: &'a HealthView,
+    /// A or AAAA.
+    pub(crate) family: Family,
+}
+
 /// What one method chose, before nesting is resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Choice {
@@ -591,15 +613,22 @@ impl Choice {
 /// Picks the first of `candidates` fit to serve; when none is, applies the
 /// service's `when-all-down` (fail open picks the first that serves the
 /// family at all). Priority and subnet routing share this rule.
+///
+/// `scope` is what the candidates depended on; it holds for NODATA too
+/// (no candidate of the family) when the candidates came from the client.
 pub(crate) fn first_fit<T: Trace>(
-    services: &Services,
-    rule: &ServiceRule,
+    ask: &Ask<'_>,
     candidates: impl Iterator<Item = usize> + Clone,
-    health: &HealthView,
-    family: Family,
     scope: u8,
     trace: &mut T,
 ) -> Choice {
+    let Ask {
+        services,
+        rule,
+        health,
+        family,
+        ..
+    } = *ask;
     let mut any = None;
     for i in candidates {
         let e = &rule.endpoints[i];
@@ -615,7 +644,10 @@ pub(crate) fn first_fit<T: Trace>(
         trace.endpoint(rule, i, || "unfit: skipped".into());
     }
     match (any, rule.when_all_down) {
-        (None, _) => Choice::nothing(),
+        (None, _) => Choice {
+            pick: Chosen::Other(Pick::Nothing),
+            scope,
+        },
         (Some(i), WhenAllDown::All) => {
             trace.endpoint(rule, i, || "none fit; failing open with the first".into());
             Choice::one(i, true, scope)

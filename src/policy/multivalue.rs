@@ -3,11 +3,7 @@
 //! so that clients that take the first address spread over all of them.
 //! The answer does not depend on the client, so the ECS scope is 0.
 
-use super::{
-    fit, serves_family, Choice, Chosen, EndpointSet, Family, PolicyInput, ServiceRule, Services,
-    Trace, WhenAllDown, MAX_PICK,
-};
-use crate::health::HealthView;
+use super::{fit, serves_family, Ask, Choice, Chosen, EndpointSet, Trace, WhenAllDown, MAX_PICK};
 
 /// A multivalue service's settings.
 #[derive(Debug, Clone)]
@@ -17,15 +13,14 @@ pub struct Multivalue {
 }
 
 impl Multivalue {
-    pub(crate) fn decide<T: Trace>(
-        &self,
-        services: &Services,
-        rule: &ServiceRule,
-        input: &PolicyInput,
-        health: &HealthView,
-        family: Family,
-        trace: &mut T,
-    ) -> Choice {
+    pub(crate) fn decide<T: Trace>(&self, ask: &Ask<'_>, trace: &mut T) -> Choice {
+        let Ask {
+            services,
+            rule,
+            input,
+            health,
+            family,
+        } = *ask;
         let serving = |i: &usize| serves_family(services, &rule.endpoints[*i], family, 0);
         let fit_now = |i: &usize| fit(services, &rule.endpoints[*i], health, family, 0);
         let all = 0..rule.endpoints.len();

@@ -14,12 +14,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::geographic::GeoChains;
-use super::{
-    first_fit, fit, serves_family, Choice, Chosen, EndpointSet, Family, PolicyInput, ServiceRule,
-    Services, Step, Trace,
-};
+use super::{first_fit, fit, serves_family, Ask, Choice, Chosen, EndpointSet, Step, Trace};
 use crate::geo::{distance_km, GeoTable, Location, Region};
-use crate::health::HealthView;
 
 /// A performance service, compiled.
 #[derive(Debug, Clone)]
@@ -87,15 +83,14 @@ impl Performance {
         &self.chains
     }
 
-    pub(crate) fn decide<T: Trace>(
-        &self,
-        services: &Services,
-        rule: &ServiceRule,
-        input: &PolicyInput,
-        health: &HealthView,
-        family: Family,
-        trace: &mut T,
-    ) -> Choice {
+    pub(crate) fn decide<T: Trace>(&self, ask: &Ask<'_>, trace: &mut T) -> Choice {
+        let Ask {
+            services,
+            rule,
+            input,
+            health,
+            family,
+        } = *ask;
         let (id, chain, scope) = self.chains.chain(input);
         if trace.enabled() {
             trace.step(|| Step::note(0, self.chains.describe(input, id, scope)));
@@ -114,7 +109,7 @@ impl Performance {
         }
         let candidates = chain.iter().map(|&i| usize::from(i));
         if self.answers <= 1 {
-            return first_fit(services, rule, candidates, health, family, scope, trace);
+            return first_fit(ask, candidates, scope, trace);
         }
         // The nearest `answers` fit endpoints, in order of distance.
         let mut set = EndpointSet::new();
@@ -128,7 +123,7 @@ impl Performance {
             }
         }
         if set.is_empty() {
-            return first_fit(services, rule, candidates, health, family, scope, trace);
+            return first_fit(ask, candidates, scope, trace);
         }
         Choice {
             pick: Chosen::Endpoints {

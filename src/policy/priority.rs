@@ -2,8 +2,7 @@
 //! endpoint with the lowest priority answers; the others stand by. The
 //! answer does not depend on the client, so the ECS scope is 0.
 
-use super::{first_fit, Choice, Family, PolicyInput, ServiceRule, Services, Trace};
-use crate::health::HealthView;
+use super::{first_fit, Ask, Choice, Trace};
 
 /// A priority service's compiled order.
 #[derive(Debug, Clone)]
@@ -23,17 +22,9 @@ impl Priority {
         }
     }
 
-    pub(crate) fn decide<T: Trace>(
-        &self,
-        services: &Services,
-        rule: &ServiceRule,
-        _input: &PolicyInput,
-        health: &HealthView,
-        family: Family,
-        trace: &mut T,
-    ) -> Choice {
+    pub(crate) fn decide<T: Trace>(&self, ask: &Ask<'_>, trace: &mut T) -> Choice {
         let order = self.order.iter().map(|&i| usize::from(i));
-        first_fit(services, rule, order, health, family, 0, trace)
+        first_fit(ask, order, 0, trace)
     }
 }
 

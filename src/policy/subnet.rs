@@ -9,8 +9,7 @@
 //! ECS scope wide enough to cover both) only when every step of their
 //! fallback agrees: the scope stays right whatever health does.
 
-use super::{first_fit, Choice, Family, PolicyInput, ServiceRule, Services, Trace};
-use crate::health::HealthView;
+use super::{first_fit, Ask, Choice, PolicyInput, Trace};
 use crate::prefix::{Prefix, PrefixTable, PrefixTableBuilder};
 
 /// A subnet service's compiled table.
@@ -49,15 +48,14 @@ impl Subnet {
         (chain, scope)
     }
 
-    pub(crate) fn decide<T: Trace>(
-        &self,
-        services: &Services,
-        rule: &ServiceRule,
-        input: &PolicyInput,
-        health: &HealthView,
-        family: Family,
-        trace: &mut T,
-    ) -> Choice {
+    pub(crate) fn decide<T: Trace>(&self, ask: &Ask<'_>, trace: &mut T) -> Choice {
+        let Ask {
+            services: _,
+            rule,
+            input,
+            health: _,
+            family: _,
+        } = *ask;
         let (chain, scope) = self.chain(input);
         trace.step(|| {
             super::Step::note(
@@ -75,13 +73,7 @@ impl Subnet {
             )
         });
         let candidates = chain.iter().map(|&i| usize::from(i));
-        let mut choice = first_fit(services, rule, candidates, health, family, scope, trace);
-        if chain.is_empty() {
-            // No range and no default: NODATA for this client, a decision
-            // that holds for its whole run.
-            choice.scope = scope;
-        }
-        choice
+        first_fit(ask, candidates, scope, trace)
     }
 }
 

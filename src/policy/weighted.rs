@@ -15,11 +15,7 @@
 
 use std::net::IpAddr;
 
-use super::{
-    fit, serves_family, Choice, Chosen, Family, PolicyInput, ServiceRule, Services, Trace,
-    WhenAllDown,
-};
-use crate::health::HealthView;
+use super::{fit, serves_family, Ask, Choice, Chosen, PolicyInput, Trace, WhenAllDown};
 use crate::prefix::{to_key, width, Prefix};
 
 /// A weighted service's settings.
@@ -67,15 +63,14 @@ impl Weighted {
         (to_key(network), len)
     }
 
-    pub(crate) fn decide<T: Trace>(
-        &self,
-        services: &Services,
-        rule: &ServiceRule,
-        input: &PolicyInput,
-        health: &HealthView,
-        family: Family,
-        trace: &mut T,
-    ) -> Choice {
+    pub(crate) fn decide<T: Trace>(&self, ask: &Ask<'_>, trace: &mut T) -> Choice {
+        let Ask {
+            services,
+            rule,
+            input,
+            health,
+            family,
+        } = *ask;
         let (key, len) = if self.sticky {
             self.network(input)
         } else {

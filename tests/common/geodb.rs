@@ -119,6 +119,39 @@ impl GeoDb {
     }
 }
 
+/// A small world: London (EU/GB/ENG, with `gb_country` standing in for GB
+/// so a test can move it), Frankfurt (EU/DE/HE), San Francisco (NA/US/CA),
+/// New York (NA/US/NY), Sydney (OC/AU, no subdivision), and
+/// 2001:db8:aa::/48 in California.
+pub fn world(gb_country: &str) -> GeoDb {
+    let mut db = GeoDb::default();
+    db.add(
+        "81.2.69.0/24",
+        Place::new("EU", gb_country, Some("ENG"), Some((51.51, -0.13))),
+    )
+    .add(
+        "2.125.160.0/19",
+        Place::new("EU", "DE", Some("HE"), Some((50.11, 8.68))),
+    )
+    .add(
+        "216.160.83.0/24",
+        Place::new("NA", "US", Some("CA"), Some((37.77, -122.42))),
+    )
+    .add(
+        "216.160.84.0/24",
+        Place::new("NA", "US", Some("NY"), Some((40.71, -74.0))),
+    )
+    .add(
+        "1.128.0.0/11",
+        Place::new("OC", "AU", None, Some((-33.87, 151.21))),
+    )
+    .add(
+        "2001:db8:aa::/48",
+        Place::new("NA", "US", Some("CA"), Some((37.77, -122.42))),
+    );
+    db
+}
+
 /// An identity for deduplicating equal records.
 fn serde_json_key(place: &Place) -> String {
     format!("{place:?}")

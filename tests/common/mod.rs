@@ -614,6 +614,51 @@ fn query_with_timeout(
     exchange_with_timeout(addr, &message, opts.tcp, timeout, attempts)
 }
 
+/// Sends one UDP query for `qname`/`rtype` to `addr`, with an EDNS Client
+/// Subnet option for `subnet` (address, source prefix) when given; returns
+/// the response and the scope of the ECS option it carried back.
+pub fn query_ecs(
+    addr: SocketAddr,
+    qname: &str,
+    rtype: RecordType,
+    subnet: Option<(&str, u8)>,
+) -> (Message, Option<u8>) {
+    use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+    let mut q = build_query(&name(qname), rtype, &QueryOpts::default());
+    if let Some((client, len)) = subnet {
+        let client: std::net::IpAddr = client.parse().expect("an address");
+        q.extensions_mut()
+            .as_mut()
+            .expect("QueryOpts::default() has EDNS")
+            .options_mut()
+            .insert(EdnsOption::Subnet(ClientSubnet::new(client, len, 0)));
+    }
+    let m = exchange(addr, &q, false).unwrap_or_else(|e| panic!("{qname}: {e}"));
+    let scope = m.extensions().as_ref().and_then(|e| {
+        e.options().as_ref().iter().find_map(|(_, o)| match o {
+            EdnsOption::Subnet(s) => Some(s.scope_prefix()),
+            _ => None,
+        })
+    });
+    (m, scope)
+}
+
+/// The A and AAAA addresses of an answer section, as text, sorted.
+pub fn addresses(m: &Message) -> Vec<String> {
+    use hickory_proto::rr::RData;
+    let mut v: Vec<String> = m
+        .answers()
+        .iter()
+        .filter_map(|r| match r.data() {
+            RData::A(a) => Some(a.to_string()),
+            RData::AAAA(a) => Some(a.to_string()),
+            _ => None,
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 /// Sends `message` over UDP or TCP and decodes the response, which must
 /// carry the same id.
 pub fn exchange(addr: SocketAddr, message: &Message, tcp: bool) -> Result<Message, String> {
