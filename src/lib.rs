@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod cookie;
 pub mod drain;
 pub mod engine;
 pub mod health;
