@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::cookie::CookieSecret;
 use crate::health::{Monitor, MonitorSpec};
 use crate::name::Name;
 use crate::policy::{Routing, WhenDown};
@@ -32,6 +33,9 @@ pub struct Config {
     pub rrl: RrlConfig,
     /// The account to switch to once every socket is bound.
     pub run_as: Option<RunAs>,
+    /// `[server] cookie-secret`: a DNS cookie secret shared by anycast
+    /// nodes (RFC 9018 §6); without it, each server draws its own.
+    pub cookie_secret: Option<CookieSecret>,
     /// Zones to serve.
     pub zones: Vec<ZoneSource>,
     /// Where drain state is kept across restarts; the only place steerdns
@@ -190,6 +194,7 @@ struct ServerSpec {
     max_udp_payload: Option<toml::Spanned<u16>>,
     user: Option<toml::Spanned<String>>,
     group: Option<toml::Spanned<String>>,
+    cookie_secret: Option<toml::Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -290,6 +295,13 @@ impl Config {
         let rrl = hardening::rrl(&spec.rrl).map_err(|(span, m)| invalid(span, m))?;
         let run_as = hardening::run_as(spec.server.user, spec.server.group)
             .map_err(|(span, m)| invalid(span, m))?;
+        let cookie_secret = match &spec.server.cookie_secret {
+            None => None,
+            Some(hex) => Some(CookieSecret::from_hex(hex.get_ref()).ok_or_else(|| {
+                let m = "server.cookie-secret: must be 32 hexadecimal digits (16 bytes)";
+                invalid(hex.span(), m.to_string())
+            })?),
+        };
 
         let mut zones: Vec<ZoneSource> = Vec::new();
         for z in spec.zones {
@@ -404,6 +416,7 @@ impl Config {
             tcp,
             rrl,
             run_as,
+            cookie_secret,
             zones,
             state_dir: spec.state.map(|s| base.join(s.dir)),
             monitors,
@@ -880,6 +893,20 @@ mod hardening {
                     group: Some("nogroup".into())
                 })
             );
+
+            assert_eq!(parse("").unwrap().cookie_secret, None);
+            let secret = |value: &str| {
+                let line = format!("cookie-secret = \"{value}\"\n[[zone]]");
+                Config::from_str(&MINIMAL.replace("[[zone]]", &line), Path::new("x.toml"))
+                    .map(|c| c.cookie_secret)
+                    .map_err(|e| e.to_string())
+            };
+            assert_eq!(
+                secret("E5E973E5A6B2A43F48E7DC849E37BFCF"),
+                Ok(CookieSecret::from_hex("e5e973e5a6b2a43f48e7dc849e37bfcf"))
+            );
+            let e = secret("e5e973e5").unwrap_err();
+            assert!(e.contains(":3: server.cookie-secret: must be 32"), "{e}");
         }
 
         #[test]

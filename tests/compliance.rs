@@ -560,7 +560,7 @@ const ISC_PROBES: &[IscCase] = &[
     isc(
         "optlist",
         IscProbe::EDNS.options(OPTLIST).cookie(),
-        &["ok", "subnet"],
+        &["ok", "cookie", "subnet"],
     ),
     isc(
         "ednstcp",
@@ -591,7 +591,7 @@ const ISC_PROBES: &[IscCase] = &[
     isc(
         "ednscookie",
         IscProbe::EDNS.options(OPT_COOKIE).cookie(),
-        &["ok"],
+        &["ok", "cookie"],
     ),
     isc("ednsexpire", IscProbe::EDNS.options(OPT_EXPIRE), &["ok"]),
     isc(
@@ -607,7 +607,7 @@ const ISC_PROBES: &[IscCase] = &[
     isc(
         "edns1cookie",
         IscProbe::EDNS.options(OPT_COOKIE).cookie().version(1),
-        &["ok"],
+        &["ok", "cookie"],
     ),
     isc(
         "edns1expire",
@@ -623,12 +623,12 @@ const ISC_PROBES: &[IscCase] = &[
     isc(
         "bind11",
         IscProbe::EDNS.options(OPT_COOKIE).cookie().flags(DO),
-        &["ok"],
+        &["ok", "cookie"],
     ),
     isc(
         "dig11",
         IscProbe::EDNS.options(OPT_COOKIE).cookie().header(RD | AD),
-        &["ok"],
+        &["ok", "cookie"],
     ),
 ];
 

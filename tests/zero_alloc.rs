@@ -16,6 +16,7 @@ use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 
 use steerdns::config::{Config, RrlConfig};
+use steerdns::cookie::CookieSecret;
 use steerdns::engine::{respond, QueryContext, Transport};
 use steerdns::rrl::RrlCounters;
 use steerdns::server::{Server, ServerError};
@@ -71,7 +72,8 @@ fn query(name: &str, qtype: RecordType, edns: bool) -> Vec<u8> {
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// A mix of queries: positive, wildcard, negative, referral, ANY, REFUSED,
-/// with and without EDNS, BADVERS and FORMERR.
+/// with and without EDNS, BADVERS and FORMERR, DNS cookies (client cookie
+/// alone, a bad server cookie, no question).
 fn query_mix() -> Vec<Vec<u8>> {
     let mut queries = Vec::new();
     for edns in [false, true] {
@@ -94,6 +96,22 @@ fn query_mix() -> Vec<Vec<u8>> {
     bad_version[at] = 1;
     queries.push(bad_version);
     queries.push(vec![0; 12]);
+    // COOKIE options: 8 bytes (client cookie), then 24 (and a server
+    // cookie that is not ours), appended to an empty OPT record.
+    for cookie in [&[1u8; 8][..], &[2; 24]] {
+        let mut q = query("www.example.com.", RecordType::A, true);
+        let rdlen = q.len() - 2;
+        q[rdlen..].copy_from_slice(&(4 + cookie.len() as u16).to_be_bytes());
+        q.extend([0, 10, 0, cookie.len() as u8]);
+        q.extend(cookie);
+        let mut bare = q.clone();
+        queries.push(q);
+        // The same without its question: asks for a server cookie only.
+        let question = "www.example.com.".len() + 1 + 4;
+        bare.drain(12..12 + question);
+        bare[5] = 0;
+        queries.push(bare);
+    }
     queries
 }
 
@@ -107,6 +125,8 @@ fn engine_answers_without_allocating() {
         client: "192.0.2.1:5300".parse().unwrap(),
         local: "127.0.0.1".parse().unwrap(),
         transport: Transport::Udp,
+        now: 1_700_000_000,
+        cookie_keys: CookieSecret::Shared([9; 16]).keys(0),
     };
     let mut out = vec![0u8; 4096];
     let mut answered = 0;
@@ -162,7 +182,8 @@ impl Running {
     }
 
     /// Sends every query `rounds` times, each waiting for its one reply;
-    /// returns how many replies were truncated.
+    /// returns how many replies were truncated, or BADCOOKIE: how a
+    /// limited reply slips to a client with a DNS cookie.
     fn exchange(&self, queries: &[Vec<u8>], rounds: usize) -> usize {
         let mut reply = [0u8; 4096];
         let mut truncated = 0;
@@ -173,7 +194,8 @@ impl Running {
                     .recv(&mut reply)
                     .expect("every query is answered");
                 assert_eq!(reply[..2], q[..2], "reply to the query just sent");
-                truncated += usize::from(reply[2] & 0x02 != 0);
+                // BADCOOKIE is 23: 7 in the header, the rest in OPT.
+                truncated += usize::from(reply[2] & 0x02 != 0 || reply[3] & 0xf == 7);
             }
         }
         truncated
@@ -234,8 +256,13 @@ fn rate_limited_udp_server_answers_without_allocating() {
     };
     let server = Running::start(config);
     // A reply without a question cannot be truncated for a retry, so a
-    // limited one is dropped: leave the bare header out.
-    let queries: Vec<Vec<u8>> = query_mix().into_iter().filter(|q| q.len() > 12).collect();
+    // limited one is dropped: leave the queries without one out. So is the
+    // bad server cookie, whose BADCOOKIE, when sent unlimited, would count
+    // as a slip.
+    let queries: Vec<Vec<u8>> = query_mix()
+        .into_iter()
+        .filter(|q| q[5] == 1 && !q.ends_with(&[2; 24]))
+        .collect();
     let (allocations, truncated) = server.count_allocations(&queries, 200);
     let totals = server.counters.totals();
     server.stop();
