@@ -884,14 +884,19 @@ www A   198.51.100.1
         m.to_vec().unwrap()
     }
 
-    fn ask_bytes(snap: &Snapshot, query: &[u8], transport: Transport) -> Option<Message> {
-        let ctx = QueryContext {
+    /// A query from 192.0.2.1 to 127.0.0.1 at the test clock.
+    fn context(transport: Transport) -> QueryContext {
+        QueryContext {
             client: "192.0.2.1:5300".parse().unwrap(),
             local: "127.0.0.1".parse().unwrap(),
             transport,
             now: NOW,
             cookie_keys: KEYS,
-        };
+        }
+    }
+
+    fn ask_bytes(snap: &Snapshot, query: &[u8], transport: Transport) -> Option<Message> {
+        let ctx = context(transport);
         let mut out = vec![0u8; 65535];
         let len = respond(query, &ctx, snap, &mut out)?.len;
         Some(Message::from_vec(&out[..len]).expect("response must decode"))
@@ -1204,13 +1209,7 @@ www A   198.51.100.1
     }
 
     fn ask_in(snap: &Snapshot, query: &[u8], transport: Transport) -> (Report, Vec<u8>) {
-        let ctx = QueryContext {
-            client: "192.0.2.1:5300".parse().unwrap(),
-            local: "127.0.0.1".parse().unwrap(),
-            transport,
-            now: NOW,
-            cookie_keys: KEYS,
-        };
+        let ctx = context(transport);
         let mut out = vec![0u8; 65535];
         let report = respond(query, &ctx, snap, &mut out).unwrap();
         out.truncate(report.len);
@@ -1329,17 +1328,7 @@ www A   198.51.100.1
     }
 
     fn ask_raw(snap: &Snapshot, query: &[u8]) -> Vec<u8> {
-        let ctx = QueryContext {
-            client: "192.0.2.1:5300".parse().unwrap(),
-            local: "127.0.0.1".parse().unwrap(),
-            transport: Transport::Udp,
-            now: NOW,
-            cookie_keys: KEYS,
-        };
-        let mut out = vec![0u8; 4096];
-        let len = respond(query, &ctx, snap, &mut out).unwrap().len;
-        out.truncate(len);
-        out
+        ask_in(snap, query, Transport::Udp).1
     }
 
     #[test]

@@ -873,6 +873,37 @@ mod tests {
     }
 
     #[test]
+    fn parses_cookies_and_queries_without_a_question() {
+        let client = [0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8];
+        let m = query(b"\x00", 6, &opt(1232, 0, &client), 1);
+        let c = Query::parse(&m).unwrap().edns.unwrap().cookie.unwrap();
+        assert_eq!(c.client, [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(c.server, cookie::ServerCookie::Absent);
+        // Of two COOKIE options the first counts.
+        let mut two = client.to_vec();
+        two.extend_from_slice(&[0, 10, 0, 7, 9, 9, 9, 9, 9, 9, 9]);
+        let m = query(b"\x00", 6, &opt(1232, 0, &two), 1);
+        assert_eq!(Query::parse(&m).unwrap().edns.unwrap().cookie, Some(c));
+        // A malformed length alone is a FORMERR with OPT.
+        let m = query(b"\x00", 6, &opt(1232, 0, &two[12..]), 1);
+        assert!(matches!(Query::parse(&m), Err(ParseError::BadEdns(_))));
+
+        // No question: the OPT record is still read.
+        let mut bare = vec![0x12, 0x34, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 1];
+        bare.extend(opt(1232, 0, &client));
+        let Err(ParseError::NoQuestion(Some(edns))) = Query::parse(&bare) else {
+            panic!("{:?}", Query::parse(&bare));
+        };
+        assert_eq!(edns.cookie, Some(c));
+        assert_eq!(question(&bare), None, "no question made up from OPT");
+        let header_only = &bare[..12];
+        assert_eq!(
+            Query::parse(&[&header_only[..11], &[0]].concat()).unwrap_err(),
+            ParseError::NoQuestion(None)
+        );
+    }
+
+    #[test]
     fn client_subnet_checks_follow_rfc7871() {
         let ok = parse_client_subnet(&[0, 1, 24, 0, 192, 0, 2]).unwrap();
         assert_eq!(ok.address, "192.0.2.0".parse::<IpAddr>().unwrap());

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
-use common::{QueryOpts, ServerProcess};
+use common::{with_cookie, QueryOpts, ServerProcess};
 
 /// Starts steerdns on a free loopback port with two UDP workers (so the
 /// shared table is really shared) and `rrl` as its `[rrl]` table.
@@ -149,16 +149,6 @@ fn flood(
 
 /// The BADCOOKIE rcode (RFC 7873 §8).
 const BADCOOKIE: u16 = 23;
-
-/// `query` (whose OPT record, empty, comes last) with a COOKIE option.
-fn with_cookie(mut query: Vec<u8>, cookie: &[u8]) -> Vec<u8> {
-    let rdlen = query.len() - 2;
-    query[rdlen..].copy_from_slice(&(4 + cookie.len() as u16).to_be_bytes());
-    query.extend_from_slice(&10u16.to_be_bytes());
-    query.extend_from_slice(&(cookie.len() as u16).to_be_bytes());
-    query.extend_from_slice(cookie);
-    query
-}
 
 /// The 24-byte COOKIE option (client cookie `client`, then the server
 /// cookie) found in the raw reply `reply`.

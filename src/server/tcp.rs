@@ -177,13 +177,14 @@ pub(crate) async fn serve<H: Handler + Send + Sync + 'static>(
         // Replies go out in one write each; Nagle's algorithm would hold a
         // pipelined reply back until the previous one is acknowledged.
         let _ = stream.set_nodelay(true);
+        // Time and keys are refreshed for every query (see `connection`).
+        let now = super::unix_seconds();
         let ctx = QueryContext {
             client,
             local: local.ip(),
             transport: Transport::Tcp,
-            // Refreshed for every query (see `connection`).
-            now: super::unix_seconds(),
-            cookie_keys: cookies.keys(super::unix_seconds()),
+            now,
+            cookie_keys: cookies.keys(now),
         };
         let limits = limits.clone();
         let handler = handler.clone();
