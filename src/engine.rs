@@ -1,11 +1,16 @@
 //! The answer engine: one query in, one response out, no I/O.
 //!
 //! [`respond`] is a pure function of the query bytes, where the query came
-//! from, and a [`Snapshot`]: no sockets, no clock, no locks, no heap. It
-//! implements the authoritative algorithm of RFC 1034 §4.3.2 with the
-//! refinements of RFC 2308 (negative answers), RFC 4592 (wildcards),
-//! RFC 6604 (rcode after CNAME chains), RFC 6891 (EDNS), RFC 8482 (ANY)
-//! and RFC 8906 (answering what we do not implement).
+//! from (with the time and cookie keys the server passes in), and a
+//! [`Snapshot`]: no sockets, no clock, no locks, no heap. It implements the
+//! authoritative algorithm of RFC 1034 §4.3.2 with the refinements of
+//! RFC 2308 (negative answers), RFC 4592 (wildcards), RFC 6604 (rcode after
+//! CNAME chains), RFC 6891 (EDNS), RFC 7873 and RFC 9018 (DNS cookies),
+//! RFC 8482 (ANY) and RFC 8906 (answering what we do not implement).
+//!
+//! It returns a [`Report`] of what it wrote: the class of response and the
+//! name it is accounted to, which response rate limiting (`crate::rrl`)
+//! charges without reading the response again.
 
 use std::net::{IpAddr, SocketAddr};
 
