@@ -844,14 +844,18 @@ mod tests {
         assert_eq!(burst(&rrl, 1, "198.51.100.1", &r, 50), (50, 0, 0));
         // From another address the same cookie is worth nothing.
         let elsewhere = QueryContext {
-            client: "198.51.100.9:53".parse().unwrap(),
+            client: "203.0.113.9:53".parse().unwrap(),
             ..ctx
         };
-        // It gets BADCOOKIE (see the engine), limited like any error.
+        // It is answered as a client cookie alone, limited like one, and
+        // what slips is BADCOOKIE.
         let r = respond(&q, &elsewhere, &snap, &mut out).unwrap();
         assert_eq!(r.cookie, CookieStatus::Invalid);
-        assert_eq!((r.rcode, r.class), (rcode::BADCOOKIE, ResponseClass::Error));
-        assert_eq!(burst(&rrl, 1, "198.51.100.9", &r, 5), (2, 0, 3));
+        assert_eq!((r.rcode, r.class), (rcode::NOERROR, ResponseClass::Answer));
+        assert_eq!(burst(&rrl, 1, "203.0.113.9", &r, 8), (5, 0, 3));
+        let len = truncate(&mut out, &r).unwrap();
+        let m = Message::from_vec(&out[..len]).unwrap();
+        assert_eq!(u16::from(m.response_code()), rcode::BADCOOKIE);
     }
 
     #[test]
