@@ -6,6 +6,11 @@
 //! steerdns gave it, which exempts it from rate limiting. Without cookies
 //! named gets there too, but only through its retries (timeouts, then
 //! TCP), which takes seconds per name: the control test shows it.
+//!
+//! Last, interoperability (RFC 9018 §6): given the cookie secret named
+//! has, steerdns accepts the server cookies named makes. (The other way
+//! round cannot be seen from outside: named 9.18 makes a new cookie for
+//! every reply, valid or not.)
 
 mod common;
 
@@ -123,4 +128,82 @@ fn named_without_cookies_is_rate_limited() {
         answered < 3 || took > Duration::from_secs(5),
         "named was answered at once without cookies: {took:?}"
     );
+}
+
+/// The secret of RFC 9018's examples, shared by named and steerdns below.
+const SHARED_SECRET: &str = "e5e973e5a6b2a43f48e7dc849e37bfcf";
+
+/// The 24-byte COOKIE option after `client` in the raw reply `reply`.
+fn cookie_in(reply: &[u8], client: &[u8; 8]) -> Vec<u8> {
+    let mut head = vec![0, 10, 0, 24];
+    head.extend_from_slice(client);
+    let at = (reply.windows(head.len()).position(|w| w == head))
+        .unwrap_or_else(|| panic!("no COOKIE in {reply:02x?}"));
+    reply[at + 4..at + 28].to_vec()
+}
+
+/// Sends an A query for `name` with the COOKIE `cookie` to `server` over
+/// UDP and returns the raw reply.
+fn ask_with_cookie(server: &ServerProcess, name: &str, cookie: &[u8]) -> Vec<u8> {
+    let message = common::build_query(&common::name(name), RecordType::A, &QueryOpts::default());
+    let query = common::with_cookie(message.to_vec().unwrap(), cookie);
+    common::exchange_udp(server.addr(), &query, common::QUERY_TIMEOUT, 3).unwrap()
+}
+
+#[test]
+fn a_cookie_from_named_with_the_shared_secret_is_valid_at_steerdns() {
+    // RFC 9018 §6: an anycast set of several implementations sharing one
+    // secret accepts each other's cookies.
+    let Some(named) = common::require_tool("named", "bind9") else {
+        return;
+    };
+    let dir = TempDir::new("named-auth");
+    let port = common::free_port();
+    dir.write(
+        "shared.zone",
+        "$TTL 300\n@ SOA ns1 hostmaster 1 7200 900 1209600 60\n@ NS ns1\nns1 A 192.0.2.53\n",
+    );
+    let config = dir.write(
+        "named.conf",
+        &format!(
+            "options {{\n\
+             directory \"{dir}\";\n\
+             pid-file none;\n\
+             session-keyfile none;\n\
+             listen-on port {port} {{ 127.0.0.1; }};\n\
+             listen-on-v6 {{ none; }};\n\
+             recursion no;\n\
+             cookie-algorithm siphash24;\n\
+             cookie-secret \"{SHARED_SECRET}\";\n\
+             }};\n\
+             controls {{ }};\n\
+             zone \"shared.example\" {{ type primary; file \"shared.zone\"; }};\n",
+            dir = dir.path().display()
+        ),
+    );
+    let mut command = Command::new(named);
+    command.arg("-g").arg("-c").arg(&config);
+    let named = ServerProcess::start("named", command, dir, port, "shared.example.");
+    let steerdns = common::start_steerdns(
+        &common::diff_zones(),
+        &format!("cookie-secret = \"{SHARED_SECRET}\""),
+    );
+
+    let client = [0x22, 0x68, 0x1a, 0xb9, 0x7d, 0x52, 0xc2, 0x98];
+    let from_named = cookie_in(
+        &ask_with_cookie(&named, "ns1.shared.example.", &client),
+        &client,
+    );
+    // steerdns echoes a valid, fresh cookie unchanged...
+    let reply = ask_with_cookie(&steerdns, "www.example.com.", &from_named);
+    assert_eq!(
+        cookie_in(&reply, &client),
+        from_named,
+        "named's cookie was not valid"
+    );
+    // ... and replaces one it cannot validate.
+    let mut tampered = from_named.clone();
+    tampered[23] ^= 1;
+    let reply = ask_with_cookie(&steerdns, "www.example.com.", &tampered);
+    assert_ne!(cookie_in(&reply, &client), tampered);
 }
