@@ -115,8 +115,9 @@ pub(crate) fn serve<H: Handler>(
             if len > REPLY_LEN {
                 continue;
             }
-            // Rate limiting judges the reply the engine wrote (see
-            // `crate::rrl`). TCP never comes here: it cannot be spoofed.
+            // Rate limiting judges the reply by the engine's report of it
+            // (see `crate::rrl`). TCP never comes here: it cannot be
+            // spoofed.
             let len = match limiter {
                 None => len,
                 Some(l) => {
