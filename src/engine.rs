@@ -1,20 +1,26 @@
 //! The answer engine: one query in, one response out, no I/O.
 //!
 //! [`respond`] is a pure function of the query bytes, where the query came
-//! from, and a [`Snapshot`]: no sockets, no clock, no locks, no heap. It
-//! implements the authoritative algorithm of RFC 1034 §4.3.2 with the
-//! refinements of RFC 2308 (negative answers), RFC 4592 (wildcards),
-//! RFC 6604 (rcode after CNAME chains), RFC 6891 (EDNS), RFC 8482 (ANY)
-//! and RFC 8906 (answering what we do not implement).
+//! from (with the time and cookie keys the server passes in), and a
+//! [`Snapshot`]: no sockets, no clock, no locks, no heap. It implements the
+//! authoritative algorithm of RFC 1034 §4.3.2 with the refinements of
+//! RFC 2308 (negative answers), RFC 4592 (wildcards), RFC 6604 (rcode after
+//! CNAME chains), RFC 6891 (EDNS), RFC 7873 and RFC 9018 (DNS cookies),
+//! RFC 8482 (ANY) and RFC 8906 (answering what we do not implement).
+//!
+//! It returns a [`Report`] of what it wrote: the class of response and the
+//! name it is accounted to, which response rate limiting (`crate::rrl`)
+//! charges without reading the response again.
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::name::{copy_lowercase, parent_wire, MAX_NAME_LEN};
+use crate::cookie::{self, CookieKeys, CookieStatus};
+use crate::name::{copy_lowercase, fmt_wire, parent_wire, MAX_NAME_LEN};
 use crate::policy::{self, Family, Method, Pick, PolicyInput, Target};
 use crate::rr::{rtype, CLASS_IN};
 use crate::snapshot::Snapshot;
 use crate::wire::{
-    self, flag, rcode, ClientSubnet, Full, Header, ParseError, Query, Section, Writer,
+    self, flag, rcode, ClientSubnet, Edns, Full, Header, ParseError, Query, Section, Writer,
 };
 use crate::zone::{Node, RRset, Zone};
 
@@ -36,6 +42,11 @@ pub struct QueryContext {
     pub local: IpAddr,
     /// UDP or TCP.
     pub transport: Transport,
+    /// The time in Unix seconds (modulo 2^32), which server cookies carry
+    /// (RFC 9018 §4.3); the engine reads no clock.
+    pub now: u32,
+    /// The keys server cookies are made and checked with.
+    pub cookie_keys: CookieKeys,
 }
 
 /// Longest CNAME chain followed inside our zones; longer chains (and loops)
@@ -48,12 +59,121 @@ const MAX_LABELS: usize = 128;
 /// Largest TCP message (RFC 1035 §4.2.2: two-octet length).
 const MAX_TCP_MESSAGE: usize = 65_535;
 
-/// Writes the response to `query` into `out` and returns its length, or
-/// `None` when the message must be dropped (unreadable header, or a response).
+/// What kind of response the engine wrote: what rate limiting tells apart
+/// (see `crate::rrl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseClass {
+    /// NOERROR with records in the answer section.
+    Answer,
+    /// NOERROR without an answer: the name exists, the type does not.
+    NoData,
+    /// A delegation to a child zone.
+    Referral,
+    /// The name does not exist.
+    NxDomain,
+    /// An answer too large for UDP, sent empty with TC=1.
+    Truncated,
+    /// REFUSED, FORMERR, NOTIMP, SERVFAIL, BADVERS, or a cookie-only reply.
+    Error,
+}
+
+/// The name a response is accounted to, lowercase, in uncompressed wire
+/// format; empty for errors. A fixed buffer, so reporting it allocates
+/// nothing and borrows nothing.
+#[derive(Clone, Copy)]
+pub struct AccountName {
+    len: u8,
+    bytes: [u8; MAX_NAME_LEN],
+}
+
+impl AccountName {
+    /// The empty name of errors.
+    pub const EMPTY: AccountName = AccountName {
+        len: 0,
+        bytes: [0; MAX_NAME_LEN],
+    };
+
+    /// `name` (uncompressed wire format) lowered, as the engine reports it.
+    pub fn from_wire(name: &[u8]) -> AccountName {
+        let mut account = AccountName::EMPTY;
+        account.set(&[], name);
+        account
+    }
+
+    /// The name in wire format.
+    pub fn wire(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Sets the name to `prefix` then `name`, lowered (RFC 4343); cut to
+    /// the buffer, which a wire name always fits.
+    fn set(&mut self, prefix: &[u8], name: &[u8]) {
+        let start = prefix.len().min(MAX_NAME_LEN);
+        let len = (start + name.len()).min(MAX_NAME_LEN);
+        self.bytes[..start].copy_from_slice(&prefix[..start]);
+        copy_lowercase(&mut self.bytes[start..len], &name[..len - start]);
+        self.len = len as u8;
+    }
+}
+
+impl std::fmt::Debug for AccountName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Errors have no account name; the root is ".".
+        if self.len == 0 {
+            return f.write_str("(none)");
+        }
+        let mut text = String::new();
+        fmt_wire(self.wire(), &mut text)?;
+        f.write_str(&text)
+    }
+}
+
+impl PartialEq for AccountName {
+    fn eq(&self, other: &AccountName) -> bool {
+        self.wire() == other.wire()
+    }
+}
+
+impl Eq for AccountName {}
+
+/// What [`respond`] wrote, for rate limiting and the slip reply: a `Copy`
+/// value, so reporting allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    /// Length of the response in the output buffer.
+    pub len: usize,
+    /// The response code, extended (RFC 6891 §6.1.3) where it is.
+    pub rcode: u16,
+    /// What kind of response it is.
+    pub class: ResponseClass,
+    /// The query type (0 without a question).
+    pub qtype: u16,
+    /// The owner the response is accounted to, as BIND and Knot do: the
+    /// query name for answers, the wildcard's owner (`*.…`) for answers a
+    /// wildcard made, the zone apex for NXDOMAIN and NODATA, the zone cut
+    /// for referrals, nothing for errors.
+    pub account: AccountName,
+    /// What the client's DNS cookie proved (RFC 7873).
+    pub cookie: CookieStatus,
+    /// Where the question ends: header and question, what a truncated
+    /// reply keeps.
+    pub question_end: usize,
+    /// Where the OPT record starts, when there is one; it is the last record.
+    pub opt_at: Option<usize>,
+}
+
+/// Writes the response to `query` into `out` and reports what it wrote, or
+/// returns `None` when the message must be dropped (unreadable header, or
+/// a response).
 ///
 /// `out` must hold at least the configured UDP payload size for UDP and
 /// 65,535 bytes for TCP; a smaller buffer only makes responses truncate sooner.
-pub fn respond(query: &[u8], ctx: &QueryContext, snap: &Snapshot, out: &mut [u8]) -> Option<usize> {
+pub fn respond(
+    query: &[u8],
+    ctx: &QueryContext,
+    snap: &Snapshot,
+    out: &mut [u8],
+) -> Option<Report> {
     let header = Header::parse(query)?;
     // Copied into every response: opcode, RD and CD (RFC 1035 §4.1.1,
     // RFC 4035 §3.1.6).
@@ -72,34 +192,47 @@ pub fn respond(query: &[u8], ctx: &QueryContext, snap: &Snapshot, out: &mut [u8]
         // EDNS compliance test checks); an EDNS query still gets an OPT
         // record back (RFC 6891 §7).
         let mut w = Writer::new(out, 512);
-        let question = wire::question(query).filter(|_| header.qdcount == 1);
+        let question = wire::question(query);
         w.start(header.id, flag::QR | (header.flags & 0x7800), question)
             .ok()?;
-        w.set_rcode(rcode::NOTIMP);
-        if let Ok(Query {
-            edns: Some(edns), ..
-        }) = parsed
-        {
-            let _ = w.opt(our_payload, 0, edns.dnssec_ok, None);
-        }
-        return Some(w.finish());
+        let edns = match parsed {
+            Ok(q) => q.edns,
+            Err(ParseError::NoQuestion(edns)) => edns,
+            Err(_) => None,
+        };
+        return Some(error_reply(w, rcode::NOTIMP, our_payload, edns, ctx));
     }
     let q = match parsed {
         Ok(q) => q,
+        // RFC 7873 §5.4: a query without a question but with a COOKIE
+        // asks for a server cookie. Without one it is malformed; an EDNS
+        // one still gets OPT back (RFC 6891 §7).
+        Err(ParseError::NoQuestion(edns)) => {
+            let mut w = Writer::new(out, 512);
+            w.start(header.id, flags, None).ok()?;
+            let code = match edns {
+                Some(e) if e.cookie.is_some() && e.version == 0 => rcode::NOERROR,
+                _ => rcode::FORMERR,
+            };
+            return Some(error_reply(w, code, our_payload, edns, ctx));
+        }
         Err(ParseError::Form(_)) | Err(ParseError::Drop) => {
             let mut w = Writer::new(out, 512);
             w.start(header.id, flags, None).ok()?;
-            w.set_rcode(rcode::FORMERR);
-            return Some(w.finish());
+            return Some(error_reply(w, rcode::FORMERR, our_payload, None, ctx));
         }
         Err(ParseError::BadEdns(_)) => {
             // RFC 6891 §7: a problem with the OPT record itself is a FORMERR
-            // that carries an OPT record.
+            // that carries an OPT record, without options: none was read.
             let mut w = Writer::new(out, 512);
             w.start(header.id, flags, wire::question(query)).ok()?;
-            w.set_rcode(rcode::FORMERR);
-            let _ = w.opt(our_payload, 0, false, None);
-            return Some(w.finish());
+            return Some(error_reply(
+                w,
+                rcode::FORMERR,
+                our_payload,
+                Some(BARE_EDNS),
+                ctx,
+            ));
         }
     };
 
@@ -111,26 +244,34 @@ pub fn respond(query: &[u8], ctx: &QueryContext, snap: &Snapshot, out: &mut [u8]
     let mut w = Writer::new(out, limit);
     let question = Some((q.qname, q.qtype, q.qclass));
     w.start(header.id, flags, question).ok()?;
+    let mut trail = Trail::default();
 
     let input = policy_input(ctx, q.edns.and_then(|e| e.client_subnet), header.id);
     let Some(edns) = q.edns else {
-        let outcome = answer_or_truncate(&mut w, &q, ctx, &input, snap, flags);
+        let outcome = answer_or_truncate(&mut w, &q, ctx, &input, snap, flags, &mut trail);
         w.set_rcode(outcome.rcode);
-        return Some(w.finish());
+        return Some(report(
+            w,
+            q.qtype,
+            outcome.rcode,
+            &trail,
+            CookieStatus::Absent,
+        ));
     };
-    let opt_len = Writer::opt_len(edns.client_subnet.as_ref());
     if edns.version > 0 {
         // RFC 6891 §6.1.3: BADVERS, answered with the version we do speak.
-        let _ = w.opt(
-            our_payload,
-            (rcode::BADVERS >> 4) as u8,
-            edns.dnssec_ok,
-            None,
-        );
-        return Some(w.finish());
+        return Some(error_reply(w, rcode::BADVERS, our_payload, Some(edns), ctx));
     }
+    // RFC 7873 §5.2.4: a server cookie that is not valid (another secret,
+    // another address, expired) counts as a client cookie alone, answered
+    // normally with a fresh cookie (§5.2.3), as BIND 9.18 does. BADCOOKIE
+    // is kept for what §5.2.3 leaves to policy: rate limiting, whose slip
+    // sends it (`crate::rrl::truncate`).
+    let (cookie, cookie_option) = answer_cookie(&edns, ctx);
+
+    let opt_len = Writer::opt_len(edns.client_subnet.as_ref(), cookie_option.is_some());
     w.reserve(opt_len);
-    let outcome = answer_or_truncate(&mut w, &q, ctx, &input, snap, flags);
+    let outcome = answer_or_truncate(&mut w, &q, ctx, &input, snap, flags, &mut trail);
     w.unreserve(opt_len);
     w.set_rcode(outcome.rcode);
     // RFC 7871 §7.2.1: the scope is how much of the client's address the
@@ -141,8 +282,112 @@ pub fn respond(query: &[u8], ctx: &QueryContext, snap: &Snapshot, out: &mut [u8]
         .map(|s: ClientSubnet| (s, outcome.scope.min(s.source_prefix)));
     // The reservation guarantees room, so this only fails for a limit below
     // a header plus question plus OPT, which the 512-byte floor excludes.
-    let _ = w.opt(our_payload, (outcome.rcode >> 4) as u8, edns.dnssec_ok, ecs);
-    Some(w.finish())
+    let _ = w.opt(
+        our_payload,
+        (outcome.rcode >> 4) as u8,
+        edns.dnssec_ok,
+        ecs,
+        cookie_option.as_ref(),
+    );
+    Some(report(w, q.qtype, outcome.rcode, &trail, cookie))
+}
+
+/// The OPT record of a query whose OPT could not be read: answered with
+/// version 0 and no options.
+const BARE_EDNS: Edns = Edns {
+    udp_payload: 512,
+    version: 0,
+    dnssec_ok: false,
+    client_subnet: None,
+    cookie: None,
+};
+
+/// Checks the query's cookie, if any, and makes the COOKIE option of the
+/// response (RFC 7873 §5.2, RFC 9018).
+fn answer_cookie(
+    edns: &Edns,
+    ctx: &QueryContext,
+) -> (CookieStatus, Option<[u8; cookie::OPTION_LEN]>) {
+    match &edns.cookie {
+        None => (CookieStatus::Absent, None),
+        Some(c) => {
+            let (status, option) = cookie::answer(c, &ctx.cookie_keys, ctx.client.ip(), ctx.now);
+            (status, Some(option))
+        }
+    }
+}
+
+/// Ends a response that answers nothing: sets `code`, and when the query
+/// had EDNS, writes OPT with the extended bits of `code` and the cookie
+/// answer (RFC 6891 §7, RFC 7873 §5.2).
+fn error_reply(
+    mut w: Writer<'_>,
+    code: u16,
+    our_payload: u16,
+    edns: Option<Edns>,
+    ctx: &QueryContext,
+) -> Report {
+    w.set_rcode(code);
+    let mut cookie = CookieStatus::Absent;
+    if let Some(edns) = edns {
+        let (status, option) = answer_cookie(&edns, ctx);
+        cookie = status;
+        let _ = w.opt(
+            our_payload,
+            (code >> 4) as u8,
+            edns.dnssec_ok,
+            None,
+            option.as_ref(),
+        );
+    }
+    let qtype = 0;
+    report(w, qtype, code, &Trail::default(), cookie)
+}
+
+/// Finishes the response in `w` and reports it; the class follows from
+/// what was written, the account name from `trail`.
+fn report(
+    w: Writer<'_>,
+    qtype: u16,
+    rcode: u16,
+    trail: &Trail<'_>,
+    cookie: CookieStatus,
+) -> Report {
+    let class = match rcode {
+        rcode::NOERROR | rcode::NXDOMAIN if w.flags() & flag::TC != 0 => ResponseClass::Truncated,
+        rcode::NXDOMAIN => ResponseClass::NxDomain,
+        rcode::NOERROR if w.count(Section::Answer) > 0 => ResponseClass::Answer,
+        rcode::NOERROR if trail.referral => ResponseClass::Referral,
+        // The SOA of a negative answer.
+        rcode::NOERROR if w.count(Section::Authority) > 0 => ResponseClass::NoData,
+        _ => ResponseClass::Error,
+    };
+    let mut account = AccountName::EMPTY;
+    match (class, trail.zone) {
+        (ResponseClass::NxDomain | ResponseClass::NoData, Some(zone)) => {
+            account.set(&[], zone.apex.wire())
+        }
+        (ResponseClass::Answer | ResponseClass::Truncated | ResponseClass::Referral, _) => {
+            account = trail.name
+        }
+        _ => {}
+    }
+    let question_end = w.question_end();
+    let opt_at = w.opt_at();
+    Report {
+        len: w.finish(),
+        rcode,
+        class,
+        // The type tells answers and NODATA apart, not the others.
+        qtype: match class {
+            ResponseClass::Answer | ResponseClass::Truncated | ResponseClass::NoData => qtype,
+            _ => 0,
+        },
+        account,
+        cookie,
+        question_end,
+        opt_at,
+    }
 }
 
 /// What the lookup decided, beyond the records written.
@@ -178,19 +423,39 @@ pub fn policy_input(ctx: &QueryContext, ecs: Option<ClientSubnet>, id: u16) -> P
     }
 }
 
+/// Where the lookup went, for the report: the zone of the last name looked
+/// up and the account name (the query name, the wildcard that answered
+/// it, or the zone cut of a referral).
+struct Trail<'s> {
+    zone: Option<&'s Zone>,
+    name: AccountName,
+    referral: bool,
+}
+
+impl Default for Trail<'_> {
+    fn default() -> Self {
+        Trail {
+            zone: None,
+            name: AccountName::EMPTY,
+            referral: false,
+        }
+    }
+}
+
 /// Answers the question; when what must be sent does not fit, starts over
 /// with an empty, truncated response so the client retries over TCP
 /// (RFC 2181 §9, RFC 7766 §5).
-fn answer_or_truncate<'a>(
+fn answer_or_truncate<'a, 's>(
     w: &mut Writer<'a>,
     q: &Query<'a>,
     ctx: &QueryContext,
     input: &PolicyInput,
-    snap: &Snapshot,
+    snap: &'s Snapshot,
     flags: u16,
+    trail: &mut Trail<'s>,
 ) -> Outcome {
     let mut scope = 0;
-    match answer(w, q, ctx, input, snap, &mut scope) {
+    match answer(w, q, ctx, input, snap, trail, &mut scope) {
         Ok(rcode) => Outcome { rcode, scope },
         Err(Full) => {
             // Restarting cannot fail: the question fitted the first time.
@@ -207,12 +472,13 @@ fn answer_or_truncate<'a>(
 ///
 /// Returns the rcode; `scope` is raised to the ECS scope of every routing
 /// decision the answer used.
-fn answer(
+fn answer<'s>(
     w: &mut Writer<'_>,
     q: &Query<'_>,
     ctx: &QueryContext,
     input: &PolicyInput,
-    snap: &Snapshot,
+    snap: &'s Snapshot,
+    trail: &mut Trail<'s>,
     scope: &mut u8,
 ) -> Result<u16, Full> {
     let udp = ctx.transport == Transport::Udp;
@@ -238,6 +504,7 @@ fn answer(
     let Some(mut zone) = find_zone(snap, &lower[..len], q.qtype) else {
         return refused;
     };
+    trail.zone = Some(zone);
     w.set_flags(flag::AA);
 
     for hop in 0..MAX_CNAME_HOPS {
@@ -250,6 +517,8 @@ fn answer(
                     w.clear_flags(flag::AA);
                 }
                 let cut_owner = strip_labels(owner, depth);
+                trail.name.set(&[], strip_labels(name, depth));
+                trail.referral = true;
                 let ns = node.get(rtype::NS).ok_or(Full)?;
                 write_set(w, Section::Authority, cut_owner, ns)?;
                 // Glue is required: without it the referral may be useless
@@ -261,18 +530,36 @@ fn answer(
                 write_soa(w, zone)?;
                 return Ok(rcode::NXDOMAIN);
             }
-            Lookup::Found(node) => {
+            Lookup::Found { node, wildcard } => {
+                // RRL counts a wildcard's answers to the wildcard, as BIND
+                // and Knot do, so that invented names do not each get a
+                // fresh account.
+                if hop == 0 {
+                    match wildcard {
+                        Some(at) => trail.name.set(b"\x01*", &name[at..]),
+                        None => trail.name.set(&[], name),
+                    }
+                }
                 let service = node
                     .service
                     .filter(|_| matches!(q.qtype, rtype::A | rtype::AAAA | rtype::ANY));
                 if let Some(index) = service {
+                    // ANY over TCP: every RRset at the name (a service name
+                    // holds no static addresses), then the service's; over
+                    // UDP the addresses alone (RFC 8482 §4.1).
+                    if q.qtype == rtype::ANY && !udp {
+                        write_any(w, owner, node, udp)?;
+                    }
                     match write_service(w, owner, index, snap, input, q.qtype, zone, scope)? {
                         Served::Done(rcode) => return Ok(rcode),
                         Served::Cname(target) => {
                             len = lowercase_into(&mut lower, target);
                             owner = target;
                             match find_zone(snap, &lower[..len], q.qtype) {
-                                Some(z) => zone = z,
+                                Some(z) => {
+                                    zone = z;
+                                    trail.zone = Some(z);
+                                }
                                 None => return Ok(rcode::NOERROR),
                             }
                             continue;
@@ -288,7 +575,10 @@ fn answer(
                     len = lowercase_into(&mut lower, target);
                     owner = target;
                     match find_zone(snap, &lower[..len], q.qtype) {
-                        Some(z) => zone = z,
+                        Some(z) => {
+                            zone = z;
+                            trail.zone = Some(z);
+                        }
                         // The chain leaves our zones: the resolver goes on.
                         None => return Ok(rcode::NOERROR),
                     }
@@ -320,7 +610,7 @@ fn answer(
 pub fn service_at(snap: &Snapshot, name: &[u8]) -> Option<u32> {
     let zone = find_zone(snap, name, rtype::A)?;
     match lookup(zone, name, rtype::A) {
-        Lookup::Found(node) => node.service,
+        Lookup::Found { node, .. } => node.service,
         _ => None,
     }
 }
@@ -429,7 +719,9 @@ fn write_service<'s>(
             Pick::Nothing => {}
         }
     }
-    if written == 0 {
+    // NODATA only when nothing at all answers (ANY may have written
+    // static RRsets first).
+    if written == 0 && w.count(Section::Answer) == 0 {
         write_soa(w, zone)?;
     }
     Ok(Served::Done(rcode::NOERROR))
@@ -445,8 +737,12 @@ fn write_address(w: &mut Writer<'_>, owner: &[u8], ttl: u32, address: IpAddr) ->
 
 /// Where a name led inside one zone.
 enum Lookup<'z> {
-    /// The name, or the wildcard that covers it, exists.
-    Found(&'z Node),
+    /// The name, or the wildcard that covers it, exists; for a wildcard,
+    /// `wildcard` is where its closest encloser starts in the name.
+    Found {
+        node: &'z Node,
+        wildcard: Option<usize>,
+    },
     /// The name is at or below a zone cut; `depth` counts the labels of the
     /// name above the cut's owner.
     Referral { node: &'z Node, depth: usize },
@@ -481,7 +777,10 @@ fn lookup<'z>(zone: &'z Zone, name: &[u8], qtype: u16) -> Lookup<'z> {
         }
     }
     if let Some(node) = zone.node(name) {
-        return Lookup::Found(node);
+        return Lookup::Found {
+            node,
+            wildcard: None,
+        };
     }
 
     // RFC 4592 §3.3.1: the closest encloser is the deepest existing
@@ -506,7 +805,10 @@ fn lookup<'z>(zone: &'z Zone, name: &[u8], qtype: u16) -> Lookup<'z> {
     wildcard[..2].copy_from_slice(b"\x01*");
     wildcard[2..wlen].copy_from_slice(encloser);
     match zone.node(&wildcard[..wlen]) {
-        Some(node) => Lookup::Found(node),
+        Some(node) => Lookup::Found {
+            node,
+            wildcard: Some(name.len() - encloser.len()),
+        },
         None => Lookup::NxDomain,
     }
 }
@@ -577,6 +879,7 @@ mod tests {
     use hickory_proto::rr::{DNSClass, Name as HName, RData, RecordType};
 
     use super::*;
+    use crate::config::Config;
     use crate::name::Name;
     use crate::zone::{parse, Zone, ZoneSet};
 
@@ -621,6 +924,13 @@ $TTL 300
 www A   198.51.100.1
 "#;
 
+    /// The test clock and cookie keys.
+    const NOW: u32 = 1_700_000_000;
+    const KEYS: CookieKeys = CookieKeys {
+        current: [1; 16],
+        previous: [2; 16],
+    };
+
     fn zone(origin: &str, text: &str) -> Zone {
         let origin = Name::from_text(origin, None).unwrap();
         let file = Path::new("test.zone");
@@ -656,14 +966,21 @@ www A   198.51.100.1
         m.to_vec().unwrap()
     }
 
-    fn ask_bytes(snap: &Snapshot, query: &[u8], transport: Transport) -> Option<Message> {
-        let ctx = QueryContext {
+    /// A query from 192.0.2.1 to 127.0.0.1 at the test clock.
+    fn context(transport: Transport) -> QueryContext {
+        QueryContext {
             client: "192.0.2.1:5300".parse().unwrap(),
             local: "127.0.0.1".parse().unwrap(),
             transport,
-        };
+            now: NOW,
+            cookie_keys: KEYS,
+        }
+    }
+
+    fn ask_bytes(snap: &Snapshot, query: &[u8], transport: Transport) -> Option<Message> {
+        let ctx = context(transport);
         let mut out = vec![0u8; 65535];
-        let len = respond(query, &ctx, snap, &mut out)?;
+        let len = respond(query, &ctx, snap, &mut out)?.len;
         Some(Message::from_vec(&out[..len]).expect("response must decode"))
     }
 
@@ -864,6 +1181,188 @@ www A   198.51.100.1
         assert_eq!(m.answers().len(), 2, "everything over TCP");
     }
 
+    /// A snapshot whose apex `svc.test.` is a `self` service, with SOA, NS
+    /// and TXT in its zone file.
+    fn service_snapshot() -> Snapshot {
+        let dir = std::env::temp_dir().join(format!("steerdns-engine-any-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("svc.zone"),
+            "$TTL 300\n@ SOA ns1 hostmaster 1 7200 900 1209600 60\n@ NS ns1\n\
+             @ TXT \"apex\"\nns1 A 192.0.2.53\n",
+        )
+        .unwrap();
+        let config = Config::from_str(
+            "[server]\nlisten = [\"127.0.0.1:5353\"]\n\
+             [[zone]]\norigin = \"svc.test.\"\nfile = \"svc.zone\"\n\
+             [[service]]\nname = \"svc.test.\"\nrouting = \"self\"\nttl = 30\n\
+             peers = [\"127.0.0.1\", \"::1\"]\n",
+            &dir.join("steerdns.toml"),
+        )
+        .unwrap();
+        let local: [IpAddr; 2] = ["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
+        let snap = Snapshot::load_with(&config, &local).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        snap
+    }
+
+    #[test]
+    fn any_at_a_service_has_every_rrset_over_tcp() {
+        let snap = service_snapshot();
+        let types = |m: &Message| {
+            let mut t: Vec<String> = m
+                .answers()
+                .iter()
+                .map(|r| r.record_type().to_string())
+                .collect();
+            t.sort();
+            t
+        };
+        let q = query_bytes("svc.test.", RecordType::ANY, None);
+        let tcp = ask_bytes(&snap, &q, Transport::Tcp).unwrap();
+        assert_eq!(types(&tcp), ["A", "AAAA", "NS", "SOA", "TXT"]);
+        assert!(
+            tcp.name_servers().is_empty(),
+            "no NODATA SOA beside answers"
+        );
+        assert!(tcp.authoritative());
+        // RFC 8482 over UDP: the service's addresses alone.
+        let udp = ask_bytes(&snap, &q, Transport::Udp).unwrap();
+        assert_eq!(types(&udp), ["A", "AAAA"]);
+        // A and AAAA still come from the service alone.
+        let a = ask_bytes(
+            &snap,
+            &query_bytes("svc.test.", RecordType::A, None),
+            Transport::Tcp,
+        );
+        assert_eq!(answers(&a.unwrap()), ["svc.test. A 127.0.0.1"]);
+    }
+
+    #[test]
+    fn a_query_without_question_gets_opt_back() {
+        let snap = snapshot();
+        // QDCOUNT 0 with an OPT record: FORMERR, with OPT (RFC 6891 §7).
+        let mut q = query_bytes("www.example.com.", RecordType::A, Some(1232));
+        let question = "www.example.com.".len() + 1 + 4;
+        q.drain(12..12 + question);
+        q[5] = 0;
+        let raw = ask_raw(&snap, &q);
+        let m = Message::from_vec(&raw).unwrap();
+        assert_eq!(m.response_code(), ResponseCode::FormErr);
+        assert!(m.queries().is_empty());
+        assert!(m.extensions().is_some(), "OPT in the reply");
+        // Without OPT: FORMERR without.
+        let plain = [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let m = Message::from_vec(&ask_raw(&snap, &plain)).unwrap();
+        assert_eq!(m.response_code(), ResponseCode::FormErr);
+        assert!(m.extensions().is_none());
+        // A bad OPT without a question: FORMERR with OPT, no question
+        // made up from the OPT record's bytes.
+        let mut two = q.clone();
+        two.extend_from_slice(&q[12..]);
+        two[11] = 2;
+        let m = Message::from_vec(&ask_raw(&snap, &two)).unwrap();
+        assert_eq!(m.response_code(), ResponseCode::FormErr);
+        assert!(m.queries().is_empty() && m.extensions().is_some());
+    }
+
+    /// `q` (with an empty OPT record last) with a COOKIE option added.
+    fn with_cookie(mut q: Vec<u8>, cookie: &[u8]) -> Vec<u8> {
+        let rdlen = q.len() - 2;
+        q[rdlen..].copy_from_slice(&(4 + cookie.len() as u16).to_be_bytes());
+        q.extend_from_slice(&10u16.to_be_bytes());
+        q.extend_from_slice(&(cookie.len() as u16).to_be_bytes());
+        q.extend_from_slice(cookie);
+        q
+    }
+
+    /// The COOKIE option of a reply, if any, read from the OPT record
+    /// where the report says it is.
+    fn cookie_of(report: &Report, reply: &[u8]) -> Option<Vec<u8>> {
+        let mut options = &reply[report.opt_at? + 11..];
+        while let [c0, c1, l0, l1, rest @ ..] = options {
+            let len = usize::from(u16::from_be_bytes([*l0, *l1]));
+            if u16::from_be_bytes([*c0, *c1]) == wire::OPTION_COOKIE {
+                return Some(rest[..len].to_vec());
+            }
+            options = &rest[len..];
+        }
+        None
+    }
+
+    fn ask_in(snap: &Snapshot, query: &[u8], transport: Transport) -> (Report, Vec<u8>) {
+        let ctx = context(transport);
+        let mut out = vec![0u8; 65535];
+        let report = respond(query, &ctx, snap, &mut out).unwrap();
+        out.truncate(report.len);
+        (report, out)
+    }
+
+    #[test]
+    fn cookies_follow_rfc7873() {
+        let snap = snapshot();
+        let base = query_bytes("www.example.com.", RecordType::A, Some(1232));
+        let client = [1, 2, 3, 4, 5, 6, 7, 8];
+        // A client cookie alone: a normal answer and a server cookie.
+        let (r, reply) = ask_in(&snap, &with_cookie(base.clone(), &client), Transport::Udp);
+        assert_eq!(r.cookie, CookieStatus::ClientOnly);
+        let m = Message::from_vec(&reply).unwrap();
+        assert_eq!(m.answers().len(), 2);
+        let cookie = cookie_of(&r, &reply).expect("a COOKIE in the reply");
+        assert_eq!(cookie.len(), 24);
+        assert_eq!(&cookie[..8], &client);
+        assert_eq!(cookie[8], 1, "RFC 9018 version");
+        assert_eq!(&cookie[12..16], &NOW.to_be_bytes(), "timestamp");
+        // Presented back: valid, echoed unchanged, the answer as before.
+        let (r, reply) = ask_in(&snap, &with_cookie(base.clone(), &cookie), Transport::Udp);
+        assert_eq!(r.cookie, CookieStatus::Valid);
+        assert_eq!(cookie_of(&r, &reply).unwrap(), cookie);
+        assert_eq!(Message::from_vec(&reply).unwrap().answers().len(), 2);
+        // A server cookie that is not ours counts as a client cookie
+        // alone (RFC 7873 §5.2.4): a normal answer and a fresh cookie,
+        // over UDP and TCP alike.
+        let mut forged = cookie.clone();
+        forged[20] ^= 1;
+        let q = with_cookie(base.clone(), &forged);
+        for transport in [Transport::Udp, Transport::Tcp] {
+            let (r, reply) = ask_in(&snap, &q, transport);
+            assert_eq!((r.cookie, r.rcode), (CookieStatus::Invalid, rcode::NOERROR));
+            let m = Message::from_vec(&reply).unwrap();
+            assert_eq!(m.answers().len(), 2);
+            assert_eq!(cookie_of(&r, &reply).unwrap(), cookie, "the fresh cookie");
+        }
+        // Malformed lengths: FORMERR with OPT (RFC 7873 §5.2.2).
+        for len in [7, 9, 15, 41] {
+            let (r, reply) = ask_in(
+                &snap,
+                &with_cookie(base.clone(), &vec![1; len]),
+                Transport::Udp,
+            );
+            assert_eq!(r.rcode, rcode::FORMERR, "{len} bytes");
+            assert!(Message::from_vec(&reply).unwrap().extensions().is_some());
+        }
+        // Only a cookie, no question: NOERROR with a server cookie
+        // (RFC 7873 §5.4).
+        let mut bare = with_cookie(base.clone(), &client);
+        let question = "www.example.com.".len() + 1 + 4;
+        bare.drain(12..12 + question);
+        bare[5] = 0;
+        let (r, reply) = ask_in(&snap, &bare, Transport::Udp);
+        assert_eq!(r.rcode, rcode::NOERROR);
+        assert_eq!(cookie_of(&r, &reply).unwrap(), cookie);
+        // BADVERS and NOTIMP carry the cookie too.
+        let mut v1 = with_cookie(base.clone(), &client);
+        let version_at = 12 + question + 1 + 2 + 2 + 1;
+        v1[version_at] = 1;
+        let (r, reply) = ask_in(&snap, &v1, Transport::Udp);
+        assert_eq!(r.rcode, rcode::BADVERS);
+        assert_eq!(cookie_of(&r, &reply).unwrap(), cookie);
+        // No cookie, no COOKIE.
+        let (r, reply) = ask_in(&snap, &base, Transport::Udp);
+        assert_eq!(r.cookie, CookieStatus::Absent);
+        assert_eq!(cookie_of(&r, &reply), None);
+    }
+
     #[test]
     fn protocol_errors_get_rfc_answers() {
         let snap = snapshot();
@@ -905,15 +1404,7 @@ www A   198.51.100.1
     }
 
     fn ask_raw(snap: &Snapshot, query: &[u8]) -> Vec<u8> {
-        let ctx = QueryContext {
-            client: "192.0.2.1:5300".parse().unwrap(),
-            local: "127.0.0.1".parse().unwrap(),
-            transport: Transport::Udp,
-        };
-        let mut out = vec![0u8; 4096];
-        let len = respond(query, &ctx, snap, &mut out).unwrap();
-        out.truncate(len);
-        out
+        ask_in(snap, query, Transport::Udp).1
     }
 
     #[test]

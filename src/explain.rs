@@ -166,15 +166,19 @@ pub fn explain(snap: &Snapshot, q: &Question) -> Result<Report, ExplainError> {
         client: SocketAddr::new(q.client, 53000),
         local: q.via,
         transport: Transport::Tcp,
+        now: 0,
+        cookie_keys: crate::cookie::CookieSecret::Shared([0; 16]).keys(0),
     };
     let mut query = [0u8; 512];
     let mut w = Writer::new(&mut query, 512);
     // Fits: a name is at most 255 octets.
     let _ = w.start(0x5eed, 0, Some((q.name.wire(), q.qtype, CLASS_IN)));
-    let _ = w.opt(1232, 0, false, ecs.map(|s| (s, 0)));
+    let _ = w.opt(1232, 0, false, ecs.map(|s| (s, 0)), None);
     let len = w.finish();
     let mut out = vec![0u8; 65_535];
-    let n = engine::respond(&query[..len], &ctx, snap, &mut out).ok_or(ExplainError::NoAnswer)?;
+    let n = engine::respond(&query[..len], &ctx, snap, &mut out)
+        .ok_or(ExplainError::NoAnswer)?
+        .len;
     let response = &out[..n];
 
     let lower = q.name.to_lowercase();

@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod cookie;
 pub mod drain;
 pub mod duration;
 pub mod engine;

@@ -247,6 +247,11 @@ pub fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
     check(group(running) != group(new), "[server] group");
     check(running.tcp != new.tcp, "[tcp]");
     check(running.rrl != new.rrl, "[rrl]");
+    // The cookie secret is handed to the workers at start too.
+    check(
+        running.cookie_secret != new.cookie_secret,
+        "[server] cookie-secret",
+    );
     // The drain watcher watches the folder it was started with.
     check(running.state_dir != new.state_dir, "[state] dir");
     changed
@@ -260,6 +265,7 @@ fn keep_start_only_settings(running: &Config, new: &mut Config) {
     new.run_as = running.run_as.clone();
     new.tcp = running.tcp.clone();
     new.rrl = running.rrl.clone();
+    new.cookie_secret = running.cookie_secret;
     new.state_dir = running.state_dir.clone();
 }
 
@@ -468,7 +474,8 @@ mod tests {
 
         let changed = base.replace("127.0.0.1:5353", "127.0.0.1:5354").replace(
             "workers = 1",
-            "workers = 2\nmax-udp-payload = 4096\nuser = \"nobody\"",
+            "workers = 2\nmax-udp-payload = 4096\nuser = \"nobody\"\n\
+             cookie-secret = \"000102030405060708090a0b0c0d0e0f\"",
         )
             + "[tcp]\nidle-timeout = \"3s\"\n[rrl]\nenabled = false\n[state]\ndir = \"st\"\n";
         let mut new = dir.config(&changed);
@@ -480,6 +487,7 @@ mod tests {
                 "[server] user",
                 "[tcp]",
                 "[rrl]",
+                "[server] cookie-secret",
                 "[state] dir"
             ]
         );

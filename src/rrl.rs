@@ -10,20 +10,26 @@
 //! - **Accounts.** A response is charged to an account made of the
 //!   client's prefix (IPv4 /24 and IPv6 /56 by default, so a victim cannot
 //!   escape by address and an attacker gains nothing by varying the low
-//!   bits) and what the response says, read back from the response bytes
-//!   ([`classify`]):
+//!   bits) and what the response says, as the engine reports it
+//!   ([`Report`]: its class and account name):
 //!
 //!   | class | when | account name | rate |
 //!   |---|---|---|---|
-//!   | [`Answer`](ResponseClass::Answer) | NOERROR with answers (or TC) | qname and qtype | `responses-per-second` |
-//!   | [`NoData`](ResponseClass::NoData) | NOERROR, SOA in authority | qname and qtype | `responses-per-second` |
-//!   | [`Referral`](ResponseClass::Referral) | NOERROR, not AA, NS in authority | the delegation (NS owner) | `responses-per-second` |
-//!   | [`NxDomain`](ResponseClass::NxDomain) | NXDOMAIN | the zone (SOA owner) | `nxdomains-per-second` |
-//!   | [`Error`](ResponseClass::Error) | any other rcode, or no records at all | none: the prefix alone | `errors-per-second` |
+//!   | [`Answer`](ResponseClass::Answer) | NOERROR with answers | qname and qtype; for a wildcard answer, the wildcard (`*.example.com`) and qtype | `responses-per-second` |
+//!   | [`Truncated`](ResponseClass::Truncated) | too large for UDP, TC=1 | qname and qtype | `responses-per-second` |
+//!   | [`NoData`](ResponseClass::NoData) | NOERROR, SOA in authority | the zone apex and qtype | `responses-per-second` |
+//!   | [`Referral`](ResponseClass::Referral) | a delegation | the zone cut | `responses-per-second` |
+//!   | [`NxDomain`](ResponseClass::NxDomain) | NXDOMAIN | the zone apex | `nxdomains-per-second` |
+//!   | [`Error`](ResponseClass::Error) | any other rcode | none: the prefix alone | `errors-per-second` |
 //!
-//!   NXDOMAIN is counted per zone, as BIND and Knot do, because random
-//!   names are free to invent; errors per prefix, because the question of
-//!   a REFUSED or FORMERR response tells nothing worth telling apart.
+//!   NXDOMAIN and NODATA are counted per zone, and wildcard answers per
+//!   wildcard, as BIND and Knot do, because names are free to invent;
+//!   errors per prefix, because the question of a REFUSED or FORMERR
+//!   response tells nothing worth telling apart.
+//!
+//! - **Cookies.** A query with a valid server cookie (RFC 7873,
+//!   `crate::cookie`) comes from the address it claims, so its response is
+//!   never limited, as in BIND and Knot.
 //!
 //! - **Balance.** Each account holds a balance of responses, as in BIND's
 //!   `rrl.c`: it starts at `rate`, every response (sent or not) costs one,
@@ -38,7 +44,9 @@
 //!   but sent truncated ([`truncate`]: TC=1, the question, no records), a
 //!   packet no larger than the query, so it amplifies nothing, while a real
 //!   resolver behind the spoofed-upon prefix retries over TCP, which cannot
-//!   be spoofed and is never limited (RFC 7766 §5; BIND's `slip`).
+//!   be spoofed and is never limited (RFC 7766 §5; BIND's `slip`). A client
+//!   that sent a DNS cookie gets BADCOOKIE with a server cookie instead,
+//!   and its retry with that cookie goes through (BIND does the same).
 //!
 //! # Cost
 //!
@@ -56,21 +64,14 @@
 //! Exempt prefixes (loopback by default, since no packet from 127.0.0.0/8
 //! or ::1 can arrive from outside the host) are never limited.
 //!
-//! # Limits
-//!
-//! Reading the class from the response keeps the engine untouched, but a
-//! response does not say that a wildcard produced it, so wildcard answers
-//! are counted per query name, where BIND and Knot count them per wildcard.
-//! The floods of invented names that matter most, NXDOMAIN and errors, are
-//! aggregated per zone and per network.
-
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::{v4_mask, v6_mask, ClientPrefix, RrlConfig};
-use crate::rr::rtype;
+use crate::cookie::CookieStatus;
+use crate::engine::{Report, ResponseClass};
 use crate::wire::{flag, rcode, Header, HEADER_LEN};
 
 /// What to do with one response.
@@ -83,33 +84,6 @@ pub enum Verdict {
     /// Over the rate, but this one goes out truncated ([`truncate`]) so a
     /// real client can retry over TCP.
     Slip,
-}
-
-/// The kind of a response, which picks its rate and account name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResponseClass {
-    /// A positive answer: NOERROR with records in the answer section, or a
-    /// truncated one.
-    Answer,
-    /// NOERROR without an answer: the name exists, the type does not.
-    NoData,
-    /// A delegation to a child zone.
-    Referral,
-    /// The name does not exist.
-    NxDomain,
-    /// REFUSED, FORMERR, NOTIMP, SERVFAIL, BADVERS, or anything unreadable.
-    Error,
-}
-
-/// The account a response is charged to, apart from the client prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Account {
-    /// What kind of response it is.
-    pub class: ResponseClass,
-    /// A hash of the account's name, case-folded (0 for errors).
-    pub name: u64,
-    /// The query type, for answers and NODATA (0 otherwise).
-    pub qtype: u16,
 }
 
 /// The shared table of accounts and the limits. See the
@@ -168,7 +142,7 @@ impl RateLimiter {
     /// Decides the fate of `response`, about to be sent to `client` at
     /// time `now` (whole seconds since any fixed start), and charges it to
     /// its account.
-    pub fn check(&self, now: u32, client: IpAddr, response: &[u8]) -> Verdict {
+    pub fn check(&self, now: u32, client: IpAddr, report: &Report) -> Verdict {
         // An IPv4-mapped IPv6 client counts as its IPv4 address.
         let exempt = match client.to_canonical() {
             IpAddr::V4(a) => {
@@ -180,14 +154,16 @@ impl RateLimiter {
                 self.exempt_v6.iter().any(|&(net, mask)| a & mask == net)
             }
         };
-        if exempt {
+        // A valid server cookie proves the address is the client's own
+        // (RFC 7873 §1): nothing to reflect, as BIND and Knot agree.
+        if exempt || report.cookie == CookieStatus::Valid {
             return Verdict::Send;
         }
-        let account = classify(response);
-        let rate = match account.class {
-            ResponseClass::Answer | ResponseClass::NoData | ResponseClass::Referral => {
-                self.responses
-            }
+        let rate = match report.class {
+            ResponseClass::Answer
+            | ResponseClass::NoData
+            | ResponseClass::Referral
+            | ResponseClass::Truncated => self.responses,
             ResponseClass::NxDomain => self.nxdomains,
             ResponseClass::Error => self.errors,
         };
@@ -195,12 +171,12 @@ impl RateLimiter {
         if rate == 0 {
             return Verdict::Send;
         }
-        let entry = &self.table[self.index(client, &account)];
+        let entry = &self.table[self.index(client, report)];
         self.charge(entry, now, rate)
     }
 
-    /// The table entry of `client`'s prefix and `account`.
-    fn index(&self, client: IpAddr, account: &Account) -> usize {
+    /// The table entry of `client`'s prefix and the response's account.
+    fn index(&self, client: IpAddr, report: &Report) -> usize {
         let (family, high, low) = match client.to_canonical() {
             IpAddr::V4(a) => (4u64, 0, u64::from(u32::from(a) & self.v4_mask)),
             IpAddr::V6(a) => {
@@ -213,9 +189,9 @@ impl RateLimiter {
         h = mix(h, low);
         h = mix(
             h,
-            (family << 24) | ((account.class as u64) << 16) | u64::from(account.qtype),
+            (family << 24) | ((report.class as u64) << 16) | u64::from(report.qtype),
         );
-        h = mix(h, account.name);
+        h = mix_bytes(h, report.account.wire());
         (finish(h) as usize) & self.mask
     }
 
@@ -306,14 +282,13 @@ fn finish(mut h: u64) -> u64 {
     h
 }
 
-/// Mixes `bytes`, eight at a time, with ASCII letters lowered (RFC 4343:
-/// names compare case-insensitively, and a flood must not escape its
-/// account by changing case, as DNS 0x20 resolvers do on purpose).
+/// Mixes `bytes`, eight at a time. Account names come lowercased from
+/// the engine, so case cannot make a new account.
 fn mix_bytes(mut h: u64, bytes: &[u8]) -> u64 {
     let word = |chunk: &[u8]| {
         let mut w = [0; 8];
         w[..chunk.len()].copy_from_slice(chunk);
-        lowercase_word(u64::from_le_bytes(w))
+        u64::from_le_bytes(w)
     };
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
@@ -332,249 +307,47 @@ fn mix_bytes(mut h: u64, bytes: &[u8]) -> u64 {
     h
 }
 
-/// Lowers the ASCII capitals among eight bytes at once (SWAR).
-fn lowercase_word(x: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let low7 = x & !HIGH;
-    // The high bit of each byte of `at_least_a` is set where the byte's
-    // low seven bits are >= 'A', and of `above_z` where they are > 'Z';
-    // bytes with the high bit set are not ASCII and stay as they are.
-    let at_least_a = low7 + ONES * (0x80 - u64::from(b'A'));
-    let above_z = low7 + ONES * (0x80 - u64::from(b'Z') - 1);
-    let upper = at_least_a & !above_z & !x & HIGH;
-    x | (upper >> 2)
-}
-
-/// Hashes the name at `pos` (following compression pointers, RFC 1035
-/// §4.1.4) and returns the hash and the offset just past the name as
-/// stored at `pos`. `None` for a malformed name.
-///
-/// The hash covers the name's labels, length octets included, as one
-/// byte string, eight bytes a step: a name hashes alike however it is
-/// compressed. The question's name, the one hashed for every response, is
-/// never compressed and is hashed in place.
-fn hash_name(msg: &[u8], pos: usize) -> Option<(u64, usize)> {
-    let mut at = pos;
-    loop {
-        let label = *msg.get(at)?;
-        match label {
-            0 => return Some((mix_bytes(0, msg.get(pos..=at)?), at + 1)),
-            1..=63 => {
-                at += 1 + usize::from(label);
-                if at - pos >= crate::name::MAX_NAME_LEN {
-                    return None;
-                }
-            }
-            0xc0..=0xff => return hash_compressed(msg, pos),
-            _ => return None,
-        }
-    }
-}
-
-/// [`hash_name`] for a name with compression pointers: its runs of labels
-/// are gathered on the stack, then hashed as one.
-fn hash_compressed(msg: &[u8], mut pos: usize) -> Option<(u64, usize)> {
-    const MAX: usize = crate::name::MAX_NAME_LEN;
-    let mut name = [0u8; MAX];
-    let mut len = 0;
-    let mut end = None;
-    let mut run = pos;
-    // Each step is a label or a pointer, and pointers must go backwards,
-    // so the walk ends; the bound is belt and braces.
-    for _ in 0..MAX {
-        let label = *msg.get(pos)?;
-        let (next, jump) = match label {
-            0 => (pos + 1, None),
-            1..=63 => (pos + 1 + usize::from(label), Some(None)),
-            0xc0..=0xff => {
-                let target = (usize::from(label & 0x3f) << 8) | usize::from(*msg.get(pos + 1)?);
-                if target >= pos {
-                    return None;
-                }
-                end.get_or_insert(pos + 2);
-                (pos, Some(Some(target)))
-            }
-            // 0x40 and 0x80: extended label types, never in our responses.
-            _ => return None,
-        };
-        match jump {
-            // Another label of this run.
-            Some(None) => pos = next,
-            // A pointer or the root ends the run: gather it.
-            Some(Some(_)) | None => {
-                let bytes = msg.get(run..next)?;
-                name.get_mut(len..len + bytes.len())?.copy_from_slice(bytes);
-                len += bytes.len();
-                match jump {
-                    Some(Some(target)) => {
-                        pos = target;
-                        run = target;
-                    }
-                    _ => return Some((mix_bytes(0, &name[..len]), end.unwrap_or(next))),
-                }
-            }
-        }
-    }
-    None
-}
-
-/// The offset just past the name at `pos`.
-fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
-    loop {
-        let len = *msg.get(pos)?;
-        match len {
-            0 => return Some(pos + 1),
-            1..=63 => pos += 1 + usize::from(len),
-            0xc0..=0xff => return (pos + 2 <= msg.len()).then_some(pos + 2),
-            _ => return None,
-        }
-    }
-}
-
-/// A record's position: where it starts, its type and where it ends.
-struct RecordAt {
-    start: usize,
-    rtype: u16,
-    end: usize,
-}
-
-/// Reads the record header at `pos`.
-fn record_at(msg: &[u8], pos: usize) -> Option<RecordAt> {
-    let fixed = skip_name(msg, pos)?;
-    let field = |at: usize| Some(u16::from_be_bytes([*msg.get(at)?, *msg.get(at + 1)?]));
-    let rtype = field(fixed)?;
-    let rdlen = usize::from(field(fixed + 8)?);
-    let end = fixed + 10 + rdlen;
-    (end <= msg.len()).then_some(RecordAt {
-        start: pos,
-        rtype,
-        end,
-    })
-}
-
-/// The offset of the first record after `skip` records from `pos`.
-fn skip_records(msg: &[u8], mut pos: usize, skip: u16) -> Option<usize> {
-    for _ in 0..skip {
-        pos = record_at(msg, pos)?.end;
-    }
-    Some(pos)
-}
-
-/// Classifies a response produced by the engine, from its bytes alone:
-/// header rcode, AA and TC flags, section counts and, for NXDOMAIN and
-/// referrals, the owner of the first authority record.
-pub fn classify(response: &[u8]) -> Account {
-    let error = Account {
-        class: ResponseClass::Error,
-        name: 0,
-        qtype: 0,
-    };
-    let Some(header) = Header::parse(response) else {
-        return error;
-    };
-    if header.qdcount != 1 {
-        return error;
-    }
-    let Some((qname, qname_end)) = hash_name(response, HEADER_LEN) else {
-        return error;
-    };
-    let Some(qtype) = response
-        .get(qname_end..qname_end + 2)
-        .map(|b| u16::from_be_bytes([b[0], b[1]]))
-    else {
-        return error;
-    };
-    let question_end = qname_end + 4;
-    let by_qname = |class| Account {
-        class,
-        name: qname,
-        qtype,
-    };
-    // The owner of the first authority record, with its type.
-    let authority = || {
-        let pos = skip_records(response, question_end, header.ancount)?;
-        let record = record_at(response, pos)?;
-        let (owner, _) = hash_name(response, record.start)?;
-        Some((owner, record.rtype))
-    };
-    match header.flags & 0xf {
-        rcode::NOERROR if header.ancount > 0 || header.flags & flag::TC != 0 => {
-            by_qname(ResponseClass::Answer)
-        }
-        // Nothing at all, not truncated: BADVERS (its rcode lives in the
-        // OPT record) or some other empty error.
-        rcode::NOERROR if header.nscount == 0 => error,
-        rcode::NOERROR => match authority() {
-            Some((owner, rtype::NS)) if header.flags & flag::AA == 0 => Account {
-                class: ResponseClass::Referral,
-                name: owner,
-                qtype: 0,
-            },
-            _ => by_qname(ResponseClass::NoData),
-        },
-        rcode::NXDOMAIN => Account {
-            class: ResponseClass::NxDomain,
-            // The SOA owner is the zone (RFC 2308 §3); without one, the
-            // client's prefix alone.
-            name: match authority() {
-                Some((zone, rtype::SOA)) => zone,
-                _ => 0,
-            },
-            qtype: 0,
-        },
-        _ => error,
-    }
-}
-
-/// Rewrites the response in the first `len` bytes of `buf` into the
-/// truncated reply sent when a limited response slips: the header with
-/// TC=1 and no records, the question, and the OPT record if there was one
-/// (RFC 6891 §7: a response to an EDNS query carries OPT). The rcode
-/// becomes NOERROR, except that NXDOMAIN stays, as in BIND. Returns the new
-/// length, or `None` when the response has no single question a client
-/// could retry over TCP (then the response is dropped instead).
-pub fn truncate(buf: &mut [u8], len: usize) -> Option<usize> {
-    let msg = buf.get(..len)?;
-    let header = Header::parse(msg)?;
-    if header.qdcount != 1 {
+/// Rewrites the response `report` describes, in `buf`, into the reply
+/// sent when a limited response slips: the header with no records, the
+/// question, and the OPT record if there was one (RFC 6891 §7: a response
+/// to an EDNS query carries OPT). To a client that sent a DNS cookie it is
+/// BADCOOKIE with our server cookie, which it returns at once and is then
+/// let through, as BIND does (RFC 7873 §5.2.3); to others it is TC=1, with
+/// NOERROR, or NXDOMAIN kept as in BIND, so they retry over TCP. Returns
+/// the new length, or `None` when the response has no question a client
+/// could retry (then the response is dropped instead).
+pub fn truncate(buf: &mut [u8], report: &Report) -> Option<usize> {
+    let question_end = report.question_end;
+    if question_end <= HEADER_LEN || report.len > buf.len() {
         return None;
     }
-    let question_end = skip_name(msg, HEADER_LEN)? + 4;
-    if question_end > len {
-        return None;
-    }
-    // The OPT record is in the additional section, usually last.
-    let before_additional = u32::from(header.ancount) + u32::from(header.nscount);
-    let records = before_additional + u32::from(header.arcount);
-    let mut opt = None;
-    let mut pos = question_end;
-    for i in 0..records {
-        let Some(record) = record_at(msg, pos) else {
-            break;
-        };
-        // RFC 6891 §6.1.2: OPT's owner is the root, one byte.
-        if i >= before_additional && record.rtype == rtype::OPT && msg[record.start] == 0 {
-            opt = Some(record.start..record.end);
-            break;
-        }
-        pos = record.end;
-    }
-    let rcode = if header.flags & 0xf == rcode::NXDOMAIN {
-        rcode::NXDOMAIN
+    let header = Header::parse(buf)?;
+    let cookie_client = matches!(
+        report.cookie,
+        CookieStatus::ClientOnly | CookieStatus::Invalid
+    );
+    let badcookie = report.opt_at.is_some() && cookie_client;
+    let (code, flags) = if badcookie {
+        // BADCOOKIE answers nothing, so it claims no authority (as BIND).
+        (rcode::BADCOOKIE, header.flags & !(0xf | flag::AA))
+    } else if header.flags & 0xf == rcode::NXDOMAIN {
+        (rcode::NXDOMAIN, header.flags | flag::TC)
     } else {
-        rcode::NOERROR
+        (rcode::NOERROR, (header.flags & !0xf) | flag::TC)
     };
-    let flags = (header.flags & !0xf) | flag::TC | rcode;
+    let flags = flags | (code & 0xf);
     buf[2..4].copy_from_slice(&flags.to_be_bytes());
     buf[6..12].fill(0);
-    let Some(opt) = opt else {
+    let Some(opt_at) = report
+        .opt_at
+        .filter(|&at| at >= question_end && at < report.len)
+    else {
         return Some(question_end);
     };
-    let opt_len = opt.len();
-    buf.copy_within(opt, question_end);
+    let opt_len = report.len - opt_at;
+    buf.copy_within(opt_at..report.len, question_end);
     // The extended rcode (high byte of the TTL) goes with the rcode.
-    buf[question_end + 5] = 0;
+    buf[question_end + 5] = (code >> 4) as u8;
     buf[10..12].copy_from_slice(&1u16.to_be_bytes());
     Some(question_end + opt_len)
 }
@@ -651,10 +424,11 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::engine::{respond, QueryContext, Transport};
+    use crate::cookie::CookieSecret;
+    use crate::engine::{respond, AccountName, QueryContext, Transport};
     use crate::name::Name;
+    use crate::rr::rtype;
     use crate::snapshot::Snapshot;
-    use crate::wire::{Section, Writer};
 
     fn config() -> RrlConfig {
         RrlConfig {
@@ -673,59 +447,64 @@ mod tests {
         Name::from_text(name, None).unwrap().wire().to_vec()
     }
 
-    /// A response built with the real writer (so with its compression):
-    /// question `qname`/`qtype`, then the given records, all with rdata
-    /// `rdata`.
-    fn response(
-        qname: &str,
-        qtype: u16,
-        code: u16,
-        flags: u16,
-        answer: &[(&str, u16)],
-        authority: &[(&str, u16)],
-    ) -> Vec<u8> {
-        let mut buf = vec![0; 1232];
-        let question = wire(qname);
-        let mut w = Writer::new(&mut buf, 1232);
-        w.start(7, flag::QR | flags, Some((&question, qtype, 1)))
-            .unwrap();
-        for (section, records) in [(Section::Answer, answer), (Section::Authority, authority)] {
-            for &(owner, t) in records {
-                let rdata: Vec<u8> = match t {
-                    rtype::NS => wire("ns.example.net."),
-                    rtype::SOA => [wire("ns."), wire("host."), vec![0; 20]].concat(),
-                    _ => vec![192, 0, 2, 1],
-                };
-                w.record(section, &wire(owner), t, 300, &rdata).unwrap();
-            }
+    /// A report of a response of `class` accounted to `name`.
+    fn report(class: ResponseClass, name: &str, qtype: u16) -> Report {
+        Report {
+            len: 0,
+            rcode: rcode::NOERROR,
+            class,
+            qtype,
+            account: AccountName::from_wire(&wire(name)),
+            cookie: CookieStatus::Absent,
+            question_end: 0,
+            opt_at: None,
         }
-        w.set_rcode(code);
-        w.opt(1232, 0, false, None).unwrap();
-        let len = w.finish();
-        buf.truncate(len);
-        buf
     }
 
-    fn answer(qname: &str) -> Vec<u8> {
-        response(
-            qname,
-            rtype::A,
-            rcode::NOERROR,
-            flag::AA,
-            &[(qname, rtype::A)],
-            &[],
-        )
+    fn answer(qname: &str) -> Report {
+        report(ResponseClass::Answer, qname, rtype::A)
     }
 
-    fn nxdomain(qname: &str, zone: &str) -> Vec<u8> {
-        response(
-            qname,
-            rtype::A,
-            rcode::NXDOMAIN,
-            flag::AA,
-            &[],
-            &[(zone, rtype::SOA)],
-        )
+    fn nxdomain(zone: &str) -> Report {
+        report(ResponseClass::NxDomain, zone, 0)
+    }
+
+    fn error() -> Report {
+        Report {
+            account: AccountName::EMPTY,
+            ..report(ResponseClass::Error, ".", 0)
+        }
+    }
+
+    /// The example snapshot and a query context from `client` with a
+    /// fixed cookie secret.
+    fn example() -> (Snapshot, QueryContext) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/basic/steerdns.toml");
+        let snap = Snapshot::load(&Config::from_file(&path).unwrap()).unwrap();
+        let ctx = QueryContext {
+            client: "192.0.2.1:5300".parse().unwrap(),
+            local: "127.0.0.1".parse().unwrap(),
+            transport: Transport::Udp,
+            now: 1_700_000_000,
+            cookie_keys: CookieSecret::Shared([7; 16]).keys(0),
+        };
+        (snap, ctx)
+    }
+
+    /// A query for `name`/`qtype`, with an OPT record carrying `options`
+    /// when given.
+    fn query(name: &str, qtype: u16, options: Option<&[u8]>) -> Vec<u8> {
+        let arcount = u8::from(options.is_some());
+        let mut q = vec![0, 7, 0, 0, 0, 1, 0, 0, 0, 0, 0, arcount];
+        q.extend(wire(name));
+        q.extend(qtype.to_be_bytes());
+        q.extend(1u16.to_be_bytes());
+        if let Some(options) = options {
+            q.extend([0, 0, 41, 4, 0xd0, 0, 0, 0, 0]);
+            q.extend((options.len() as u16).to_be_bytes());
+            q.extend(options);
+        }
+        q
     }
 
     fn ip(text: &str) -> IpAddr {
@@ -737,7 +516,7 @@ mod tests {
         rrl: &RateLimiter,
         now: u32,
         client: &str,
-        msg: &[u8],
+        msg: &Report,
         n: usize,
     ) -> (usize, usize, usize) {
         let mut counts = (0, 0, 0);
@@ -752,154 +531,67 @@ mod tests {
     }
 
     #[test]
-    fn lowercase_word_lowers_ascii_capitals_only() {
-        let all: Vec<u8> = (0..=255).collect();
-        for chunk in all.chunks(8) {
-            let word = u64::from_le_bytes(chunk.try_into().unwrap());
-            let lowered = lowercase_word(word).to_le_bytes();
-            let want: Vec<u8> = chunk.iter().map(u8::to_ascii_lowercase).collect();
-            assert_eq!(lowered.to_vec(), want);
-        }
-    }
-
-    #[test]
-    fn a_name_hashes_alike_however_compressed() {
-        // "com." at 0, "example" + pointer to it at 5, "example.com." at 15,
-        // a pointer to the second at 28.
-        let mut msg = b"\x03com\x00\x07example\xc0\x00\x07EXAMPLE\x03com\x00\xc0\x05".to_vec();
-        let split = hash_name(&msg, 5).unwrap();
-        let whole = hash_name(&msg, 15).unwrap();
-        let pointer = hash_name(&msg, 28).unwrap();
-        assert_eq!((split.0, split.1), (whole.0, 15));
-        assert_eq!((pointer.0, pointer.1), (whole.0, 30));
-        assert_ne!(hash_name(&msg, 0).unwrap().0, whole.0);
-        // A pointer forwards (or to itself) is refused: it could loop.
-        msg[14] = 28;
-        assert_eq!(hash_name(&msg, 5), None);
-        assert_eq!(hash_name(b"\xc0\x00", 0), None);
-        // Too long: 128 one-octet labels are 256 octets.
-        assert_eq!(hash_name(&[1, b'a'].repeat(128), 0), None);
-    }
-
-    #[test]
-    fn classifies_responses_by_kind_and_name() {
-        let a = classify(&answer("www.example.com."));
-        assert_eq!((a.class, a.qtype), (ResponseClass::Answer, rtype::A));
-        // Case does not make another account.
-        assert_eq!(classify(&answer("WWW.Example.COM.")), a);
-        assert_ne!(classify(&answer("mail.example.com.")).name, a.name);
-
-        // NXDOMAIN: per zone, whatever the name.
-        let nx = classify(&nxdomain("a.example.com.", "example.com."));
-        assert_eq!(nx.class, ResponseClass::NxDomain);
-        assert_eq!(classify(&nxdomain("b.c.example.com.", "example.com.")), nx);
-        assert_ne!(classify(&nxdomain("a.example.net.", "example.net.")), nx);
-        // ... also after a CNAME that led nowhere (RFC 6604).
-        let chained = response(
-            "alias.example.com.",
-            rtype::A,
-            rcode::NXDOMAIN,
-            flag::AA,
-            &[("alias.example.com.", rtype::CNAME)],
-            &[("example.com.", rtype::SOA)],
-        );
-        assert_eq!(classify(&chained), nx);
-
-        // NODATA: per name and type.
-        let nodata = response(
-            "www.example.com.",
-            rtype::AAAA,
-            rcode::NOERROR,
-            flag::AA,
-            &[],
-            &[("example.com.", rtype::SOA)],
-        );
-        let nd = classify(&nodata);
-        assert_eq!((nd.class, nd.qtype), (ResponseClass::NoData, rtype::AAAA));
-        assert_eq!(nd.name, a.name);
-
-        // Referral: per delegation, whatever the name below it.
-        let referral = |qname| {
-            response(
-                qname,
-                rtype::A,
-                rcode::NOERROR,
-                0,
-                &[],
-                &[("sub.example.com.", rtype::NS)],
-            )
-        };
-        let r = classify(&referral("x.sub.example.com."));
-        assert_eq!(r.class, ResponseClass::Referral);
-        assert_eq!(classify(&referral("y.z.sub.example.com.")), r);
-
-        // Errors: one account per prefix.
-        for code in [
-            rcode::REFUSED,
-            rcode::FORMERR,
-            rcode::NOTIMP,
-            rcode::SERVFAIL,
-        ] {
-            let e = classify(&response("x.example.org.", rtype::A, code, 0, &[], &[]));
-            assert_eq!(
-                e,
-                Account {
-                    class: ResponseClass::Error,
-                    name: 0,
-                    qtype: 0
-                }
-            );
-        }
-        // BADVERS: NOERROR in the header, nothing in the sections.
-        let badvers = response("www.example.com.", rtype::A, rcode::NOERROR, 0, &[], &[]);
-        assert_eq!(classify(&badvers).class, ResponseClass::Error);
-        // Truncated answers are answers.
-        let tc = response(
-            "big.example.com.",
-            rtype::TXT,
-            0,
-            flag::AA | flag::TC,
-            &[],
-            &[],
-        );
-        assert_eq!(classify(&tc).class, ResponseClass::Answer);
-        // Garbage never panics and counts as an error.
-        for junk in [&[][..], &[0; 11], &[0xff; 40]] {
-            assert_eq!(classify(junk).class, ResponseClass::Error);
-        }
-    }
-
-    #[test]
-    fn classifies_what_the_engine_answers() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/basic/steerdns.toml");
-        let config = Config::from_file(&path).unwrap();
-        let snap = Snapshot::load(&config).unwrap();
-        let ctx = QueryContext {
-            client: "192.0.2.1:5300".parse().unwrap(),
-            local: "127.0.0.1".parse().unwrap(),
-            transport: Transport::Udp,
-        };
+    fn accounts_follow_the_engine_report() {
+        let (snap, ctx) = example();
         let ask = |name: &str, qtype: u16| {
-            let mut q = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-            q.extend(wire(name));
-            q.extend(qtype.to_be_bytes());
-            q.extend(1u16.to_be_bytes());
             let mut out = vec![0; 4096];
-            let len = respond(&q, &ctx, &snap, &mut out).unwrap();
-            out.truncate(len);
-            classify(&out).class
+            respond(&query(name, qtype, None), &ctx, &snap, &mut out).unwrap()
         };
-        assert_eq!(ask("www.example.com.", rtype::A), ResponseClass::Answer);
-        assert_eq!(ask("x.apps.example.com.", rtype::A), ResponseClass::Answer);
-        assert_eq!(ask("api.example.com.", rtype::A), ResponseClass::Answer);
-        assert_eq!(ask("www.example.com.", rtype::MX), ResponseClass::NoData);
-        assert_eq!(ask("nope.example.com.", rtype::A), ResponseClass::NxDomain);
+        let account = |r: Report| (r.class, format!("{:?}", r.account), r.qtype);
+        let answer = (ResponseClass::Answer, "www.example.com.".into(), rtype::A);
+        assert_eq!(account(ask("www.example.com.", rtype::A)), answer);
+        // Case does not make another account.
+        assert_eq!(account(ask("WWW.Example.COM.", rtype::A)), answer);
+        // A CNAME chain is counted to the name asked.
         assert_eq!(
-            ask("host.lab.example.com.", rtype::A),
-            ResponseClass::Referral
+            account(ask("api.example.com.", rtype::A)).1,
+            "api.example.com."
         );
-        assert_eq!(ask("example.org.", rtype::A), ResponseClass::Error);
-        assert_eq!(ask("example.com.", rtype::AXFR), ResponseClass::Error);
+        // Every name a wildcard answers shares the wildcard's account.
+        let wild = (
+            ResponseClass::Answer,
+            "*.apps.example.com.".into(),
+            rtype::A,
+        );
+        assert_eq!(account(ask("x.apps.example.com.", rtype::A)), wild);
+        assert_eq!(account(ask("Y.Z.apps.example.com.", rtype::A)), wild);
+        // NODATA and NXDOMAIN: the zone.
+        assert_eq!(
+            account(ask("www.example.com.", rtype::MX)),
+            (ResponseClass::NoData, "example.com.".into(), rtype::MX)
+        );
+        assert_eq!(
+            account(ask("x.apps.example.com.", rtype::MX)).1,
+            "example.com."
+        );
+        assert_eq!(
+            account(ask("nope.example.com.", rtype::A)),
+            (ResponseClass::NxDomain, "example.com.".into(), 0)
+        );
+        // Referrals: the delegation, whatever the name below it.
+        let referral = (ResponseClass::Referral, "lab.example.com.".into(), 0);
+        assert_eq!(account(ask("host.lab.example.com.", rtype::A)), referral);
+        assert_eq!(account(ask("a.b.lab.example.com.", rtype::A)), referral);
+        // Errors: no name.
+        let refused = (ResponseClass::Error, "(none)".into(), 0);
+        assert_eq!(account(ask("example.org.", rtype::A)), refused);
+        assert_eq!(account(ask("example.com.", rtype::AXFR)), refused);
+    }
+
+    #[test]
+    fn wildcard_answers_share_one_balance() {
+        let (snap, ctx) = example();
+        let rrl = RateLimiter::with_seed(&config(), 10);
+        let mut out = vec![0; 4096];
+        // Rate 5: invented names under one wildcard are one account.
+        let sent = (0..10)
+            .filter(|i| {
+                let q = query(&format!("n{i}.apps.example.com."), rtype::A, None);
+                let r = respond(&q, &ctx, &snap, &mut out).unwrap();
+                rrl.check(1, ip("198.51.100.1"), &r) == Verdict::Send
+            })
+            .count();
+        assert_eq!(sent, 5);
     }
 
     #[test]
@@ -996,40 +688,16 @@ mod tests {
         // Different names: different accounts.
         assert_eq!(burst(&rrl, 7, c, &answer("a.example.com."), 6).0, 5);
         assert_eq!(burst(&rrl, 7, c, &answer("b.example.com."), 6).0, 5);
-        // NXDOMAIN for ever new names in one zone: one account, rate 3.
-        let sent: usize = (0..10)
-            .map(|i| {
-                burst(
-                    &rrl,
-                    7,
-                    c,
-                    &nxdomain(&format!("n{i}.example.com."), "example.com."),
-                    1,
-                )
-                .0
-            })
-            .sum();
-        assert_eq!(sent, 3);
+        // NXDOMAIN: one account per zone (the engine names the zone),
+        // rate 3.
+        assert_eq!(burst(&rrl, 7, c, &nxdomain("example.com."), 10).0, 3);
         // Another zone has its own.
-        assert_eq!(
-            burst(&rrl, 7, c, &nxdomain("n.example.net.", "example.net."), 5).0,
-            3
-        );
-        // Errors: one account per prefix, rate 2, whatever the question.
-        let sent: usize = (0..10)
-            .map(|i| {
-                let refused = response(
-                    &format!("q{i}.example.org."),
-                    rtype::A,
-                    rcode::REFUSED,
-                    0,
-                    &[],
-                    &[],
-                );
-                burst(&rrl, 7, c, &refused, 1).0
-            })
-            .sum();
-        assert_eq!(sent, 2);
+        assert_eq!(burst(&rrl, 7, c, &nxdomain("example.net."), 5).0, 3);
+        // NODATA at the same name as an answer is another account.
+        let nodata = report(ResponseClass::NoData, "a.example.com.", rtype::A);
+        assert_eq!(burst(&rrl, 7, c, &nodata, 6).0, 5);
+        // Errors: one account per prefix, rate 2.
+        assert_eq!(burst(&rrl, 7, c, &error(), 10).0, 2);
         // The answers' accounts were not touched by all that.
         assert_eq!(burst(&rrl, 7, c, &answer("c.example.com."), 5).0, 5);
     }
@@ -1057,7 +725,7 @@ mod tests {
             burst(&rrl, 1, "198.51.100.1", &answer("a.example."), 100).0,
             100
         );
-        let nx = nxdomain("x.example.com.", "example.com.");
+        let nx = nxdomain("example.com.");
         assert_eq!(burst(&rrl, 1, "192.0.2.100", &nx, 100).0, 100);
         assert_eq!(burst(&rrl, 1, "192.0.2.200", &nx, 100).0, 3);
     }
@@ -1081,73 +749,135 @@ mod tests {
         assert_eq!(sent, 5, "exactly one second's worth, however interleaved");
     }
 
+    /// Answers `q` from the example, then rewrites it as a slipped reply.
+    fn slipped(q: &[u8], ctx: &QueryContext, snap: &Snapshot) -> (Report, Option<Message>) {
+        let mut out = vec![0; 4096];
+        let r = respond(q, ctx, snap, &mut out).unwrap();
+        let short = truncate(&mut out, &r);
+        if let Some(len) = short {
+            assert!(
+                len <= r.len && len <= q.len() + 28,
+                "no larger than the query"
+            );
+        }
+        (r, short.map(|len| Message::from_vec(&out[..len]).unwrap()))
+    }
+
     #[test]
     fn truncate_keeps_the_question_and_opt() {
-        let mut msg = response(
-            "www.example.com.",
-            rtype::A,
-            rcode::NOERROR,
-            flag::AA,
-            &[
-                ("www.example.com.", rtype::A),
-                ("www.example.com.", rtype::A),
-            ],
-            &[("example.com.", rtype::NS)],
-        );
-        let len = msg.len();
-        let short = truncate(&mut msg, len).unwrap();
-        let m = Message::from_vec(&msg[..short]).unwrap();
-        assert!(m.truncated());
+        let (snap, ctx) = example();
+        let (r, m) = slipped(&query("Www.example.com.", rtype::A, Some(&[])), &ctx, &snap);
+        let m = m.unwrap();
+        assert!(r.opt_at.is_some());
+        assert!(m.truncated() && m.authoritative());
         assert_eq!(m.id(), 7);
-        assert_eq!(m.queries()[0].name().to_string(), "www.example.com.");
+        assert_eq!(m.queries()[0].name().to_string(), "Www.example.com.");
         assert!(m.answers().is_empty() && m.name_servers().is_empty());
         assert!(m.additionals().is_empty());
         assert_eq!(m.extensions().as_ref().unwrap().max_payload(), 1232);
         assert_eq!(m.response_code(), ResponseCode::NoError);
 
-        let mut nx = nxdomain("x.example.com.", "example.com.");
-        let len = nx.len();
-        let short = truncate(&mut nx, len).unwrap();
-        let m = Message::from_vec(&nx[..short]).unwrap();
+        let (_, m) = slipped(&query("x.example.com.", rtype::A, None), &ctx, &snap);
+        let m = m.unwrap();
         assert_eq!(
             (m.response_code(), m.truncated()),
             (ResponseCode::NXDomain, true)
         );
+        assert!(m.extensions().is_none());
 
-        let mut refused = response("x.example.org.", rtype::A, rcode::REFUSED, 0, &[], &[]);
-        let len = refused.len();
-        let short = truncate(&mut refused, len).unwrap();
-        let m = Message::from_vec(&refused[..short]).unwrap();
-        assert_eq!(m.response_code(), ResponseCode::NoError);
+        let (_, m) = slipped(&query("x.example.org.", rtype::A, Some(&[])), &ctx, &snap);
+        assert_eq!(m.unwrap().response_code(), ResponseCode::NoError);
 
         // No question: nothing to retry, so no truncated reply.
-        let mut bare = vec![0, 1, 0x81, 0x01, 0, 0, 0, 0, 0, 0, 0, 0];
-        assert_eq!(truncate(&mut bare, 12), None);
-        // Junk never panics.
-        let mut junk = vec![0xff; 64];
-        junk[4..6].copy_from_slice(&[0, 1]);
-        assert!(truncate(&mut junk, 64).is_none_or(|len| len <= 64));
-        junk[12] = 0x3f;
-        assert_eq!(truncate(&mut junk, 64), None);
-        assert_eq!(truncate(&mut [0; 4], 4), None);
+        let mut no_question = query("x.example.org.", rtype::A, None);
+        no_question[5] = 0;
+        assert!(slipped(&no_question, &ctx, &snap).1.is_none());
+        // A report that does not fit the buffer never panics.
+        let mut short = [0; 12];
+        let r = respond(
+            &query("www.example.com.", rtype::A, None),
+            &ctx,
+            &snap,
+            &mut [0; 512],
+        );
+        assert_eq!(truncate(&mut short, &r.unwrap()), None);
     }
 
     #[test]
-    fn junk_and_mutated_responses_never_panic() {
-        let mut seeds = vec![
-            answer("www.example.com."),
-            nxdomain("x.example.com.", "example.com."),
-            response(
-                "a.sub.example.com.",
+    fn cookie_clients_slip_to_badcookie_and_valid_cookies_pass() {
+        let (snap, ctx) = example();
+        let rrl = RateLimiter::with_seed(
+            &RrlConfig {
+                slip: 1,
+                ..config()
+            },
+            11,
+        );
+        // A client cookie alone: answered with a server cookie.
+        let client_only = [0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8];
+        let q = query("www.example.com.", rtype::A, Some(&client_only));
+        let mut out = vec![0; 4096];
+        let r = respond(&q, &ctx, &snap, &mut out).unwrap();
+        assert_eq!(r.cookie, CookieStatus::ClientOnly);
+        let opt = r.opt_at.unwrap();
+        // OPT: root, type, class, TTL, RDLENGTH 28, then the option.
+        assert_eq!(&out[opt + 9..opt + 15], &[0, 28, 0, 10, 0, 24]);
+        let option = out[opt + 11..opt + 39].to_vec();
+        // Over the rate, a slipped reply is BADCOOKIE with the cookie.
+        assert_eq!(burst(&rrl, 1, "198.51.100.1", &r, 5), (5, 0, 0));
+        assert_eq!(rrl.check(1, ip("198.51.100.1"), &r), Verdict::Slip);
+        let (_, m) = slipped(&q, &ctx, &snap);
+        let m = m.unwrap();
+        assert_eq!(u16::from(m.response_code()), rcode::BADCOOKIE);
+        assert!(!m.truncated() && !m.authoritative() && m.answers().is_empty());
+        let mut slip = vec![0; 4096];
+        let r2 = respond(&q, &ctx, &snap, &mut slip).unwrap();
+        let len = truncate(&mut slip, &r2).unwrap();
+        assert_eq!(&slip[len - 28..len], &option[..], "the cookie option kept");
+
+        // Presenting the server cookie: never limited.
+        let mut with_server = option.clone();
+        with_server[2..4].copy_from_slice(&24u16.to_be_bytes());
+        let q = query("www.example.com.", rtype::A, Some(&with_server));
+        let r = respond(&q, &ctx, &snap, &mut out).unwrap();
+        assert_eq!(r.cookie, CookieStatus::Valid);
+        assert_eq!(burst(&rrl, 1, "198.51.100.1", &r, 50), (50, 0, 0));
+        // From another address the same cookie is worth nothing.
+        let elsewhere = QueryContext {
+            client: "203.0.113.9:53".parse().unwrap(),
+            ..ctx
+        };
+        // It is answered as a client cookie alone, limited like one, and
+        // what slips is BADCOOKIE.
+        let r = respond(&q, &elsewhere, &snap, &mut out).unwrap();
+        assert_eq!(r.cookie, CookieStatus::Invalid);
+        assert_eq!((r.rcode, r.class), (rcode::NOERROR, ResponseClass::Answer));
+        assert_eq!(burst(&rrl, 1, "203.0.113.9", &r, 8), (5, 0, 3));
+        let len = truncate(&mut out, &r).unwrap();
+        let m = Message::from_vec(&out[..len]).unwrap();
+        assert_eq!(u16::from(m.response_code()), rcode::BADCOOKIE);
+    }
+
+    #[test]
+    fn mutated_responses_never_panic_truncate() {
+        let (snap, ctx) = example();
+        let seeds: Vec<(Vec<u8>, Report)> = [
+            query("www.example.com.", rtype::A, Some(&[])),
+            query("x.example.com.", rtype::A, None),
+            query(
+                "a.lab.example.com.",
                 rtype::A,
-                0,
-                0,
-                &[],
-                &[("sub.example.com.", rtype::NS)],
+                Some(&[0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]),
             ),
-        ];
-        seeds.push(vec![0; 12]);
-        let rrl = RateLimiter::with_seed(&config(), 9);
+        ]
+        .iter()
+        .map(|q| {
+            let mut out = vec![0; 4096];
+            let r = respond(q, &ctx, &snap, &mut out).unwrap();
+            out.truncate(r.len);
+            (out, r)
+        })
+        .collect();
         // xorshift: reproducible without a dependency.
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
         let mut next = move || {
@@ -1157,16 +887,15 @@ mod tests {
             state
         };
         for round in 0..20_000 {
-            let mut msg = seeds[round % seeds.len()].clone();
+            let (msg, report) = &seeds[round % seeds.len()];
+            let mut msg = msg.clone();
             for _ in 0..(next() % 4) {
                 let at = next() as usize % msg.len();
                 msg[at] = next() as u8;
             }
             msg.truncate(next() as usize % (msg.len() + 1));
-            let _ = classify(&msg);
-            let _ = rrl.check(round as u32, ip("192.0.2.1"), &msg);
             let len = msg.len();
-            if let Some(short) = truncate(&mut msg, len) {
+            if let Some(short) = truncate(&mut msg, report) {
                 assert!(short <= len);
             }
         }
@@ -1182,16 +911,8 @@ mod tests {
         use std::hint::black_box;
         use std::time::Instant;
 
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/basic/steerdns.toml");
-        let snap = Snapshot::load(&Config::from_file(&path).unwrap()).unwrap();
-        let ctx = QueryContext {
-            client: "192.0.2.1:5300".parse().unwrap(),
-            local: "127.0.0.1".parse().unwrap(),
-            transport: Transport::Udp,
-        };
-        let mut q = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-        q.extend(wire("www.example.com."));
-        q.extend([0, 1, 0, 1]);
+        let (snap, ctx) = example();
+        let q = query("www.example.com.", rtype::A, None);
         let mut out = vec![0; 4096];
         let rrl = RateLimiter::new(&RrlConfig {
             exempt_clients: Vec::new(),
@@ -1212,11 +933,7 @@ mod tests {
         let engine = time(&mut |_| {
             black_box(respond(black_box(&q), &ctx, &snap, &mut out));
         });
-        let len = respond(&q, &ctx, &snap, &mut out).unwrap();
-        let reply = out[..len].to_vec();
-        let classify_ns = time(&mut |_| {
-            black_box(classify(black_box(&reply)));
-        });
+        let reply = respond(&q, &ctx, &snap, &mut out).unwrap();
         // Many clients, so the table is touched all over as in service.
         let check = time(&mut |i| {
             let client = IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, 0]);
@@ -1226,7 +943,7 @@ mod tests {
             black_box(rrl.check(i >> 20, ip("192.0.2.1"), black_box(&reply)));
         });
         eprintln!(
-            "engine {engine:.0} ns/query; classify {classify_ns:.0} ns; \
+            "engine {engine:.0} ns/query; \
              check {check:.0} ns (65k prefixes), {one_client:.0} ns (one prefix)"
         );
     }

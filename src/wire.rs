@@ -9,6 +9,7 @@
 use std::net::IpAddr;
 use std::ptr;
 
+use crate::cookie::{self, Cookie};
 use crate::name::MAX_NAME_LEN;
 use crate::rr::rtype;
 
@@ -31,6 +32,9 @@ pub mod rcode {
     pub const REFUSED: u16 = 5;
     /// The EDNS version is not supported (extended rcode 16, RFC 6891 §6.1.3).
     pub const BADVERS: u16 = 16;
+    /// The server cookie is missing or not valid (extended rcode 23,
+    /// RFC 7873 §8).
+    pub const BADCOOKIE: u16 = 23;
 }
 
 /// Header flag bits in the second 16-bit word (RFC 1035 §4.1.1, RFC 4035 §3.1.4).
@@ -50,6 +54,9 @@ pub mod flag {
 /// The EDNS option code of Client Subnet (RFC 7871 §6).
 pub const OPTION_ECS: u16 = 8;
 
+/// The EDNS option code of COOKIE (RFC 7873 §4).
+pub const OPTION_COOKIE: u16 = 10;
+
 /// The standard query opcode; every other opcode gets NOTIMP (RFC 8906 §3.1.5).
 pub const OPCODE_QUERY: u8 = 0;
 
@@ -67,6 +74,10 @@ pub enum ParseError {
     /// The question is fine but the OPT record or one of its options is not:
     /// answer FORMERR with an OPT record (RFC 6891 §7).
     BadEdns(&'static str),
+    /// No question, but otherwise readable, with the EDNS record if there
+    /// is one: FORMERR, except for a query that only asks for a server
+    /// cookie (RFC 7873 §5.4).
+    NoQuestion(Option<Edns>),
 }
 
 /// Fields of a query header needed to answer it, even when the rest fails.
@@ -118,6 +129,8 @@ pub struct Edns {
     pub dnssec_ok: bool,
     /// The Client Subnet option, if present and well-formed.
     pub client_subnet: Option<ClientSubnet>,
+    /// The first COOKIE option, if present and well-formed (RFC 7873 §5.2).
+    pub cookie: Option<Cookie>,
 }
 
 /// An EDNS Client Subnet option from a query (RFC 7871 §6).
@@ -152,50 +165,26 @@ impl<'a> Query<'a> {
         if header.flags & flag::QR != 0 {
             return Err(ParseError::Drop);
         }
-        if header.qdcount != 1 {
+        if header.qdcount > 1 {
             return Err(ParseError::Form("QDCOUNT is not 1"));
         }
         let mut pos = HEADER_LEN;
-        let qname = read_question_name(msg, &mut pos)?;
-        let qtype = read_u16(msg, &mut pos)?;
-        let qclass = read_u16(msg, &mut pos)?;
+        let mut question = None;
+        if header.qdcount == 1 {
+            let qname = read_question_name(msg, &mut pos)?;
+            let qtype = read_u16(msg, &mut pos)?;
+            let qclass = read_u16(msg, &mut pos)?;
+            question = Some((qname, qtype, qclass));
+        }
         // A query carries nothing in the answer and authority sections; NSD
         // and Knot reject such messages the same way.
         if header.ancount != 0 || header.nscount != 0 {
             return Err(ParseError::Form("records in answer or authority section"));
         }
-        let mut edns = None;
-        for _ in 0..header.arcount {
-            let owner_is_root = msg.get(pos) == Some(&0);
-            skip_name(msg, &mut pos)?;
-            let rr_type = read_u16(msg, &mut pos)?;
-            let class = read_u16(msg, &mut pos)?;
-            let ttl = read_u32(msg, &mut pos)?;
-            let rdlen = usize::from(read_u16(msg, &mut pos)?);
-            let rdata = msg
-                .get(pos..pos + rdlen)
-                .ok_or(ParseError::Form("short RDATA"))?;
-            pos += rdlen;
-            if rr_type != rtype::OPT {
-                // TSIG and friends are not implemented; RFC 8906 §3.1 asks us
-                // to answer rather than drop, so the record is ignored.
-                continue;
-            }
-            // RFC 6891 §6.1.1: more than one OPT, or one not owned by the
-            // root, is a FORMERR.
-            if edns.is_some() {
-                return Err(ParseError::BadEdns("more than one OPT record"));
-            }
-            if !owner_is_root {
-                return Err(ParseError::BadEdns("OPT owner is not the root"));
-            }
-            edns = Some(Edns {
-                udp_payload: class.max(MIN_UDP_PAYLOAD),
-                version: (ttl >> 16) as u8,
-                dnssec_ok: ttl & 0x8000 != 0,
-                client_subnet: parse_options(rdata)?,
-            });
-        }
+        let edns = read_edns(msg, pos, header.arcount)?;
+        let Some((qname, qtype, qclass)) = question else {
+            return Err(ParseError::NoQuestion(edns));
+        };
         Ok(Query {
             header,
             qname,
@@ -206,9 +195,51 @@ impl<'a> Query<'a> {
     }
 }
 
-/// The question of a message whose header says it has one, for responses to
-/// queries that fail later on (FORMERR for EDNS, NOTIMP).
+/// Reads the additional section from `pos` and returns its OPT record.
+fn read_edns(msg: &[u8], mut pos: usize, arcount: u16) -> Result<Option<Edns>, ParseError> {
+    let mut edns = None;
+    for _ in 0..arcount {
+        let owner_is_root = msg.get(pos) == Some(&0);
+        skip_name(msg, &mut pos)?;
+        let rr_type = read_u16(msg, &mut pos)?;
+        let class = read_u16(msg, &mut pos)?;
+        let ttl = read_u32(msg, &mut pos)?;
+        let rdlen = usize::from(read_u16(msg, &mut pos)?);
+        let rdata = msg
+            .get(pos..pos + rdlen)
+            .ok_or(ParseError::Form("short RDATA"))?;
+        pos += rdlen;
+        if rr_type != rtype::OPT {
+            // TSIG and friends are not implemented; RFC 8906 §3.1 asks us
+            // to answer rather than drop, so the record is ignored.
+            continue;
+        }
+        // RFC 6891 §6.1.1: more than one OPT, or one not owned by the
+        // root, is a FORMERR.
+        if edns.is_some() {
+            return Err(ParseError::BadEdns("more than one OPT record"));
+        }
+        if !owner_is_root {
+            return Err(ParseError::BadEdns("OPT owner is not the root"));
+        }
+        let (client_subnet, cookie) = parse_options(rdata)?;
+        edns = Some(Edns {
+            udp_payload: class.max(MIN_UDP_PAYLOAD),
+            version: (ttl >> 16) as u8,
+            dnssec_ok: ttl & 0x8000 != 0,
+            client_subnet,
+            cookie,
+        });
+    }
+    Ok(edns)
+}
+
+/// The question of a message whose header says it has exactly one, for
+/// responses to queries that fail later on (FORMERR for EDNS, NOTIMP).
 pub fn question(msg: &[u8]) -> Option<(&[u8], u16, u16)> {
+    if Header::parse(msg)?.qdcount != 1 {
+        return None;
+    }
     let mut pos = HEADER_LEN;
     let qname = read_question_name(msg, &mut pos).ok()?;
     Some((
@@ -219,9 +250,11 @@ pub fn question(msg: &[u8]) -> Option<(&[u8], u16, u16)> {
 }
 
 /// Walks the EDNS options, checking their framing, and returns the Client
-/// Subnet option if there is one. Unknown options are ignored (RFC 6891 §6.1.2).
-fn parse_options(mut rdata: &[u8]) -> Result<Option<ClientSubnet>, ParseError> {
+/// Subnet and COOKIE options if there are. Unknown options are ignored
+/// (RFC 6891 §6.1.2).
+fn parse_options(mut rdata: &[u8]) -> Result<(Option<ClientSubnet>, Option<Cookie>), ParseError> {
     let mut ecs = None;
+    let mut cookie = None;
     while !rdata.is_empty() {
         let [c0, c1, l0, l1, rest @ ..] = rdata else {
             return Err(ParseError::BadEdns("short EDNS option header"));
@@ -230,15 +263,24 @@ fn parse_options(mut rdata: &[u8]) -> Result<Option<ClientSubnet>, ParseError> {
         let data = rest
             .get(..len)
             .ok_or(ParseError::BadEdns("EDNS option overruns OPT"))?;
-        if u16::from_be_bytes([*c0, *c1]) == OPTION_ECS {
-            if ecs.is_some() {
-                return Err(ParseError::BadEdns("more than one ECS option"));
+        match u16::from_be_bytes([*c0, *c1]) {
+            OPTION_ECS => {
+                if ecs.is_some() {
+                    return Err(ParseError::BadEdns("more than one ECS option"));
+                }
+                ecs = Some(parse_client_subnet(data)?);
             }
-            ecs = Some(parse_client_subnet(data)?);
+            // RFC 7873 §5.2.2: a malformed COOKIE is a FORMERR; of several,
+            // the first counts, as in BIND.
+            OPTION_COOKIE if cookie.is_none() => {
+                cookie =
+                    Some(Cookie::parse(data).ok_or(ParseError::BadEdns("COOKIE option length"))?);
+            }
+            _ => {}
         }
         rdata = &rest[len..];
     }
-    Ok(ecs)
+    Ok((ecs, cookie))
 }
 
 /// Reads an ECS option body, applying the checks of RFC 7871 §6 and §7.1.
@@ -386,6 +428,8 @@ pub struct Writer<'a> {
     /// engine passes the query's name back), which is then known to be at
     /// offset 12 without comparing a byte.
     question: &'a [u8],
+    /// Where the OPT record starts, once written.
+    opt_at: Option<usize>,
 }
 
 impl<'a> Writer<'a> {
@@ -401,6 +445,7 @@ impl<'a> Writer<'a> {
             labels: [0; COMPRESSION_SLOTS],
             nlabels: 0,
             question: &[],
+            opt_at: None,
         }
     }
 
@@ -416,6 +461,7 @@ impl<'a> Writer<'a> {
         self.counts = [0; 3];
         self.nlabels = 0;
         self.question = &[];
+        self.opt_at = None;
         if self.limit < HEADER_LEN {
             return Err(Full);
         }
@@ -451,6 +497,19 @@ impl<'a> Writer<'a> {
     /// Whether nothing has been written yet.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Where the question ends: past the header, and the question if any.
+    pub fn question_end(&self) -> usize {
+        match self.question.len() {
+            0 => HEADER_LEN,
+            n => HEADER_LEN + n + 4,
+        }
+    }
+
+    /// Where the OPT record starts, once [`Writer::opt`] has written it.
+    pub fn opt_at(&self) -> Option<usize> {
+        self.opt_at
     }
 
     /// Records written to `section` so far.
@@ -552,13 +611,15 @@ impl<'a> Writer<'a> {
     }
 
     /// Appends the OPT record of a response (RFC 6891 §6.1.2), echoing the
-    /// Client Subnet option with its scope when the query had one.
+    /// Client Subnet option with its scope when the query had one, and
+    /// the COOKIE option (client and server cookie) when given.
     pub fn opt(
         &mut self,
         udp_payload: u16,
         ext_rcode: u8,
         dnssec_ok: bool,
         ecs: Option<(ClientSubnet, u8)>,
+        cookie: Option<&[u8; cookie::OPTION_LEN]>,
     ) -> Result<(), Full> {
         let mark = self.len;
         let ttl = (u32::from(ext_rcode) << 24) | if dnssec_ok { 0x8000 } else { 0 };
@@ -567,12 +628,17 @@ impl<'a> Writer<'a> {
             self.bytes(&rtype::OPT.to_be_bytes())?;
             self.bytes(&udp_payload.to_be_bytes())?;
             self.bytes(&ttl.to_be_bytes())?;
+            let rdlen = Writer::opt_len(ecs.as_ref().map(|(s, _)| s), cookie.is_some()) - 11;
+            self.bytes(&(rdlen as u16).to_be_bytes())?;
+            if let Some(cookie) = cookie {
+                self.bytes(&OPTION_COOKIE.to_be_bytes())?;
+                self.bytes(&(cookie::OPTION_LEN as u16).to_be_bytes())?;
+                self.bytes(cookie)?;
+            }
             match ecs {
-                None => self.bytes(&[0, 0]),
+                None => Ok(()),
                 Some((subnet, scope)) => {
                     let octets = usize::from(subnet.source_prefix).div_ceil(8);
-                    let opt_len = 4 + 4 + octets as u16;
-                    self.bytes(&opt_len.to_be_bytes())?;
                     self.bytes(&OPTION_ECS.to_be_bytes())?;
                     self.bytes(&(4 + octets as u16).to_be_bytes())?;
                     let (family, addr): (u16, [u8; 16]) = match subnet.address {
@@ -592,6 +658,7 @@ impl<'a> Writer<'a> {
         match result {
             Ok(()) => {
                 self.counts[Section::Additional as usize] += 1;
+                self.opt_at = Some(mark);
                 Ok(())
             }
             Err(Full) => {
@@ -602,8 +669,9 @@ impl<'a> Writer<'a> {
     }
 
     /// The size of the OPT record [`Writer::opt`] would write.
-    pub fn opt_len(ecs: Option<&ClientSubnet>) -> usize {
-        11 + ecs.map_or(0, |s| 8 + usize::from(s.source_prefix).div_ceil(8))
+    pub fn opt_len(ecs: Option<&ClientSubnet>, cookie: bool) -> usize {
+        let cookie_len = if cookie { 4 + cookie::OPTION_LEN } else { 0 };
+        11 + cookie_len + ecs.map_or(0, |s| 8 + usize::from(s.source_prefix).div_ceil(8))
     }
 
     /// Writes the section counts and returns the message length.
@@ -802,6 +870,37 @@ mod tests {
             Query::parse(&query(b"\x00", 1, &bad_len, 1)),
             Err(ParseError::BadEdns(_))
         ));
+    }
+
+    #[test]
+    fn parses_cookies_and_queries_without_a_question() {
+        let client = [0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8];
+        let m = query(b"\x00", 6, &opt(1232, 0, &client), 1);
+        let c = Query::parse(&m).unwrap().edns.unwrap().cookie.unwrap();
+        assert_eq!(c.client, [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(c.server, cookie::ServerCookie::Absent);
+        // Of two COOKIE options the first counts.
+        let mut two = client.to_vec();
+        two.extend_from_slice(&[0, 10, 0, 7, 9, 9, 9, 9, 9, 9, 9]);
+        let m = query(b"\x00", 6, &opt(1232, 0, &two), 1);
+        assert_eq!(Query::parse(&m).unwrap().edns.unwrap().cookie, Some(c));
+        // A malformed length alone is a FORMERR with OPT.
+        let m = query(b"\x00", 6, &opt(1232, 0, &two[12..]), 1);
+        assert!(matches!(Query::parse(&m), Err(ParseError::BadEdns(_))));
+
+        // No question: the OPT record is still read.
+        let mut bare = vec![0x12, 0x34, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 1];
+        bare.extend(opt(1232, 0, &client));
+        let Err(ParseError::NoQuestion(Some(edns))) = Query::parse(&bare) else {
+            panic!("{:?}", Query::parse(&bare));
+        };
+        assert_eq!(edns.cookie, Some(c));
+        assert_eq!(question(&bare), None, "no question made up from OPT");
+        let header_only = &bare[..12];
+        assert_eq!(
+            Query::parse(&[&header_only[..11], &[0]].concat()).unwrap_err(),
+            ParseError::NoQuestion(None)
+        );
     }
 
     #[test]

@@ -328,3 +328,76 @@ fn check_rejects_an_unknown_config_key() {
         describe(&output)
     );
 }
+
+#[test]
+fn dig_gets_a_server_cookie_and_is_answered_when_it_returns_it() {
+    let Some(dig_bin) = common::require_tool("dig", "dnsutils") else {
+        return;
+    };
+    let server = common::start_steerdns(&common::diff_zones(), "");
+    let port = server.port();
+    // dig prints `; COOKIE: <client><server> (good)` when the reply's
+    // COOKIE echoes its client cookie.
+    let cookie_of = |answer: &DigAnswer| {
+        let line = answer
+            .text
+            .lines()
+            .find(|l| l.starts_with("; COOKIE:"))
+            .unwrap_or_default()
+            .to_string();
+        answer.expect(line.ends_with("(good)"), "dig calls the COOKIE good");
+        line.split_whitespace()
+            .nth(2)
+            .unwrap_or_default()
+            .to_string()
+    };
+
+    let first = dig(&dig_bin, port, &["+cookie", "www.example.com", "A"]);
+    first.expect(first.status() == "NOERROR", "NOERROR");
+    let cookie = cookie_of(&first);
+    first.expect(
+        cookie.len() == 48,
+        "a client cookie and a 16-octet server cookie",
+    );
+    first.expect(
+        cookie[16..18] == *"01",
+        "an RFC 9018 server cookie (version 1)",
+    );
+
+    // Presenting it: answered, and the cookie, still fresh, comes back
+    // unchanged. A rejected one would be BADCOOKIE and a new cookie.
+    let again = dig(
+        &dig_bin,
+        port,
+        &[&format!("+cookie={cookie}"), "www.example.com", "A"],
+    );
+    again.expect(again.status() == "NOERROR", "NOERROR with the cookie");
+    again.expect(!again.text.contains("BADCOOKIE"), "no BADCOOKIE");
+    again.expect(cookie_of(&again) == cookie, "the same cookie back");
+    again.expect(
+        again.section("ANSWER").len() == 2,
+        "the answer holds the two A records",
+    );
+
+    // A server cookie we did not make counts as none (RFC 7873 §5.2.4):
+    // answered, with a fresh cookie.
+    let mut forged = cookie.clone();
+    let last = if forged.ends_with('0') { "1" } else { "0" };
+    forged.replace_range(47.., last);
+    let bad = dig(
+        &dig_bin,
+        port,
+        &[
+            &format!("+cookie={forged}"),
+            "+nobadcookie",
+            "www.example.com",
+            "A",
+        ],
+    );
+    bad.expect(bad.status() == "NOERROR", "a forged cookie is answered");
+    bad.expect(cookie_of(&bad) != forged, "a fresh cookie");
+    bad.expect(
+        cookie_of(&bad)[..16] == cookie[..16],
+        "for our client cookie",
+    );
+}

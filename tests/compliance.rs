@@ -13,7 +13,11 @@
 //!   and large EDNS buffers (TC), QDCOUNT 0 and 2, cut-off questions, a
 //!   message with QR set (no reply), and the EDNS Client Subnet
 //!   malformations of RFC 7871 §7.1 (FORMERR with an OPT record), and a
-//!   valid ECS option echoed with scope 0 (RFC 7871 §7.2.1).
+//!   valid ECS option echoed with scope 0 (RFC 7871 §7.2.1); DNS cookies
+//!   (RFC 7873, RFC 9018): malformed lengths, a client cookie alone, one
+//!   without a question, a server cookie not ours over UDP and TCP.
+//! * `dig +cookie` against the server: the COOKIE it gets, and that
+//!   presenting it back is accepted.
 //!
 //! Every failing row is named in the panic message, after all rows ran.
 
@@ -560,7 +564,7 @@ const ISC_PROBES: &[IscCase] = &[
     isc(
         "optlist",
         IscProbe::EDNS.options(OPTLIST).cookie(),
-        &["ok", "subnet"],
+        &["ok", "cookie", "subnet"],
     ),
     isc(
         "ednstcp",
@@ -591,7 +595,7 @@ const ISC_PROBES: &[IscCase] = &[
     isc(
         "ednscookie",
         IscProbe::EDNS.options(OPT_COOKIE).cookie(),
-        &["ok"],
+        &["ok", "cookie"],
     ),
     isc("ednsexpire", IscProbe::EDNS.options(OPT_EXPIRE), &["ok"]),
     isc(
@@ -607,7 +611,7 @@ const ISC_PROBES: &[IscCase] = &[
     isc(
         "edns1cookie",
         IscProbe::EDNS.options(OPT_COOKIE).cookie().version(1),
-        &["ok"],
+        &["ok", "cookie"],
     ),
     isc(
         "edns1expire",
@@ -623,12 +627,12 @@ const ISC_PROBES: &[IscCase] = &[
     isc(
         "bind11",
         IscProbe::EDNS.options(OPT_COOKIE).cookie().flags(DO),
-        &["ok"],
+        &["ok", "cookie"],
     ),
     isc(
         "dig11",
         IscProbe::EDNS.options(OPT_COOKIE).cookie().header(RD | AD),
-        &["ok"],
+        &["ok", "cookie"],
     ),
 ];
 
@@ -1069,6 +1073,55 @@ const ECS_TWICE: &[u8] = &[
     0, 8, 0, 7, 0, 1, 24, 0, 192, 0, 2, 0, 8, 0, 7, 0, 1, 24, 0, 198, 51, 100,
 ];
 
+/// COOKIE options (code 10, then the length) of the cases below: client
+/// cookies of malformed lengths (RFC 7873 §5.2.2), and a client cookie
+/// with a well-formed server cookie this server never made.
+const COOKIE_7: &[u8] = &[0, 10, 0, 7, 1, 2, 3, 4, 5, 6, 7];
+const COOKIE_9: &[u8] = &[0, 10, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+const COOKIE_41: &[u8] = &[
+    0, 10, 0, 41, 1, 2, 3, 4, 5, 6, 7, 8, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+const COOKIE_FORGED: &[u8] = &[
+    0, 10, 0, 24, 1, 2, 3, 4, 5, 6, 7, 8, 1, 0, 0, 0, 0x5c, 0xf7, 0x9f, 0x11, 0x1f, 0x81, 0x30,
+    0xc3, 0xee, 0xe2, 0x94, 0x80,
+];
+
+/// `query` with its question taken out (QDCOUNT 0).
+fn without_question(mut query: Vec<u8>) -> Vec<u8> {
+    let question = wire_name(ZONE).len() + 4;
+    query.drain(12..12 + question);
+    query[4..6].fill(0);
+    query
+}
+
+/// The reply carries a server cookie for our client cookie: a 24-octet
+/// COOKIE (RFC 9018), the client cookie echoed, version 1, and not the
+/// forged one.
+fn fresh_cookie(reply: &Reply) -> Result<(), String> {
+    let options = reply.options()?;
+    let cookies: Vec<&Vec<u8>> = (options.iter())
+        .filter(|(code, _)| *code == option::COOKIE)
+        .map(|(_, data)| data)
+        .collect();
+    let [cookie] = cookies.as_slice() else {
+        return Err(format!("{} COOKIE options instead of 1", cookies.len()));
+    };
+    require(
+        cookie.len() == 24,
+        &format!("a COOKIE of {} octets", cookie.len()),
+    )?;
+    require(
+        cookie[..8] == CLIENT_COOKIE,
+        "the client cookie is not echoed",
+    )?;
+    require(cookie[8] == 1, "server cookie version is not 1")?;
+    require(
+        cookie[..] != COOKIE_FORGED[4..],
+        "the forged cookie came back",
+    )
+}
+
 /// The cases beyond genreport's probes.
 const CASES: &[Case] = &[
     // --- TC behaviour with an answer of about 2,000 octets ---
@@ -1132,6 +1185,25 @@ const CASES: &[Case] = &[
         expect: Expect::Reply(|r| {
             formerr(r)?;
             require(r.questions.is_empty(), "a question in the reply")
+        }),
+    },
+    Case {
+        name: "qdcount0-edns-keeps-opt",
+        tcp: false,
+        query: |id| without_question(zone_query(id, "", rr::SOA, Some(Opt::PLAIN))),
+        expect: Expect::Reply(|r| {
+            formerr_with_opt(r)?;
+            require(r.questions.is_empty(), "a question in the reply")
+        }),
+    },
+    Case {
+        name: "qdcount0-cookie-gets-a-server-cookie",
+        tcp: false,
+        query: |id| without_question(soa_with_options(id, OPT_COOKIE)),
+        expect: Expect::Reply(|r| {
+            rcode_is(r, rcode::NOERROR)?;
+            require(r.questions.is_empty(), "a question in the reply")?;
+            fresh_cookie(r)
         }),
     },
     Case {
@@ -1271,6 +1343,57 @@ const CASES: &[Case] = &[
         tcp: false,
         query: |id| soa_with_options(id, ECS_TWICE),
         expect: Expect::Reply(formerr_with_opt),
+    },
+    // --- RFC 7873: DNS cookies ---
+    Case {
+        name: "cookie-7-octets-formerr",
+        tcp: false,
+        query: |id| soa_with_options(id, COOKIE_7),
+        expect: Expect::Reply(formerr_with_opt),
+    },
+    Case {
+        name: "cookie-9-octets-formerr",
+        tcp: false,
+        query: |id| soa_with_options(id, COOKIE_9),
+        expect: Expect::Reply(formerr_with_opt),
+    },
+    Case {
+        name: "cookie-41-octets-formerr",
+        tcp: false,
+        query: |id| soa_with_options(id, COOKIE_41),
+        expect: Expect::Reply(formerr_with_opt),
+    },
+    Case {
+        name: "cookie-client-only-answered-with-server-cookie",
+        tcp: false,
+        query: |id| soa_with_options(id, OPT_COOKIE),
+        expect: Expect::Reply(|r| {
+            rcode_is(r, rcode::NOERROR)?;
+            require(r.answers.len() == 1, "no SOA answer")?;
+            fresh_cookie(r)
+        }),
+    },
+    // RFC 7873 §5.2.4: a server cookie not ours counts as a client cookie
+    // alone, over UDP as over TCP (as BIND 9.18 does).
+    Case {
+        name: "cookie-bad-server-cookie-udp-answered",
+        tcp: false,
+        query: |id| soa_with_options(id, COOKIE_FORGED),
+        expect: Expect::Reply(|r| {
+            rcode_is(r, rcode::NOERROR)?;
+            require(r.answers.len() == 1, "no SOA answer")?;
+            fresh_cookie(r)
+        }),
+    },
+    Case {
+        name: "cookie-bad-server-cookie-tcp-answered",
+        tcp: true,
+        query: |id| soa_with_options(id, COOKIE_FORGED),
+        expect: Expect::Reply(|r| {
+            rcode_is(r, rcode::NOERROR)?;
+            require(r.answers.len() == 1, "no SOA answer")?;
+            fresh_cookie(r)
+        }),
     },
     // --- RFC 7871 §7.2.1: a valid ECS is echoed with scope 0 ---
     Case {

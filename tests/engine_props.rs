@@ -8,6 +8,7 @@ use hickory_proto::rr::{Name, RecordType};
 use proptest::prelude::*;
 
 use steerdns::config::Config;
+use steerdns::cookie::CookieSecret;
 use steerdns::engine::{respond, QueryContext, Transport};
 use steerdns::snapshot::Snapshot;
 
@@ -58,9 +59,11 @@ fn check(query: &[u8], transport: Transport) -> Option<Message> {
         client: "198.51.100.7:40000".parse().unwrap(),
         local: "127.0.0.1".parse().unwrap(),
         transport,
+        now: 1_700_000_000,
+        cookie_keys: CookieSecret::Shared([9; 16]).keys(0),
     };
     let mut out = vec![0u8; 65535];
-    let len = respond(query, &ctx, snapshot(), &mut out)?;
+    let len = respond(query, &ctx, snapshot(), &mut out)?.len;
     let reply = &out[..len];
     if transport == Transport::Udp {
         assert!(

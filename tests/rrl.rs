@@ -2,6 +2,9 @@
 //! flooded over loopback from one /24 (clients bound to 127.0.0.x) while a
 //! client in another /24 (127.1.0.10) asks at a modest rate.
 //!
+//! Also: wildcard answers share one account, and a client presenting a
+//! valid DNS server cookie is never limited.
+//!
 //! Every flood is bounded (a few thousand queries within about two
 //! seconds) and stays on 127.0.0.0/8.
 
@@ -16,7 +19,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
-use common::{QueryOpts, ServerProcess};
+use common::{with_cookie, QueryOpts, ServerProcess};
 
 /// Starts steerdns on a free loopback port with two UDP workers (so the
 /// shared table is really shared) and `rrl` as its `[rrl]` table.
@@ -50,6 +53,8 @@ struct Tally {
     full: usize,
     /// Replies with TC set.
     truncated: usize,
+    /// BADCOOKIE replies: how a limited reply slips to a cookie client.
+    badcookie: usize,
 }
 
 impl Tally {
@@ -95,6 +100,9 @@ fn flood(
                                 assert!(m.answers().is_empty(), "TC reply with records");
                                 assert_eq!(m.queries().len(), 1, "TC reply keeps the question");
                                 tally.truncated += 1;
+                            } else if u16::from(m.response_code()) == BADCOOKIE {
+                                assert!(m.answers().is_empty(), "BADCOOKIE with records");
+                                tally.badcookie += 1;
                             } else if full(&m) {
                                 tally.full += 1;
                             } else {
@@ -139,8 +147,22 @@ fn flood(
         total.full += t.full;
         total.truncated += t.truncated;
         last = last.max(last_reply.unwrap_or(last));
+        total.badcookie += t.badcookie;
     }
     (total, last - started)
+}
+
+/// The BADCOOKIE rcode (RFC 7873 §8).
+const BADCOOKIE: u16 = 23;
+
+/// The 24-byte COOKIE option (client cookie `client`, then the server
+/// cookie) found in the raw reply `reply`.
+fn cookie_of(reply: &[u8], client: &[u8; 8]) -> Vec<u8> {
+    let mut head = vec![0, 10, 0, 24];
+    head.extend_from_slice(client);
+    let at = (reply.windows(head.len()).position(|w| w == head))
+        .unwrap_or_else(|| panic!("no COOKIE in {reply:02x?}"));
+    reply[at + 4..at + 28].to_vec()
 }
 
 /// Asks one question from `ip` and waits for its reply.
@@ -291,4 +313,88 @@ fn loopback_is_exempt_by_default() {
         is_answer,
     );
     assert_eq!(tally.full, 400, "{tally:?}");
+}
+
+#[test]
+fn a_valid_server_cookie_is_never_limited() {
+    let server = start("exempt-clients = []\nresponses-per-second = 5\nslip = 2");
+    let addr = server.addr();
+    let client_cookie = [0x24, 0x64, 0xc4, 0xab, 0xcf, 0x10, 0xc9, 0x57];
+
+    // A client cookie alone earns a server cookie.
+    let socket = client("127.0.0.50", addr);
+    socket
+        .set_read_timeout(Some(common::QUERY_TIMEOUT))
+        .unwrap();
+    socket
+        .send(&with_cookie(
+            query("www.example.com.", RecordType::A, 1),
+            &client_cookie,
+        ))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = socket.recv(&mut buf).unwrap();
+    let reply = Message::from_vec(&buf[..n]).unwrap();
+    assert!(is_answer(&reply), "{reply:?}");
+    let cookie = cookie_of(&buf[..n], &client_cookie);
+    assert_eq!((cookie.len(), &cookie[..8]), (24, &client_cookie[..]));
+    drop(socket);
+
+    // Presenting it, the client is answered in full however fast it asks.
+    let (tally, _) = flood(
+        vec![client("127.0.0.50", addr)],
+        300,
+        1000,
+        |i| with_cookie(query("www.example.com.", RecordType::A, i as u16), &cookie),
+        is_answer,
+    );
+    assert_eq!(tally.full, 300, "{tally:?}");
+
+    // Without a cookie the same flood, from the same network, is limited.
+    let (tally, took) = flood(
+        vec![client("127.0.0.51", addr)],
+        300,
+        1000,
+        |i| query("www.example.com.", RecordType::A, i as u16),
+        is_answer,
+    );
+    assert!(tally.full <= allowed(5, took), "{tally:?}");
+    assert!(tally.truncated > 50, "{tally:?}");
+
+    // With a client cookie alone it is limited too, and what slips is
+    // BADCOOKIE with a server cookie rather than TC.
+    let (tally, took) = flood(
+        vec![client("127.0.0.52", addr)],
+        300,
+        1000,
+        |i| {
+            with_cookie(
+                query("mail.example.com.", RecordType::A, i as u16),
+                &client_cookie,
+            )
+        },
+        is_answer,
+    );
+    assert!(tally.full <= allowed(5, took), "{tally:?}");
+    assert_eq!(tally.truncated, 0, "{tally:?}");
+    assert!(tally.badcookie > 50, "{tally:?}");
+}
+
+#[test]
+fn wildcard_answers_are_counted_per_wildcard() {
+    // Names under a wildcard are free to invent, as NXDOMAIN names are:
+    // one account for the wildcard, as in BIND and Knot.
+    let server = start("exempt-clients = []\nresponses-per-second = 5\nslip = 0");
+    let addr = server.addr();
+    let (tally, took) = flood(
+        vec![client("127.0.0.70", addr)],
+        300,
+        1000,
+        |i| query(&format!("n{i}.wild.example.com."), RecordType::A, i as u16),
+        is_answer,
+    );
+    assert!(tally.full <= allowed(5, took), "{tally:?}");
+    // A name of its own has an account of its own.
+    let m = ask_from("127.0.0.70", addr, "www.example.com.", RecordType::A, 1);
+    assert!(is_answer(&m) && !m.truncated());
 }

@@ -24,6 +24,7 @@ use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RecordType};
 
 use steerdns::config::{Config, RrlConfig};
+use steerdns::cookie::CookieSecret;
 use steerdns::engine::{respond, QueryContext, Transport};
 use steerdns::rrl::RrlCounters;
 use steerdns::server::{Server, ServerError};
@@ -189,7 +190,8 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 /// A mix of queries: positive, wildcard, negative, referral, ANY, REFUSED,
 /// each routing method, each without EDNS, with EDNS and with ECS; then
-/// BADVERS and FORMERR.
+/// BADVERS and FORMERR, DNS cookies (client cookie alone, a bad server
+/// cookie, no question).
 fn query_mix() -> Vec<Vec<u8>> {
     let mut questions = vec![
         ("www.example.com.", RecordType::A),
@@ -217,6 +219,22 @@ fn query_mix() -> Vec<Vec<u8>> {
     bad_version[at] = 1;
     queries.push(bad_version);
     queries.push(vec![0; 12]);
+    // COOKIE options: 8 bytes (client cookie), then 24 (and a server
+    // cookie that is not ours), appended to an empty OPT record.
+    for cookie in [&[1u8; 8][..], &[2; 24]] {
+        let mut q = query("www.example.com.", RecordType::A, Opt::Plain);
+        let rdlen = q.len() - 2;
+        q[rdlen..].copy_from_slice(&(4 + cookie.len() as u16).to_be_bytes());
+        q.extend([0, 10, 0, cookie.len() as u8]);
+        q.extend(cookie);
+        let mut bare = q.clone();
+        queries.push(q);
+        // The same without its question: asks for a server cookie only.
+        let question = "www.example.com.".len() + 1 + 4;
+        bare.drain(12..12 + question);
+        bare[5] = 0;
+        queries.push(bare);
+    }
     queries
 }
 
@@ -238,6 +256,8 @@ fn engine_answers_without_allocating() {
             client: client.parse().unwrap(),
             local: local.parse().unwrap(),
             transport: Transport::Udp,
+            now: 1_700_000_000,
+            cookie_keys: CookieSecret::Shared([9; 16]).keys(0),
         };
         for _ in 0..500 {
             rounds += 1;
@@ -276,7 +296,7 @@ struct Seen {
     sent: usize,
     /// Replies that matched an outstanding query.
     replies: usize,
-    /// Replies with TC set.
+    /// Replies with TC set, or BADCOOKIE: how a limited reply slips.
     truncated: usize,
     /// Waits for a reply that timed out, and replies matching nothing.
     missing: usize,
@@ -350,7 +370,10 @@ impl Client {
                         outstanding.swap(at, waiting - 1);
                         waiting -= 1;
                         seen.replies += 1;
-                        seen.truncated += usize::from(reply[2] & 0x02 != 0);
+                        // A limited reply slips as TC, or as BADCOOKIE (23:
+                        // 7 in the header, the rest in OPT) to a client
+                        // with a DNS cookie.
+                        seen.truncated += usize::from(reply[2] & 0x02 != 0 || reply[3] & 0xf == 7);
                     }
                     _ => seen.stray += 1,
                 }
@@ -575,8 +598,8 @@ fn rate_limited_udp_server_answers_without_allocating() {
     };
     let server = Running::start(config);
     // A reply without a question cannot be truncated for a retry, so a
-    // limited one is dropped: leave the bare header out.
-    let queries: Vec<Vec<u8>> = query_mix().into_iter().filter(|q| q.len() > 12).collect();
+    // limited one is dropped: leave the queries without one out.
+    let queries: Vec<Vec<u8>> = query_mix().into_iter().filter(|q| q[5] == 1).collect();
     let before = server.counters.totals();
     let measured = server.measure(&queries, 10);
     let totals = server.counters.totals();

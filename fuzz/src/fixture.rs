@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use steerdns::config::Config;
+use steerdns::cookie::CookieSecret;
 use steerdns::engine::{QueryContext, Transport};
 use steerdns::health::Health;
 use steerdns::snapshot::Snapshot;
@@ -98,6 +99,9 @@ pub fn snapshot() -> &'static Snapshot {
     SNAPSHOT.get_or_init(load)
 }
 
+/// The time queries are answered at, for server cookies.
+const NOW: u32 = 1_700_000_000;
+
 /// The contexts every input is answered in: UDP from an IPv4 client to
 /// 127.0.0.1, and TCP from an IPv6 client to ::1.
 pub fn contexts() -> [QueryContext; 2] {
@@ -106,11 +110,15 @@ pub fn contexts() -> [QueryContext; 2] {
             client: SocketAddr::from(([198, 51, 100, 7], 40000)),
             local: LOCAL_ADDRESSES[0],
             transport: Transport::Udp,
+            now: NOW,
+            cookie_keys: CookieSecret::Shared([9; 16]).keys(NOW),
         },
         QueryContext {
             client: SocketAddr::from((Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x53), 40001)),
             local: LOCAL_ADDRESSES[1],
             transport: Transport::Tcp,
+            now: NOW,
+            cookie_keys: CookieSecret::Shared([9; 16]).keys(NOW),
         },
     ]
 }

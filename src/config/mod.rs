@@ -50,6 +50,9 @@ pub struct Config {
     pub rrl: RrlConfig,
     /// The account to switch to once every socket is bound.
     pub run_as: Option<RunAs>,
+    /// `[server] cookie-secret`: a DNS cookie secret shared by anycast
+    /// nodes (RFC 9018 §6); without it, each server draws its own.
+    pub cookie_secret: Option<crate::cookie::CookieSecret>,
     /// Zones to serve.
     pub zones: Vec<ZoneSource>,
     /// Where drain state is kept across restarts; the only place steerdns
@@ -173,6 +176,7 @@ impl Config {
             listen: server.listen,
             workers: server.workers,
             max_udp_payload: server.max_udp_payload,
+            cookie_secret: server.cookie_secret,
             tcp,
             rrl,
             run_as,

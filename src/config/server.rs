@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::cookie::CookieSecret;
+
 use super::value::{positive, Invalid};
 
 /// The account the server switches to after binding its sockets
@@ -41,6 +43,7 @@ pub(super) struct ServerSpec {
     max_udp_payload: Option<Spanned<u16>>,
     user: Option<Spanned<String>>,
     group: Option<Spanned<String>>,
+    cookie_secret: Option<Spanned<String>>,
 }
 
 /// The validated `[server]` table; [`Config`](super::Config) holds its
@@ -49,6 +52,9 @@ pub(super) struct Server {
     pub(super) listen: Vec<SocketAddr>,
     pub(super) workers: usize,
     pub(super) max_udp_payload: u16,
+    /// `cookie-secret`: a DNS cookie secret shared by anycast nodes
+    /// (RFC 9018 §6).
+    pub(super) cookie_secret: Option<CookieSecret>,
     /// Checked by the loader after `[tcp]` and `[rrl]`, the order in which
     /// mistakes have always been reported.
     pub(super) run_as: RunAsSpec,
@@ -83,10 +89,20 @@ impl Server {
             Some(p) => p.into_inner(),
             None => default_max_udp_payload(),
         };
+        let cookie_secret = match &spec.cookie_secret {
+            None => None,
+            Some(hex) => Some(CookieSecret::from_hex(hex.get_ref()).ok_or_else(|| {
+                Invalid::at(
+                    hex,
+                    "server.cookie-secret: must be 32 hexadecimal digits (16 bytes)",
+                )
+            })?),
+        };
         Ok(Server {
             listen: spec.listen.into_inner(),
             workers,
             max_udp_payload,
+            cookie_secret,
             run_as: RunAsSpec {
                 user: spec.user,
                 group: spec.group,
@@ -161,5 +177,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains(":3: server.user: must not be empty"), "{e}");
+    }
+
+    #[test]
+    fn cookie_secret_is_32_hex_digits() {
+        assert_eq!(parse_with("").unwrap().cookie_secret, None);
+        let secret = |value: &str| {
+            let line = format!("cookie-secret = \"{value}\"\n[[zone]]");
+            Config::from_str(&MINIMAL.replace("[[zone]]", &line), Path::new("x.toml"))
+                .map(|c| c.cookie_secret)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            secret("E5E973E5A6B2A43F48E7DC849E37BFCF"),
+            Ok(CookieSecret::from_hex("e5e973e5a6b2a43f48e7dc849e37bfcf"))
+        );
+        let e = secret("e5e973e5").unwrap_err();
+        assert!(e.contains(":3: server.cookie-secret: must be 32"), "{e}");
     }
 }

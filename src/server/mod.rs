@@ -40,17 +40,42 @@ use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 
 use crate::config::{Config, RunAs, TcpLimits};
-use crate::engine::{self, QueryContext};
+use crate::cookie::CookieSecret;
+use crate::engine::{self, QueryContext, Report};
 use crate::rrl::{RateLimiter, RrlCounters};
 use crate::snapshot::Snapshot;
 use crate::sys;
 
 /// Something that answers one query: writes the reply into the buffer and
-/// returns its length, or `None` to send nothing. In service this is
-/// [`engine::respond`] over the current snapshot; tests use simpler ones.
-pub(crate) trait Handler: Fn(&[u8], &QueryContext, &mut [u8]) -> Option<usize> {}
+/// reports it (its length, and what rate limiting needs), or returns
+/// `None` to send nothing. In service this is [`engine::respond`] over the
+/// current snapshot; tests use simpler ones.
+pub(crate) trait Handler: Fn(&[u8], &QueryContext, &mut [u8]) -> Option<Report> {}
 
-impl<F: Fn(&[u8], &QueryContext, &mut [u8]) -> Option<usize>> Handler for F {}
+impl<F: Fn(&[u8], &QueryContext, &mut [u8]) -> Option<Report>> Handler for F {}
+
+/// The wall-clock time in Unix seconds, modulo 2^32 as server cookies
+/// carry it (RFC 9018 §4.3); read once per UDP batch or TCP query.
+fn unix_seconds() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32)
+}
+
+/// A report of `len` bytes that says nothing else, for handlers in tests.
+#[cfg(test)]
+pub(crate) fn test_report(len: usize) -> Report {
+    Report {
+        len,
+        rcode: 0,
+        class: engine::ResponseClass::Answer,
+        qtype: 0,
+        account: engine::AccountName::EMPTY,
+        cookie: crate::cookie::CookieStatus::Absent,
+        question_end: 0,
+        opt_at: None,
+    }
+}
 
 /// Why the server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +161,8 @@ pub struct Server {
     rrl: Option<Arc<RateLimiter>>,
     /// What rate limiting did, one slot per UDP socket.
     rrl_counters: Arc<RrlCounters>,
+    /// The DNS cookie secret: configured, or drawn at bind.
+    cookies: CookieSecret,
 }
 
 impl Server {
@@ -168,6 +195,13 @@ impl Server {
             tcp.push((actual, listener));
         }
         let rrl_counters = Arc::new(RrlCounters::new(udp.len()));
+        let cookies = match config.cookie_secret {
+            Some(shared) => shared,
+            None => CookieSecret::random().map_err(|source| ServerError::Start {
+                what: "the DNS cookie secret",
+                source,
+            })?,
+        };
         Ok(Server {
             udp,
             tcp,
@@ -178,6 +212,7 @@ impl Server {
                 .enabled
                 .then(|| Arc::new(RateLimiter::new(&config.rrl))),
             rrl_counters,
+            cookies,
         })
     }
 
@@ -305,6 +340,7 @@ impl Server {
         // One time zero for every worker, so they stamp the shared rate
         // limiting table alike.
         let epoch = sys::coarse_seconds();
+        let cookies = self.cookies;
         for (i, (addr, socket)) in self.udp.into_iter().enumerate() {
             let handler = handler.clone();
             let worker_stop = stop.clone();
@@ -321,8 +357,14 @@ impl Server {
                             epoch,
                         })
                     });
-                    let result =
-                        udp::serve(&socket, addr, &worker_stop, &*handler, limiter.as_ref());
+                    let result = udp::serve(
+                        &socket,
+                        addr,
+                        &worker_stop,
+                        &*handler,
+                        &cookies,
+                        limiter.as_ref(),
+                    );
                     if let Err(e) = result {
                         tracing::error!(listen = %addr, "UDP worker stopped: {e}");
                         let _ = failed.send((addr, e));
@@ -356,6 +398,7 @@ impl Server {
                     gate.clone(),
                     self.limits.clone(),
                     handler.clone(),
+                    cookies,
                 ));
             }
             tokio::select! {
@@ -396,6 +439,7 @@ mod tests {
             },
             rrl: Default::default(),
             run_as: None,
+            cookie_secret: None,
             zones: Vec::new(),
             geoip: None,
             state_dir: None,
@@ -406,11 +450,11 @@ mod tests {
     }
 
     /// Answers with the query reversed.
-    fn reverse(query: &[u8], _: &QueryContext, out: &mut [u8]) -> Option<usize> {
+    fn reverse(query: &[u8], _: &QueryContext, out: &mut [u8]) -> Option<Report> {
         for (o, q) in out.iter_mut().zip(query.iter().rev()) {
             *o = *q;
         }
-        Some(query.len())
+        Some(test_report(query.len()))
     }
 
     #[test]

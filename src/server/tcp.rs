@@ -32,6 +32,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
 use crate::config::TcpLimits;
+use crate::cookie::CookieSecret;
 use crate::engine::{QueryContext, Transport};
 
 use super::Handler;
@@ -148,6 +149,7 @@ pub(crate) async fn serve<H: Handler + Send + Sync + 'static>(
     gate: Arc<Gate>,
     limits: TcpLimits,
     handler: Arc<H>,
+    cookies: CookieSecret,
 ) {
     let listen = listener
         .local_addr()
@@ -175,16 +177,20 @@ pub(crate) async fn serve<H: Handler + Send + Sync + 'static>(
         // Replies go out in one write each; Nagle's algorithm would hold a
         // pipelined reply back until the previous one is acknowledged.
         let _ = stream.set_nodelay(true);
+        // Time and keys are refreshed for every query (see `connection`).
+        let now = super::unix_seconds();
         let ctx = QueryContext {
             client,
             local: local.ip(),
             transport: Transport::Tcp,
+            now,
+            cookie_keys: cookies.keys(now),
         };
         let limits = limits.clone();
         let handler = handler.clone();
         tokio::spawn(async move {
             // A connection's errors concern that client alone: not logged.
-            let _ = connection(stream, &ctx, &limits, &*handler).await;
+            let _ = connection(stream, &ctx, &limits, &*handler, &cookies).await;
             drop(admission);
         });
     }
@@ -211,6 +217,7 @@ async fn connection<S, H>(
     ctx: &QueryContext,
     limits: &TcpLimits,
     handler: &H,
+    cookies: &CookieSecret,
 ) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -244,7 +251,14 @@ where
         answered = answered.saturating_add(1);
         // None: the engine drops the message (unreadable header, or a
         // response), as it would over UDP; the connection stays.
-        let Some(len) = handler(&query, ctx, &mut reply[2..]) else {
+        // The clock is read per query: a connection may live for hours.
+        let now = super::unix_seconds();
+        let ctx = QueryContext {
+            now,
+            cookie_keys: cookies.keys(now),
+            ..*ctx
+        };
+        let Some(len) = handler(&query, &ctx, &mut reply[2..]).map(|r| r.len) else {
             continue;
         };
         let Ok(prefix) = u16::try_from(len) else {
@@ -282,9 +296,12 @@ mod tests {
     use std::net::SocketAddr;
     use tokio::net::TcpStream;
 
+    use crate::engine::Report;
+    use crate::server::test_report;
+
     /// Answers with the query's bytes reversed; drops queries starting
     /// with `d`.
-    fn reverse(query: &[u8], ctx: &QueryContext, out: &mut [u8]) -> Option<usize> {
+    fn reverse(query: &[u8], ctx: &QueryContext, out: &mut [u8]) -> Option<Report> {
         assert_eq!(ctx.transport, Transport::Tcp);
         assert!(ctx.local.is_loopback());
         if query.first() == Some(&b'd') {
@@ -293,7 +310,7 @@ mod tests {
         for (o, q) in out.iter_mut().zip(query.iter().rev()) {
             *o = *q;
         }
-        Some(query.len())
+        Some(test_report(query.len()))
     }
 
     fn limits() -> TcpLimits {
@@ -313,7 +330,8 @@ mod tests {
                 .unwrap();
         let addr = listener.local_addr().unwrap();
         let gate = Arc::new(Gate::new(&limits));
-        tokio::spawn(serve(listener, gate, limits, Arc::new(reverse)));
+        let secret = CookieSecret::Shared([0; 16]);
+        tokio::spawn(serve(listener, gate, limits, Arc::new(reverse), secret));
         addr
     }
 

@@ -13,6 +13,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::cookie::CookieSecret;
 use crate::engine::{QueryContext, Transport};
 use crate::rrl::{self, RateLimiter, Verdict, WorkerCounters};
 use crate::sys::{self, RecvBatch, SendBatch};
@@ -49,7 +50,8 @@ pub(crate) struct Limiter<'a> {
 }
 
 /// Serves queries on `socket` (bound to `bound`) until `stop` is set,
-/// passing each reply through `limiter` when there is one.
+/// making server cookies with `cookies` and passing each reply through
+/// `limiter` when there is one.
 ///
 /// Returns an error only for a failure that will not pass: the socket
 /// itself is unusable. Passing errors are logged, at most once a second.
@@ -58,6 +60,7 @@ pub(crate) fn serve<H: Handler>(
     bound: SocketAddr,
     stop: &AtomicBool,
     handler: &H,
+    cookies: &CookieSecret,
     limiter: Option<&Limiter<'_>>,
 ) -> io::Result<()> {
     // The read timeout only bounds how long the stop flag goes unread.
@@ -84,6 +87,9 @@ pub(crate) fn serve<H: Handler>(
         // batch takes microseconds. Truncation is fine: the limiter uses
         // the low bits only (wraps after 136 years anyway).
         let now = limiter.map_or(0, |l| sys::coarse_seconds().wrapping_sub(l.epoch) as u32);
+        // Cookies carry wall-clock time (RFC 9018 §4.3), also read once.
+        let unix_now = super::unix_seconds();
+        let cookie_keys = cookies.keys(unix_now);
         for i in 0..received {
             let Some(query) = queries.get(i) else {
                 continue;
@@ -94,29 +100,33 @@ pub(crate) fn serve<H: Handler>(
                 // one address has none and needs none.
                 local: query.dest.map_or(bound.ip(), |dest| dest.ip),
                 transport: Transport::Udp,
+                now: unix_now,
+                cookie_keys,
             };
             // A bug in the engine must cost one query, not the worker
             // and with it this socket's share of all traffic. Catching
             // costs nothing unless something panics.
             let out = replies.buffer();
             let answer = panic::catch_unwind(AssertUnwindSafe(|| handler(query.data, &ctx, out)));
-            let Ok(Some(len)) = answer else {
+            let Ok(Some(report)) = answer else {
                 continue;
             };
+            let len = report.len;
             if len > REPLY_LEN {
                 continue;
             }
-            // Rate limiting judges the reply the engine wrote (see
-            // `crate::rrl`). TCP never comes here: it cannot be spoofed.
+            // Rate limiting judges the reply by the engine's report of it
+            // (see `crate::rrl`). TCP never comes here: it cannot be
+            // spoofed.
             let len = match limiter {
                 None => len,
                 Some(l) => {
-                    let verdict = l.rrl.check(now, query.source.ip(), &out[..len]);
+                    let verdict = l.rrl.check(now, query.source.ip(), &report);
                     l.counters.count(verdict);
                     match verdict {
                         Verdict::Send => len,
                         Verdict::Drop => continue,
-                        Verdict::Slip => match rrl::truncate(out, len) {
+                        Verdict::Slip => match rrl::truncate(out, &report) {
                             Some(short) => short,
                             None => continue,
                         },
@@ -187,11 +197,13 @@ mod tests {
     use std::sync::Arc;
     use std::thread;
 
+    use crate::engine::Report;
+    use crate::server::test_report;
     use crate::sys::bind_udp;
 
     /// Answers with the query's bytes, then the local address the query
     /// arrived on; drops queries starting with `d`; panics on `p`.
-    fn echo(query: &[u8], ctx: &QueryContext, out: &mut [u8]) -> Option<usize> {
+    fn echo(query: &[u8], ctx: &QueryContext, out: &mut [u8]) -> Option<Report> {
         assert_eq!(ctx.transport, Transport::Udp);
         match query.first() {
             Some(b'd') => return None,
@@ -203,7 +215,7 @@ mod tests {
         out[..query.len()].copy_from_slice(query);
         out[query.len()] = b' ';
         out[query.len() + 1..len].copy_from_slice(local.as_bytes());
-        Some(len)
+        Some(test_report(len))
     }
 
     /// Runs a worker on `bind_ip` port 0; returns its port, stop flag and
@@ -213,7 +225,8 @@ mod tests {
         let bound = socket.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let worker = thread::spawn(move || serve(&socket, bound, &flag, &echo, None));
+        let secret = CookieSecret::Shared([0; 16]);
+        let worker = thread::spawn(move || serve(&socket, bound, &flag, &echo, &secret, None));
         (bound.port(), stop, worker)
     }
 

@@ -587,6 +587,17 @@ pub fn build_query(name: &Name, rtype: RecordType, opts: &QueryOpts) -> Message 
     message
 }
 
+/// `query` (in wire format, its OPT record last and without options) with
+/// a COOKIE option (RFC 7873 §4) of `cookie` added to that OPT record.
+pub fn with_cookie(mut query: Vec<u8>, cookie: &[u8]) -> Vec<u8> {
+    let rdlen = query.len() - 2;
+    query[rdlen..].copy_from_slice(&(4 + cookie.len() as u16).to_be_bytes());
+    query.extend_from_slice(&10u16.to_be_bytes());
+    query.extend_from_slice(&(cookie.len() as u16).to_be_bytes());
+    query.extend_from_slice(cookie);
+    query
+}
+
 /// Parses a name keeping its case (`Name::from_str` would lowercase it).
 pub fn name(text: &str) -> Name {
     Name::from_ascii(text).unwrap_or_else(|e| panic!("bad name {text:?}: {e}"))

@@ -21,7 +21,7 @@ use std::cell::RefCell;
 use crate::check::{self, Summary};
 use crate::fixture;
 use steerdns::engine::{respond, QueryContext, Transport};
-use steerdns::wire::{Query, OPTION_ECS};
+use steerdns::wire::{ParseError, Query, OPTION_ECS};
 
 thread_local! {
     /// The response buffer, as big as a TCP message; reused across inputs.
@@ -33,7 +33,7 @@ pub fn run(query: &[u8]) {
     let snap = fixture::snapshot();
     OUT.with_borrow_mut(|out| {
         for ctx in fixture::contexts() {
-            let len = respond(query, &ctx, snap, out);
+            let len = respond(query, &ctx, snap, out).map(|r| r.len);
             check_exchange(query, &ctx, len.map(|n| &out[..n]));
         }
     });
@@ -84,6 +84,10 @@ fn check_exchange(query: &[u8], ctx: &QueryContext, reply: Option<&[u8]>) {
         assert_eq!(s.flags & 0x07f0, 0, "header bits set in a NOTIMP reply");
     }
     let Some(q) = parsed else {
+        // No question but an OPT record: still OPT back (RFC 6891 §7).
+        if let Err(ParseError::NoQuestion(Some(_))) = Query::parse(query) {
+            assert!(s.opt.is_some(), "no OPT in the reply to an EDNS query");
+        }
         return;
     };
     assert_eq!(
