@@ -396,6 +396,17 @@ impl GeoTable {
         (id, scope)
     }
 
+    /// A table over the same networks with each place mapped by `f`
+    /// (`None` for networks the database does not place), neighbours that
+    /// map alike merged, so a service's scopes are as wide as its own
+    /// answers allow.
+    pub fn map_places<W: PartialEq>(
+        &self,
+        f: impl Fn(Option<(LocationId, &Location)>) -> W,
+    ) -> PrefixTable<W> {
+        self.table.map(|&id| f(self.location(id).map(|l| (id, l))))
+    }
+
     /// A location by id; `None` for [`UNKNOWN`].
     pub fn location(&self, id: LocationId) -> Option<&Location> {
         self.locations.get(id as usize)

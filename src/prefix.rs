@@ -312,7 +312,39 @@ impl<V: Clone + PartialEq> PrefixTable<V> {
     }
 }
 
+impl<V> Runs<V> {
+    /// The same runs with values mapped by `f`, neighbours that map alike
+    /// merged.
+    fn map<W: PartialEq>(&self, f: &impl Fn(&V) -> W) -> Runs<W> {
+        let mut starts = Vec::new();
+        let mut values: Vec<W> = Vec::new();
+        for (start, value) in self.starts.iter().zip(self.values.iter()) {
+            let w = f(value);
+            if values.last() != Some(&w) {
+                starts.push(*start);
+                values.push(w);
+            }
+        }
+        Runs {
+            starts: starts.into(),
+            values: values.into(),
+            bits: self.bits,
+        }
+    }
+}
+
 impl<V> PrefixTable<V> {
+    /// A table with every value mapped by `f`, neighbouring runs that map
+    /// to equal values merged: what a service needs from a shared table
+    /// (e.g. places to endpoint chains), with scopes as wide as its own
+    /// answers allow.
+    pub fn map<W: PartialEq>(&self, f: impl Fn(&V) -> W) -> PrefixTable<W> {
+        PrefixTable {
+            v4: self.v4.map(&f),
+            v6: self.v6.map(&f),
+        }
+    }
+
     /// The value for `address`, and the scope: the fewest leading bits of
     /// `address` that decide it, never more than `source_prefix` (the bits
     /// the resolver disclosed, RFC 7871 §7.2.1).
@@ -474,6 +506,22 @@ mod tests {
             assert_eq!(sorted.lookup(ip(a), 32), general.lookup(ip(a), 32), "{a}");
         }
         assert_eq!(sorted.runs(), general.runs());
+    }
+
+    #[test]
+    fn mapping_merges_runs_that_map_alike() {
+        let t = table(&[("10.0.0.0/9", 1), ("10.128.0.0/9", 2), ("11.0.0.0/8", 3)]);
+        assert_eq!(t.lookup(ip("10.1.0.0"), 32), (&1, 9));
+        let odd = t.map(|v| v % 2);
+        // 10.0/9 (1) and 10.128/9 (2 -> 0) stay apart; 11/8 (3 -> 1) too.
+        assert_eq!(odd.lookup(ip("10.1.0.0"), 32), (&1, 9));
+        let any = t.map(|v| u32::from(*v > 0));
+        assert_eq!(
+            any.lookup(ip("10.1.0.0"), 32),
+            (&1, 7),
+            "10/7 covers 10/8 and 11/8"
+        );
+        assert_eq!(any.runs(), 3 + 1);
     }
 
     #[test]

@@ -118,8 +118,8 @@ fn clients_in_different_places_get_their_own_endpoint_and_scope() {
         ("81.2.69.0", 24, "192.0.2.1", 24),    // GB: lon
         ("2.125.170.0", 24, "192.0.2.2", 19),  // DE: EU's fra, the /19 of the record
         ("216.160.83.0", 24, "192.0.2.3", 24), // US-CA: sfo
-        ("216.160.84.0", 24, "192.0.2.4", 24), // US-NY: NA's iad
-        ("1.130.0.0", 16, "192.0.2.4", 11),    // AU: `*`
+        ("216.160.84.0", 24, "192.0.2.4", 22), // US-NY: NA's iad, as all of /22
+        ("1.130.0.0", 16, "192.0.2.4", 7),     // AU: `*`, as all of 0/7
     ] {
         assert_eq!(
             geo.ask("geo.example.com.", RecordType::A, client, len),

@@ -14,22 +14,29 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{first_fit, Ask, Choice, PolicyInput, Step, Trace};
-use crate::geo::{GeoTable, Location, LocationId, Region, UNKNOWN};
+use crate::geo::{GeoTable, Location, Region};
+use crate::prefix::PrefixTable;
 
-/// Per-location fallback chains over a geo table; shared by geographic and
+/// Per-place fallback chains over a geo table; shared by geographic and
 /// performance routing.
+///
+/// The service's own table maps client networks straight to chains:
+/// neighbouring networks whose places give the same chain merge, so the
+/// ECS scope is the widest block that gets this service's answer, not
+/// merely the database's network (a resolver caches one answer for all of
+/// Europe when the service treats Europe as one).
 #[derive(Debug, Clone)]
 pub struct GeoChains {
     geo: Arc<GeoTable>,
-    /// Chain index per location id; the last entry is for [`UNKNOWN`].
-    chain_of: Box<[u32]>,
+    /// Client network to chain index.
+    table: PrefixTable<u32>,
     /// The distinct chains of endpoint indexes.
     chains: Box<[Box<[u16]>]>,
 }
 
 impl GeoChains {
-    /// Builds a chain for every location of `geo` (and for unknown
-    /// clients, `None`) with `chain_for`, interning equal chains.
+    /// Builds a chain for every place of `geo` (and for unplaced clients,
+    /// `None`) with `chain_for`, interning equal chains.
     pub fn new(geo: Arc<GeoTable>, chain_for: impl Fn(Option<&Location>) -> Vec<u16>) -> GeoChains {
         let mut chains: Vec<Box<[u16]>> = Vec::new();
         let mut index: HashMap<Vec<u16>, u32> = HashMap::new();
@@ -39,30 +46,29 @@ impl GeoChains {
                 (chains.len() - 1) as u32
             })
         };
-        let mut chain_of: Vec<u32> = geo
+        // Each place's chain once, then the table maps runs through it.
+        let of_place: Vec<u32> = geo
             .locations()
             .iter()
             .map(|l| intern(chain_for(Some(l))))
             .collect();
-        chain_of.push(intern(chain_for(None)));
+        let unplaced = intern(chain_for(None));
+        let table = geo.map_places(|place| match place {
+            Some((id, _)) => of_place[id as usize],
+            None => unplaced,
+        });
         GeoChains {
             geo,
-            chain_of: chain_of.into(),
+            table,
             chains: chains.into(),
         }
     }
 
-    /// The client's location, its chain, and the scope they hold for.
+    /// The client's chain and the scope it holds for.
     #[inline]
-    pub fn chain(&self, input: &PolicyInput) -> (LocationId, &[u16], u8) {
-        let (id, scope) = self.geo.lookup(input.client, input.source_prefix);
-        let slot = if id == UNKNOWN {
-            self.chain_of.len() - 1
-        } else {
-            id as usize
-        };
-        let chain = &self.chains[self.chain_of[slot] as usize];
-        (id, chain, scope)
+    pub fn chain(&self, input: &PolicyInput) -> (&[u16], u8) {
+        let (&chain, scope) = self.table.lookup(input.client, input.source_prefix);
+        (&self.chains[chain as usize], scope)
     }
 
     /// The table, for explanations.
@@ -70,22 +76,26 @@ impl GeoChains {
         &self.geo
     }
 
-    /// How many distinct chains the locations share (load statistics).
-    pub fn distinct(&self) -> usize {
-        self.chains.len()
+    /// How many distinct chains the places share, and how many runs the
+    /// service's table has (load statistics).
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.chains.len(), self.table.runs())
     }
 
-    /// Describes the client's place for a trace.
-    pub(crate) fn describe(&self, input: &PolicyInput, id: LocationId, scope: u8) -> String {
-        let place = match self.geo.location(id) {
+    /// The client's place, and a description of it for a trace.
+    pub(crate) fn describe(&self, input: &PolicyInput, scope: u8) -> (Location, String) {
+        let (id, _) = self.geo.lookup(input.client, input.source_prefix);
+        let place = self.geo.location(id).copied();
+        let text = match place {
             Some(l) => l.to_string(),
             None => "not in the database".into(),
         };
         let block = crate::prefix::Prefix::around(input.client, scope);
-        format!(
-            "client {}/{}: {place} (database network, merged with same-place neighbours: {block})",
+        let text = format!(
+            "client {}/{}: {text}; this service answers all of {block} alike",
             input.client, input.source_prefix
-        )
+        );
+        (place.unwrap_or_default(), text)
     }
 }
 
@@ -133,10 +143,10 @@ impl Geographic {
             health: _,
             family: _,
         } = *ask;
-        let (id, chain, scope) = self.chains.chain(input);
+        let (chain, scope) = self.chains.chain(input);
         if trace.enabled() {
-            trace.step(|| Step::note(0, self.chains.describe(input, id, scope)));
-            let location = self.chains.geo().location(id).copied().unwrap_or_default();
+            let (location, text) = self.chains.describe(input, scope);
+            trace.step(|| Step::note(0, text));
             for region in location.regions() {
                 if let Some((_, list)) = self.regions.iter().find(|(r, _)| *r == region) {
                     let names: Vec<&str> = list
@@ -227,7 +237,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_most_specific_region_wins_with_the_database_network_as_scope() {
+    fn the_most_specific_region_wins_with_the_widest_block_answered_alike_as_scope() {
         let (s, h) = service(&[
             ("EU", &[1, 0]),
             ("GB", &[0]),
@@ -252,13 +262,13 @@ pub(crate) mod tests {
         );
         assert_eq!(
             ask(&s, &h, "216.160.84.0", 24),
-            (vec!["iad".into()], 24),
-            "continent NA"
+            (vec!["iad".into()], 22),
+            "continent NA; 216.160.84/22 gets iad throughout (the rest is `*`)"
         );
         assert_eq!(
             ask(&s, &h, "1.130.0.0", 16),
-            (vec!["iad".into()], 11),
-            "* for Oceania"
+            (vec!["iad".into()], 7),
+            "* for Oceania, like all of 0/7 (the next different answer is 2.125.160/19)"
         );
         assert_eq!(
             ask(&s, &h, "2001:db8:aa:1::", 56),

@@ -91,10 +91,11 @@ impl Performance {
             health,
             family,
         } = *ask;
-        let (id, chain, scope) = self.chains.chain(input);
+        let (chain, scope) = self.chains.chain(input);
         if trace.enabled() {
-            trace.step(|| Step::note(0, self.chains.describe(input, id, scope)));
-            let place = self.chains.geo().location(id).and_then(|l| l.degrees());
+            let (location, text) = self.chains.describe(input, scope);
+            trace.step(|| Step::note(0, text));
+            let place = location.degrees();
             for &i in chain {
                 let i = usize::from(i);
                 let km = place.map(|p| distance_km(p, self.locations[i]));

@@ -391,10 +391,18 @@ mod tests {
         let mut trickle = TcpStream::connect(addr).await.unwrap();
         trickle.write_all(&frame(b"query")[..4]).await.unwrap();
         assert_closed(&mut trickle, Duration::from_secs(2)).await;
-        // The timer restarts with each query.
+        // The timer restarts with each query: three pauses of 600 ms add up
+        // to more than the 1.5 s timeout, and each leaves 900 ms of slack
+        // for a loaded machine.
+        let addr = start(TcpLimits {
+            idle_timeout: Duration::from_millis(1500),
+            initial_timeout: Duration::from_millis(1500),
+            ..limits()
+        })
+        .await;
         let mut busy = TcpStream::connect(addr).await.unwrap();
         for _ in 0..3 {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(600)).await;
             busy.write_all(&frame(b"ab")).await.unwrap();
             assert_eq!(read_frame(&mut busy).await, b"ba");
         }
