@@ -4,7 +4,9 @@
 // of the crate is safe Rust.
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod config;
+pub mod digest;
 pub mod drain;
 pub mod duration;
 pub mod engine;

@@ -6,10 +6,11 @@
 //! [`Snapshot`](crate::snapshot::Snapshot) compiled from it.
 //!
 //! One file per table: `server`, `tcp`, `rrl`, `zone`, `monitor`,
-//! `service`. Each validates its table into a value or an `Invalid` (a
+//! `service`, `admin`. Each validates its table into a value or an `Invalid` (a
 //! message and the byte span it is about); this file reads the document,
 //! calls them in order and turns the first span refused into `file:line`.
 
+mod admin;
 mod monitor;
 mod rrl;
 mod server;
@@ -24,6 +25,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use admin::AdminConfig;
 pub(crate) use rrl::{v4_mask, v6_mask};
 pub use rrl::{ClientPrefix, RrlConfig, MAX_RRL_RATE, MAX_RRL_SLIP, MAX_RRL_WINDOW};
 pub use server::{RunAs, MAX_UDP_PAYLOAD_LIMIT};
@@ -59,6 +61,8 @@ pub struct Config {
     pub monitors: BTreeMap<String, Arc<Monitor>>,
     /// Services answered by a routing policy instead of static records.
     pub services: Vec<ServiceConfig>,
+    /// The admin HTTP listener (`[admin]`), if any.
+    pub admin: Option<AdminConfig>,
     /// The config file, for errors found later (at snapshot load).
     pub file: PathBuf,
 }
@@ -102,6 +106,7 @@ struct Spec {
     monitors: BTreeMap<String, MonitorSpec>,
     #[serde(default, rename = "service")]
     services: Vec<service::ServiceSpec>,
+    admin: Option<admin::AdminSpec>,
 }
 
 /// The `[state]` table as written.
@@ -149,6 +154,10 @@ impl Config {
         let zones = zone::zones(spec.zones, base)?;
         let monitors = monitor::monitors(&spec.monitors)?;
         let services = service::services(spec.services, &monitors, lines)?;
+        let admin = spec
+            .admin
+            .map(|a| AdminConfig::from_spec(a, base))
+            .transpose()?;
         Ok(Config {
             listen: server.listen,
             workers: server.workers,
@@ -160,6 +169,7 @@ impl Config {
             state_dir: spec.state.map(|s| base.join(s.dir)),
             monitors,
             services,
+            admin,
             file: path.to_path_buf(),
         })
     }
