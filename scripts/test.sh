@@ -41,7 +41,8 @@ install_dns_tools() {
     # Tool, then the Debian package that brings it. ring (TLS for the
     # HTTPS probes) compiles C, libFuzzer C++; the failover lab
     # (tests/failover.rs) needs iproute2, busybox (its HTTP payload) and
-    # the four recursive resolvers.
+    # the four recursive resolvers; tests/admin.rs renders the status
+    # page in headless Chromium.
     local tool package
     while read -r tool package; do
         have "$tool" || missing+=("$package")
@@ -57,6 +58,7 @@ unbound unbound
 kresd knot-resolver
 pdns_recursor pdns-recursor
 named bind9
+chromium chromium
 EOF
     if [ "${#missing[@]}" -eq 0 ]; then
         return

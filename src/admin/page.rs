@@ -78,6 +78,9 @@ pub fn render(s: &Status) -> String {
         .services
         .iter()
         .any(|svc| svc.queries_per_second.is_some());
+    if !s.services.is_empty() {
+        overview(&mut h, &s.services, rates);
+    }
     for svc in &s.services {
         service(&mut h, svc, rates);
     }
@@ -112,6 +115,46 @@ pub fn render(s: &Status) -> String {
     }
     h.push_str("</table>\n</body></html>\n");
     h
+}
+
+/// One line per service: the glance.
+fn overview(h: &mut String, services: &[ServiceStatus], rates: bool) {
+    h.push_str("<table><tr><th>service</th><th>method</th><th>health</th><th>serving</th>");
+    if rates {
+        h.push_str("<th>queries/s</th>");
+    }
+    h.push_str("</tr>\n");
+    for svc in services {
+        let serving = svc.endpoints.iter().filter(|e| e.serving).count();
+        let mut state = badge(&svc.health);
+        if svc.drained {
+            state.push_str(" <span class=\"badge drained\">drained</span>");
+        }
+        let drained = svc.endpoints.iter().filter(|e| e.drained).count();
+        let _ = write!(
+            h,
+            "<tr><td><a href=\"#{}\">{}</a></td><td>{}</td><td>{state}</td><td>{serving} of {}{}</td>",
+            esc(&svc.name),
+            esc(&svc.name),
+            esc(&svc.method),
+            svc.endpoints.len(),
+            if drained > 0 {
+                format!(", {drained} drained")
+            } else {
+                String::new()
+            }
+        );
+        if rates {
+            match svc.queries_per_second {
+                Some(q) => {
+                    let _ = write!(h, "<td>{q:.1}</td>");
+                }
+                None => h.push_str("<td></td>"),
+            }
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</table>\n");
 }
 
 fn service(h: &mut String, svc: &ServiceStatus, rates: bool) {
@@ -189,6 +232,11 @@ fn endpoint(h: &mut String, e: &EndpointStatus) {
     if e.probes.is_empty() {
         last.push_str("<span class=\"muted\">not probed</span>");
     }
+    let since = if e.probes.is_empty() {
+        vec!["<span class=\"muted\">load</span>".to_string()]
+    } else {
+        since
+    };
     let _ = writeln!(
         h,
         "<tr><td>{name}</td><td>{}</td><td>{state}</td><td>{}</td><td>{last}</td></tr>",
