@@ -86,8 +86,10 @@ pub fn ignore_hangups_until_ready() -> std::io::Result<()> {
 /// API and status page).
 #[derive(Debug, Clone)]
 pub struct Loaded {
-    /// Digests of the files in force, taken when they were loaded.
-    pub digest: Arc<ConfigDigest>,
+    /// Digests of the files in force, taken when they were loaded;
+    /// `None` while those of the first load are being computed (on the
+    /// blocking pool, so they never delay the first answer).
+    pub digest: Option<Arc<ConfigDigest>>,
     /// When the configuration in force was loaded.
     pub at: SystemTime,
     /// The last reload attempt: when, and why it was refused (`None`: it
@@ -144,16 +146,28 @@ pub struct Reloader {
 
 impl Reloader {
     /// Takes charge of `snapshot`, loaded from `config` (read from
-    /// `path`), and starts its probes. Call it inside a tokio runtime,
-    /// before the server answers: it reads the loaded files once more for
-    /// their digests.
+    /// `path`), and starts its probes. Call it inside a tokio runtime.
     pub fn start(path: PathBuf, config: Config, snapshot: Arc<ArcSwap<Snapshot>>) -> Reloader {
         let journal = Arc::new(Journal::new());
         let probes = start_probes(&snapshot.load(), &journal);
         let (loaded, _) = watch::channel(Loaded {
-            digest: Arc::new(ConfigDigest::of(&config)),
+            digest: None,
             at: SystemTime::now(),
             last_attempt: None,
+        });
+        // Reading a large zone again takes a while: off the runtime.
+        let publish = loaded.clone();
+        let first = config.clone();
+        tokio::task::spawn_blocking(move || {
+            let digest = Arc::new(ConfigDigest::of(&first));
+            // A reload that finished meanwhile has the newer digest.
+            publish.send_if_modified(|l| {
+                let fresh = l.digest.is_none();
+                if fresh {
+                    l.digest = Some(digest);
+                }
+                fresh
+            });
         });
         let (sender, requests) = mpsc::channel(PENDING_REQUESTS);
         Reloader {
@@ -299,7 +313,7 @@ impl Reloader {
         let took = started.elapsed();
         self.config = config;
         self.loaded.send_modify(|l| {
-            l.digest = Arc::new(digest);
+            l.digest = Some(Arc::new(digest));
             l.at = SystemTime::now();
         });
         tokio::task::spawn_blocking(move || retire(old, RETIRE_TIMEOUT));

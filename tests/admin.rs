@@ -170,14 +170,21 @@ listen = "127.0.0.1:{admin_port}"
         let mut command = Command::new(steerdns_bin());
         command.arg("serve").arg("--config").arg(&config);
         let server = ServerProcess::start("steerdns", command, logs, port, "example.com.");
-        Node {
+        let node = Node {
             server,
             home,
             config,
             admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
             primary: Some(primary),
             _secondary: secondary,
-        }
+        };
+        let auth = format!("Authorization: Bearer {TOKEN}");
+        // The first digests are computed beside the start.
+        eventually(Duration::from_secs(5), "config digest", || {
+            http(node.admin, "GET", "/api/v1/version", &[&auth], "").json()["config_sha256"]
+                .is_string()
+        });
+        node
     }
 
     fn get(&self, path: &str) -> Reply {

@@ -29,6 +29,20 @@ use crate::config::AdminConfig;
 use crate::drain::{DrainError, DrainState, DrainTarget};
 use crate::explain::{self, Question};
 
+/// Every path served, with the methods it allows (for `Allow` on 405).
+/// `docs/openapi.yaml` documents each; a test checks that it does.
+const ROUTES: &[(&str, &str)] = &[
+    ("/", "GET"),
+    ("/api/v1/status", "GET"),
+    ("/api/v1/version", "GET"),
+    ("/api/v1/services", "GET"),
+    ("/api/v1/health/changes", "GET"),
+    ("/api/v1/explain", "GET"),
+    ("/api/v1/drain", "GET, POST"),
+    ("/api/v1/undrain", "POST"),
+    ("/api/v1/reload", "POST"),
+];
+
 /// A response with its whole body.
 pub type Reply = Response<Full<Bytes>>;
 
@@ -94,16 +108,8 @@ impl Api {
         let path = request.uri().path().to_string();
         let query = request.uri().query().unwrap_or("").to_string();
         let method = request.method().clone();
-        let allowed = match path.as_str() {
-            "/"
-            | "/api/v1/status"
-            | "/api/v1/version"
-            | "/api/v1/services"
-            | "/api/v1/health/changes"
-            | "/api/v1/explain" => "GET",
-            "/api/v1/drain" => "GET, POST",
-            "/api/v1/undrain" | "/api/v1/reload" => "POST",
-            _ => return error(StatusCode::NOT_FOUND, &format!("no route {path}")),
+        let Some(&(_, allowed)) = ROUTES.iter().find(|(p, _)| *p == path) else {
+            return error(StatusCode::NOT_FOUND, &format!("no route {path}"));
         };
         let get = method == Method::GET || method == Method::HEAD;
         match (path.as_str(), get, method == Method::POST) {
@@ -345,4 +351,27 @@ fn reply(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Reply
     // Live state: a cached copy would be a lie.
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_documented_in_the_openapi_file() {
+        let doc = include_str!("../../docs/openapi.yaml");
+        let paths = &doc[doc.find("\npaths:\n").unwrap()..doc.find("\ncomponents:\n").unwrap()];
+        for (path, methods) in ROUTES {
+            let at = paths
+                .find(&format!("\n  {path}:\n"))
+                .unwrap_or_else(|| panic!("{path} is not in docs/openapi.yaml"));
+            // The operations of this path: up to the next path.
+            let body = &paths[at + 1..];
+            let end = body[1..].find("\n  /").map_or(body.len(), |e| e + 1);
+            for m in methods.split(", ") {
+                let op = format!("\n    {}:", m.to_lowercase());
+                assert!(body[..end].contains(&op), "{m} {path} is not documented");
+            }
+        }
+    }
 }

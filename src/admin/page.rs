@@ -29,6 +29,7 @@ th{background:#f0f0f0}\
 
 /// The status page.
 pub fn render(s: &Status) -> String {
+    let sha256 = s.config.sha256.as_deref().unwrap_or("(computing)");
     let mut h = String::with_capacity(8 * 1024);
     let _ = write!(
         h,
@@ -45,8 +46,8 @@ pub fn render(s: &Status) -> String {
         uptime(s.uptime_seconds),
         esc(&s.started),
         esc(&s.config.file),
-        esc(&s.config.sha256),
-        esc(s.config.sha256.get(..16).unwrap_or(&s.config.sha256)),
+        esc(sha256),
+        esc(sha256.get(..16).unwrap_or(sha256)),
         esc(&s.config.loaded),
     );
     if let Some(r) = &s.config.last_reload {
@@ -292,7 +293,11 @@ pub fn render_table(s: &Status) -> String {
         s.started
     );
     let _ = writeln!(t, "config    {} loaded {}", s.config.file, s.config.loaded);
-    let _ = writeln!(t, "sha256    {}", s.config.sha256);
+    let _ = writeln!(
+        t,
+        "sha256    {}",
+        s.config.sha256.as_deref().unwrap_or("(computing)")
+    );
     if let Some(r) = &s.config.last_reload {
         let outcome = r
             .error

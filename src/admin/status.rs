@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::ConfigDigest;
+use crate::digest::FileDigest;
 use crate::health::{HealthId, Journal, SlotStatus};
 use crate::policy::{Family, Method, ServiceRule, Target};
 use crate::reload::Loaded;
@@ -44,8 +44,9 @@ pub struct ConfigStatus {
     /// The config file.
     pub file: String,
     /// SHA-256 over the config file and every zone file: equal on nodes
-    /// that run the same configuration.
-    pub sha256: String,
+    /// that run the same configuration. `None` for a moment after the
+    /// start, while it is computed.
+    pub sha256: Option<String>,
     /// Each file with its own SHA-256.
     pub files: Vec<FileStatus>,
     /// When it was loaded (RFC 3339).
@@ -189,7 +190,7 @@ impl Status {
             version: env!("CARGO_PKG_VERSION").to_string(),
             started: rfc3339(s.started),
             uptime_seconds: s.uptime.as_secs(),
-            config: config_status(&s.loaded.digest, s.loaded),
+            config: config_status(s.loaded),
             node_drained: s.node_drained,
             services: snap
                 .services
@@ -212,18 +213,21 @@ impl Status {
     }
 }
 
-fn config_status(digest: &ConfigDigest, loaded: &Loaded) -> ConfigStatus {
-    let file = |role: &str, d: &crate::digest::FileDigest| FileStatus {
+fn config_status(loaded: &Loaded) -> ConfigStatus {
+    let file = |role: &str, d: &FileDigest| FileStatus {
         role: role.to_string(),
         path: d.path.display().to_string(),
         sha256: d.sha256.clone(),
     };
+    let digest = loaded.digest.as_deref();
     ConfigStatus {
-        file: digest.config.path.display().to_string(),
-        sha256: digest.sha256.clone(),
-        files: std::iter::once(file("config", &digest.config))
-            .chain(digest.zones.iter().map(|(origin, d)| file(origin, d)))
-            .collect(),
+        file: digest.map_or(String::new(), |d| d.config.path.display().to_string()),
+        sha256: digest.map(|d| d.sha256.clone()),
+        files: digest.map_or(Vec::new(), |d| {
+            std::iter::once(file("config", &d.config))
+                .chain(d.zones.iter().map(|(origin, z)| file(origin, z)))
+                .collect()
+        }),
         loaded: rfc3339(loaded.at),
         last_reload: loaded
             .last_attempt
