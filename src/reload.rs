@@ -20,7 +20,11 @@
 //!    (see [`retire`]), never on a query thread.
 //!
 //! Reloads never overlap: one task runs them one after the other, and
-//! signals that arrive during a reload coalesce into one more.
+//! signals that arrive during a reload coalesce into one more. The admin
+//! API asks for the same reload through a [`ReloadHandle`] and gets its
+//! outcome back (the errors, `file:line: message`, when refused); the
+//! reloader publishes what is loaded ([`Loaded`]: file digests, the last
+//! attempt) and keeps the probes' [`Journal`] across reloads.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
