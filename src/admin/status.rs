@@ -449,6 +449,154 @@ pub fn reachable(listen: SocketAddr) -> SocketAddr {
 mod tests {
     use super::*;
 
+    use std::sync::Arc;
+
+    use crate::config::Config;
+    use crate::health::Health;
+
+    /// A snapshot of a `self` service and a priority service with a
+    /// monitored endpoint and an unmonitored one; nothing probes yet.
+    fn snapshot(tag: &str) -> Snapshot {
+        let dir = std::env::temp_dir().join(format!(
+            "steerdns-admin-status-{tag}-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("z.zone"),
+            "$TTL 300\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\n",
+        )
+        .unwrap();
+        let text = r#"[server]
+listen = ["127.0.0.1:5353"]
+[[zone]]
+origin = "z.test."
+file = "z.zone"
+[monitor.m]
+protocol = "tcp"
+port = 80
+[[service]]
+name = "lb.z.test."
+routing = "self"
+monitor = "m"
+peers = ["192.0.2.10"]
+[[service]]
+name = "api.z.test."
+routing = "priority"
+endpoints = [
+  { name = "a", addresses = ["192.0.2.20", "192.0.2.21"], priority = 1, monitor = "m" },
+  { name = "b", addresses = ["192.0.2.30"], priority = 2 },
+]
+"#;
+        let config = Config::from_str(text, &dir.join("steerdns.toml")).unwrap();
+        let snap = Snapshot::load_with(&config, &[]).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        snap
+    }
+
+    fn build(snap: &Snapshot, journal: &Journal) -> Status {
+        let loaded = Loaded {
+            digest: None,
+            at: UNIX_EPOCH,
+            last_attempt: Some((UNIX_EPOCH, Some("x.toml:3: bad".into()))),
+        };
+        Status::build(&Sources {
+            snapshot: snap,
+            journal,
+            loaded: &loaded,
+            node_drained: false,
+            started: UNIX_EPOCH,
+            uptime: Duration::from_secs(61),
+        })
+    }
+
+    #[test]
+    fn services_endpoints_and_health_words() {
+        let snap = snapshot("words");
+        let journal = Journal::new();
+        let s = build(&snap, &journal);
+        assert_eq!(s.uptime_seconds, 61);
+        assert_eq!(s.config.sha256, None);
+        let reload = s.config.last_reload.as_ref().unwrap();
+        assert_eq!(
+            (reload.ok, reload.error.as_deref()),
+            (false, Some("x.toml:3: bad"))
+        );
+        let [lb, api] = &s.services[..] else {
+            panic!("{:?}", s.services)
+        };
+        assert_eq!((lb.method.as_str(), lb.health.as_str()), ("self", "up"));
+        let names: Vec<&str> = lb.endpoints.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["this node", "peer 192.0.2.10"]);
+        assert_eq!(api.endpoints[0].target, "192.0.2.20, 192.0.2.21");
+        assert_eq!(api.endpoints[0].probes.len(), 2);
+        assert_eq!(api.endpoints[0].priority, Some(1));
+        assert!(api.endpoints[1].probes.is_empty());
+
+        // One address of `a` down: partial, still serving; both: down.
+        let a = &snap.services[1].endpoints[0];
+        let crate::policy::Target::Addresses(list) = &a.target else {
+            panic!()
+        };
+        snap.health.set_health(list[0].slot, Health::Down);
+        let s = build(&snap, &journal);
+        let ep = &s.services[1].endpoints[0];
+        assert_eq!((ep.health.as_str(), ep.serving), ("partial", true));
+        assert_eq!(s.services[1].health, "up");
+        snap.health.set_health(list[1].slot, Health::Down);
+        let s = build(&snap, &journal);
+        let ep = &s.services[1].endpoints[0];
+        assert_eq!((ep.health.as_str(), ep.serving), ("down", false));
+        assert_eq!(s.services[1].health, "degraded");
+
+        // A drained endpoint is up but not serving; a drained self
+        // service is down and drained.
+        snap.health
+            .set_drained(snap.services[1].endpoints[1].slot, true);
+        snap.health
+            .set_drained(snap.services[0].local_slot().unwrap(), true);
+        let s = build(&snap, &journal);
+        let b = &s.services[1].endpoints[1];
+        assert_eq!(
+            (b.health.as_str(), b.drained, b.serving),
+            ("up", true, false)
+        );
+        assert_eq!(s.services[1].health, "down");
+        assert_eq!(
+            (s.services[0].health.as_str(), s.services[0].drained),
+            ("down", true)
+        );
+
+        // The journal's results show on the probe they belong to.
+        let plan = snap.probes.iter().find(|p| p.slot == list[1].slot).unwrap();
+        let label: Arc<str> = Arc::from(plan.label.as_str());
+        let at = UNIX_EPOCH + Duration::from_secs(86_400);
+        let failed = Err(crate::health::ProbeFailure::Refused);
+        journal.record(
+            &label,
+            plan.target,
+            at,
+            &Ok(()),
+            Duration::from_millis(2),
+            Health::Up,
+        );
+        journal.record(
+            &label,
+            plan.target,
+            at,
+            &failed,
+            Duration::from_millis(3),
+            Health::Down,
+        );
+        let s = build(&snap, &journal);
+        let probe = &s.services[1].endpoints[0].probes[1];
+        assert_eq!(probe.target, "192.0.2.21:80");
+        let last = probe.last.as_ref().unwrap();
+        assert_eq!((last.status.as_str(), last.latency_ms), ("failed", 3.0));
+        assert_eq!(probe.since.as_deref(), Some("1970-01-02T00:00:00Z"));
+        assert_eq!(s.changes[0].reason.as_deref(), Some("connect refused"));
+    }
+
     #[test]
     fn rfc3339_dates() {
         let at = |s| UNIX_EPOCH + Duration::from_secs(s);
