@@ -113,10 +113,10 @@ impl Api {
         };
         let get = method == Method::GET || method == Method::HEAD;
         match (path.as_str(), get, method == Method::POST) {
-            ("/", true, _) => html(super::page::render(&self.status())),
-            ("/api/v1/status", true, _) => json(StatusCode::OK, &self.status()),
+            ("/", true, _) => html(super::page::render(&self.status().await)),
+            ("/api/v1/status", true, _) => json(StatusCode::OK, &self.status().await),
             ("/api/v1/version", true, _) => {
-                let s = self.status();
+                let s = self.status().await;
                 json(
                     StatusCode::OK,
                     &serde_json::json!({
@@ -127,8 +127,10 @@ impl Api {
                     }),
                 )
             }
-            ("/api/v1/services", true, _) => json(StatusCode::OK, &self.status().services),
-            ("/api/v1/health/changes", true, _) => json(StatusCode::OK, &self.status().changes),
+            ("/api/v1/services", true, _) => json(StatusCode::OK, &self.status().await.services),
+            ("/api/v1/health/changes", true, _) => {
+                json(StatusCode::OK, &self.status().await.changes)
+            }
             ("/api/v1/explain", true, _) => self.explain(&query),
             ("/api/v1/drain", true, _) => self.drain_state().await,
             ("/api/v1/drain", _, true) => self.drain(request, true).await,
@@ -148,17 +150,18 @@ impl Api {
     }
 
     /// The status, built now.
-    fn status(&self) -> Status {
+    async fn status(&self) -> Status {
+        // A drain file that cannot be read says nothing about the node;
+        // the services' own drains come from the health view. Read on the
+        // blocking pool, as every file is here.
+        let node_drained = match self.state.state_dir.clone() {
+            Some(dir) => tokio::task::spawn_blocking(move || DrainState::load(&dir))
+                .await
+                .is_ok_and(|state| state.is_ok_and(|s| s.node)),
+            None => false,
+        };
         let snapshot = self.state.snapshot.load();
         let loaded = self.state.loaded.borrow().clone();
-        // A drain file that cannot be read says nothing about the node;
-        // the services' own drains come from the health view.
-        let node_drained = self
-            .state
-            .state_dir
-            .as_deref()
-            .and_then(|dir| DrainState::load(dir).ok())
-            .is_some_and(|s| s.node);
         Status::build(&Sources {
             snapshot: &snapshot,
             journal: &self.state.journal,
