@@ -169,6 +169,8 @@ impl Api {
             node_drained,
             started: self.state.started.1,
             uptime: self.state.started.0.elapsed(),
+            // Filled once the metrics module counts queries per service.
+            rates: None,
         })
     }
 

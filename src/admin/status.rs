@@ -166,6 +166,9 @@ pub struct Change {
     pub reason: Option<String>,
 }
 
+/// Queries per second answered for the service named by the argument.
+pub type QueryRates = dyn Fn(&str) -> Option<f64> + Sync;
+
 /// What [`Status::build`] reads.
 pub struct Sources<'a> {
     /// The snapshot in force.
@@ -180,6 +183,10 @@ pub struct Sources<'a> {
     pub started: SystemTime,
     /// Time since the start.
     pub uptime: Duration,
+    /// Queries per second answered for a service, by its name: the hook
+    /// for the metrics module's per-service counters. `None` (today):
+    /// rates unknown, shown as `null` and left off the page.
+    pub rates: Option<&'a QueryRates>,
 }
 
 impl Status {
@@ -195,7 +202,11 @@ impl Status {
             services: snap
                 .services
                 .iter()
-                .map(|rule| service_status(snap, s.journal, rule))
+                .map(|rule| {
+                    let mut service = service_status(snap, s.journal, rule);
+                    service.queries_per_second = s.rates.and_then(|rate| rate(&service.name));
+                    service
+                })
                 .collect(),
             changes: s
                 .journal
@@ -507,6 +518,7 @@ endpoints = [
             node_drained: false,
             started: UNIX_EPOCH,
             uptime: Duration::from_secs(61),
+            rates: None,
         })
     }
 
@@ -595,6 +607,26 @@ endpoints = [
         assert_eq!((last.status.as_str(), last.latency_ms), ("failed", 3.0));
         assert_eq!(probe.since.as_deref(), Some("1970-01-02T00:00:00Z"));
         assert_eq!(s.changes[0].reason.as_deref(), Some("connect refused"));
+
+        // Rates, when given, land on their service and on the page.
+        let rates = |name: &str| (name == "api.z.test.").then_some(12.5);
+        let loaded = Loaded {
+            digest: None,
+            at: UNIX_EPOCH,
+            last_attempt: None,
+        };
+        let s = Status::build(&Sources {
+            snapshot: &snap,
+            journal: &journal,
+            loaded: &loaded,
+            node_drained: false,
+            started: UNIX_EPOCH,
+            uptime: Duration::ZERO,
+            rates: Some(&rates),
+        });
+        assert_eq!(s.services[1].queries_per_second, Some(12.5));
+        assert_eq!(s.services[0].queries_per_second, None);
+        assert!(super::super::page::render(&s).contains("<td>12.5</td>"));
     }
 
     #[test]
