@@ -579,25 +579,39 @@ fn limits_refuse_big_bodies_many_headers_slow_clients_and_floods() {
     });
 }
 
-/// Latencies of `count` sequential UDP queries, sorted; each must be
-/// answered on the first attempt within a second.
-fn dns_latencies(addr: SocketAddr, count: usize) -> Vec<Duration> {
-    let mut times = Vec::with_capacity(count);
+/// Latencies of UDP queries sent one at a time, one every
+/// [`QUERY_PACE`], for [`WINDOW`] (so a stall anywhere in the window is
+/// sampled), sorted; each must be answered on the first attempt within a
+/// second.
+fn dns_latencies(addr: SocketAddr) -> Vec<Duration> {
     let message = common::build_query(
         &common::name("www.example.com."),
         RecordType::A,
         &QueryOpts::default(),
     );
     let wire = message.to_vec().unwrap();
-    for i in 0..count {
-        let started = Instant::now();
+    let started = Instant::now();
+    let mut times = Vec::new();
+    // Bounded in count and time.
+    for i in 0..(WINDOW.as_millis() / QUERY_PACE.as_millis()) {
+        let sent = Instant::now();
+        if sent.duration_since(started) > WINDOW {
+            break;
+        }
         common::exchange_udp(addr, &wire, Duration::from_secs(1), 1)
             .unwrap_or_else(|e| panic!("query {i}: {e}"));
-        times.push(started.elapsed());
+        times.push(sent.elapsed());
+        std::thread::sleep(QUERY_PACE.saturating_sub(sent.elapsed()));
     }
     times.sort();
     times
 }
+
+/// How long each measurement runs.
+const WINDOW: Duration = Duration::from_secs(2);
+
+/// Time between two queries' starts.
+const QUERY_PACE: Duration = Duration::from_millis(2);
 
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
@@ -607,10 +621,7 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
 fn an_api_flood_does_not_slow_dns_answers() {
     let _serial = serial();
     let node = Node::start("");
-    const QUERIES: usize = 400;
-    // Warm up, then the baseline.
-    dns_latencies(node.server.addr(), 50);
-    let baseline = dns_latencies(node.server.addr(), QUERIES);
+    let baseline = dns_latencies(node.server.addr());
 
     let stop = Arc::new(AtomicBool::new(false));
     let served = Arc::new(AtomicU64::new(0));
@@ -638,7 +649,7 @@ fn an_api_flood_does_not_slow_dns_answers() {
         served.load(Ordering::Relaxed) >= 50
     });
     let flood_started = (Instant::now(), served.load(Ordering::Relaxed));
-    let flooded = dns_latencies(node.server.addr(), QUERIES);
+    let flooded = dns_latencies(node.server.addr());
     let rate = (served.load(Ordering::Relaxed) - flood_started.1) as f64
         / flood_started.0.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
@@ -648,21 +659,38 @@ fn an_api_flood_does_not_slow_dns_answers() {
 
     let (b50, b99) = (percentile(&baseline, 50), percentile(&baseline, 99));
     let (f50, f99) = (percentile(&flooded, 50), percentile(&flooded, 99));
+    let (b_slow, f_slow) = (slow_share(&baseline), slow_share(&flooded));
     println!(
-        "DNS over UDP, {QUERIES} queries: baseline median {b50:?} p99 {b99:?}; \
-         during {rate:.0} API requests/s: median {f50:?} p99 {f99:?}"
+        "DNS over UDP, a query every {QUERY_PACE:?} for {WINDOW:?}: baseline ({} queries) \
+         median {b50:?} p99 {b99:?}, {b_slow:.1}% over {SLOW:?}; during {rate:.0} API \
+         requests/s ({} queries): median {f50:?} p99 {f99:?}, {f_slow:.1}% over {SLOW:?}",
+        baseline.len(),
+        flooded.len()
     );
     assert!(rate > 20.0, "the flood was no flood: {rate:.0} requests/s");
-    // Generous: the flood's clients share two cores with the server, so
-    // some slowdown is the machine's, not the server's.
+    // The flood's clients share the machine's cores with the server, so
+    // some slowdown is the machine's, not the server's (a busy machine
+    // took 25% of queries over 1 ms with the API untouched): the bounds
+    // allow that, and catch stalls of several milliseconds. A 2 ms lock
+    // shared by the API and the answer path (tried on purpose) took p99
+    // from 0.4 ms to 6.6 ms and failed; from 0.6 to 5.3 ms it passed.
     assert!(
-        f50 <= b50 * 10 + Duration::from_millis(2),
+        f50 <= b50 * 3 + Duration::from_millis(1),
         "median {f50:?} against {b50:?}"
     );
     assert!(
-        f99 <= b99 * 10 + Duration::from_millis(20),
+        f99 <= b99 * 3 + Duration::from_millis(5),
         "p99 {f99:?} against {b99:?}"
     );
+}
+
+/// A query slower than this counts as stalled.
+const SLOW: Duration = Duration::from_millis(1);
+
+/// The percentage of `times` over [`SLOW`].
+fn slow_share(times: &[Duration]) -> f64 {
+    let slow = times.iter().filter(|&&t| t > SLOW).count();
+    slow as f64 * 100.0 / times.len().max(1) as f64
 }
 
 #[test]
