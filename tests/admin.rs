@@ -617,17 +617,15 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
 
-#[test]
-fn an_api_flood_does_not_slow_dns_answers() {
-    let _serial = serial();
-    let node = Node::start("");
-    let baseline = dns_latencies(node.server.addr());
-
+/// Sends `GET path` to `target` from three threads, one request per
+/// connection, while `measure` runs; returns what it measured and the
+/// rate of requests answered with 200 meanwhile.
+fn during_flood<T>(target: SocketAddr, path: &str, measure: impl FnOnce() -> T) -> (T, f64) {
     let stop = Arc::new(AtomicBool::new(false));
     let served = Arc::new(AtomicU64::new(0));
     let flooders: Vec<_> = (0..3)
         .map(|_| {
-            let (stop, served, admin) = (stop.clone(), served.clone(), node.admin);
+            let (stop, served, path) = (stop.clone(), served.clone(), path.to_string());
             std::thread::spawn(move || {
                 let deadline = Instant::now() + Duration::from_secs(30);
                 // Bounded in count and time.
@@ -635,9 +633,7 @@ fn an_api_flood_does_not_slow_dns_answers() {
                     if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
                         break;
                     }
-                    if try_http(admin, "GET", "/api/v1/status", &[], "")
-                        .is_ok_and(|r| r.status == 200)
-                    {
+                    if try_http(target, "GET", &path, &[], "").is_ok_and(|r| r.status == 200) {
                         served.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -648,40 +644,163 @@ fn an_api_flood_does_not_slow_dns_answers() {
     eventually(Duration::from_secs(10), "flood under way", || {
         served.load(Ordering::Relaxed) >= 50
     });
-    let flood_started = (Instant::now(), served.load(Ordering::Relaxed));
-    let flooded = dns_latencies(node.server.addr());
-    let rate = (served.load(Ordering::Relaxed) - flood_started.1) as f64
-        / flood_started.0.elapsed().as_secs_f64();
+    let (started, before) = (Instant::now(), served.load(Ordering::Relaxed));
+    let measured = measure();
+    let rate = (served.load(Ordering::Relaxed) - before) as f64 / started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     for f in flooders {
         f.join().unwrap();
     }
+    (measured, rate)
+}
 
-    let (b50, b99) = (percentile(&baseline, 50), percentile(&baseline, 99));
-    let (f50, f99) = (percentile(&flooded, 50), percentile(&flooded, 99));
-    let (b_slow, f_slow) = (slow_share(&baseline), slow_share(&flooded));
-    println!(
-        "DNS over UDP, a query every {QUERY_PACE:?} for {WINDOW:?}: baseline ({} queries) \
-         median {b50:?} p99 {b99:?}, {b_slow:.1}% over {SLOW:?}; during {rate:.0} API \
-         requests/s ({} queries): median {f50:?} p99 {f99:?}, {f_slow:.1}% over {SLOW:?}",
-        baseline.len(),
-        flooded.len()
-    );
+/// A stand-in for the admin listener in the test process: one thread
+/// answering every request with the same body, so that a baseline carries
+/// the same client load and a like server load as the real flood, and
+/// what differs is only where that server runs.
+struct Decoy {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Decoy {
+    fn start(body: String) -> Decoy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16_384 {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Decoy {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Decoy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wakes the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn an_api_flood_does_not_slow_dns_answers() {
+    let _serial = serial();
+    let node = Node::start("");
+    let dns = node.server.addr();
+    // The baseline: the same flood, at a decoy serving the same answer.
+    // Two rounds each, alternating, and the better round of each is
+    // compared: a stall the API causes shows in both of its rounds, while
+    // the machine's own hiccups (other processes) seldom last across two.
+    let decoy = Decoy::start(node.get("/api/v1/status").body);
+    let mut decoy_rounds = Vec::new();
+    let mut api_rounds = Vec::new();
+    for _ in 0..2 {
+        decoy_rounds.push(Round::of(during_flood(decoy.addr, "/", || {
+            dns_latencies(dns)
+        })));
+        api_rounds.push(Round::of(during_flood(
+            node.admin,
+            "/api/v1/status",
+            || dns_latencies(dns),
+        )));
+    }
+    drop(decoy);
+    for (who, rounds) in [("decoy", &decoy_rounds), ("API", &api_rounds)] {
+        for r in rounds {
+            println!(
+                "DNS over UDP, a query every {QUERY_PACE:?} for {WINDOW:?}, beside {:.0} {who} \
+                 requests/s: {} queries, median {:?} p99 {:?}, {:.1}% over {SLOW:?}",
+                r.rate, r.queries, r.p50, r.p99, r.slow
+            );
+        }
+    }
+    let worst =
+        |rounds: &[Round], key: fn(&Round) -> f64| rounds.iter().map(key).fold(f64::MIN, f64::max);
+    let best =
+        |rounds: &[Round], key: fn(&Round) -> f64| rounds.iter().map(key).fold(f64::MAX, f64::min);
+    let rate = best(&api_rounds, |r| r.rate);
     assert!(rate > 20.0, "the flood was no flood: {rate:.0} requests/s");
-    // The flood's clients share the machine's cores with the server, so
-    // some slowdown is the machine's, not the server's (a busy machine
-    // took 25% of queries over 1 ms with the API untouched): the bounds
-    // allow that, and catch stalls of several milliseconds. A 2 ms lock
-    // shared by the API and the answer path (tried on purpose) took p99
-    // from 0.4 ms to 6.6 ms and failed; from 0.6 to 5.3 ms it passed.
-    assert!(
-        f50 <= b50 * 3 + Duration::from_millis(1),
-        "median {f50:?} against {b50:?}"
+    // The bounds leave room for noise and catch queries that wait behind
+    // API requests: a 2 ms lock shared by the API and the answer path
+    // (tried on purpose) put 37-51% of the queries over 1 ms in the API's
+    // better round (0.1-0.2% beside the decoy) and failed 4 runs of 4.
+    let (decoy_slow, api_slow) = (
+        best(&decoy_rounds, |r| r.slow),
+        best(&api_rounds, |r| r.slow),
     );
     assert!(
-        f99 <= b99 * 3 + Duration::from_millis(5),
-        "p99 {f99:?} against {b99:?}"
+        api_slow <= decoy_slow * 2.0 + 15.0,
+        "{api_slow:.1}% of queries over {SLOW:?} beside the API flood, {decoy_slow:.1}% beside the decoy"
     );
+    let (decoy_p50, api_p50) = (
+        best(&decoy_rounds, |r| r.p50.as_secs_f64() * 1e6),
+        best(&api_rounds, |r| r.p50.as_secs_f64() * 1e6),
+    );
+    assert!(
+        api_p50 <= decoy_p50 * 3.0 + 300.0,
+        "median {api_p50:.0} µs beside the API flood, {decoy_p50:.0} µs beside the decoy"
+    );
+    let (decoy_p99, api_p99) = (
+        worst(&decoy_rounds, |r| r.p99.as_secs_f64() * 1e6),
+        best(&api_rounds, |r| r.p99.as_secs_f64() * 1e6),
+    );
+    // p99 is noisy: the worse decoy round, and a wide margin.
+    assert!(
+        api_p99 <= decoy_p99 * 3.0 + 5000.0,
+        "p99 {api_p99:.0} µs beside the API flood, {decoy_p99:.0} µs beside the decoy"
+    );
+}
+
+/// One measurement: query latencies beside a flood.
+struct Round {
+    rate: f64,
+    queries: usize,
+    p50: Duration,
+    p99: Duration,
+    /// Percentage of queries over [`SLOW`].
+    slow: f64,
+}
+
+impl Round {
+    fn of((sorted, rate): (Vec<Duration>, f64)) -> Round {
+        Round {
+            rate,
+            queries: sorted.len(),
+            p50: percentile(&sorted, 50),
+            p99: percentile(&sorted, 99),
+            slow: slow_share(&sorted),
+        }
+    }
 }
 
 /// A query slower than this counts as stalled.
