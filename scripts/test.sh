@@ -42,7 +42,8 @@ install_dns_tools() {
     # HTTPS probes) compiles C, libFuzzer C++; the failover lab
     # (tests/failover.rs) needs iproute2, busybox (its HTTP payload) and
     # the four recursive resolvers; tests/ecs_unbound.rs needs unbound
-    # built with its subnetcache (ECS) module, as Debian's is.
+    # built with its subnetcache (ECS) module, as Debian's is;
+    # tests/admin.rs renders the status page in headless Chromium.
     local tool package
     while read -r tool package; do
         have "$tool" || missing+=("$package")
@@ -58,6 +59,7 @@ unbound unbound
 kresd knot-resolver
 pdns_recursor pdns-recursor
 named bind9
+chromium chromium
 EOF
     if [ "${#missing[@]}" -eq 0 ]; then
         return

@@ -17,6 +17,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
+use crate::name::Name;
 use crate::snapshot::Snapshot;
 
 /// Name of the drain file inside the state directory.
@@ -59,6 +60,82 @@ pub enum DrainError {
         /// What is wrong.
         message: String,
     },
+    /// A drain named a service that is not configured.
+    #[error("no service named {0}")]
+    UnknownService(String),
+    /// A drain named an endpoint its service does not have.
+    #[error("service {service} has no endpoint {endpoint:?}")]
+    UnknownEndpoint {
+        /// The service (its key).
+        service: String,
+        /// The endpoint as given.
+        endpoint: String,
+    },
+}
+
+/// What one drain or undrain is about, with names checked against the
+/// configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DrainTarget {
+    /// The whole node.
+    Node,
+    /// One service, by its key (lowercase, ending in a dot).
+    Service(String),
+    /// One endpoint of a service.
+    Endpoint {
+        /// The service's key.
+        service: String,
+        /// The endpoint's name.
+        endpoint: String,
+    },
+}
+
+impl DrainTarget {
+    /// The target `service` and `endpoint` name (neither: the node),
+    /// checked against `services`: each configured service's name with
+    /// its endpoints' names. The service name may omit its final dot and
+    /// is compared without case.
+    pub fn find<'a>(
+        service: Option<&str>,
+        endpoint: Option<&str>,
+        services: impl IntoIterator<Item = (&'a Name, Vec<&'a str>)>,
+    ) -> Result<DrainTarget, DrainError> {
+        let Some(given) = service else {
+            return Ok(DrainTarget::Node);
+        };
+        let key = Name::from_absolute_text(given.trim_end_matches('.'))
+            .map_err(|_| DrainError::UnknownService(given.to_string()))?
+            .to_lowercase()
+            .to_string();
+        let endpoints = services
+            .into_iter()
+            .find(|(name, _)| name.to_lowercase().to_string() == key)
+            .map(|(_, endpoints)| endpoints)
+            .ok_or_else(|| DrainError::UnknownService(key.clone()))?;
+        match endpoint {
+            None => Ok(DrainTarget::Service(key)),
+            Some(e) if endpoints.contains(&e) => Ok(DrainTarget::Endpoint {
+                service: key,
+                endpoint: e.to_string(),
+            }),
+            Some(e) => Err(DrainError::UnknownEndpoint {
+                service: key,
+                endpoint: e.to_string(),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for DrainTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DrainTarget::Node => f.write_str("node"),
+            DrainTarget::Service(s) => f.write_str(s),
+            DrainTarget::Endpoint { service, endpoint } => {
+                write!(f, "{service} endpoint {endpoint}")
+            }
+        }
+    }
 }
 
 impl DrainState {
@@ -91,6 +168,44 @@ impl DrainState {
         let tmp = dir.join(format!(".{FILE}.tmp"));
         std::fs::write(&tmp, text).map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(io)
+    }
+
+    /// Drains (`true`) or undrains `target`.
+    pub fn set(&mut self, target: &DrainTarget, drained: bool) {
+        match target {
+            DrainTarget::Node => self.node = drained,
+            DrainTarget::Service(name) if drained => {
+                self.services.insert(name.clone());
+            }
+            DrainTarget::Service(name) => {
+                self.services.remove(name);
+            }
+            DrainTarget::Endpoint { service, endpoint } => {
+                let set = self.endpoints.entry(service.clone()).or_default();
+                if drained {
+                    set.insert(endpoint.clone());
+                } else {
+                    set.remove(endpoint);
+                    if set.is_empty() {
+                        self.endpoints.remove(service);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the state in `dir`, drains or undrains `target`, and writes it
+    /// back: what `steerdns drain` and the admin API do. A running server
+    /// applies the file within [`POLL_INTERVAL`]. Returns the new state.
+    pub fn update(
+        dir: &Path,
+        target: &DrainTarget,
+        drained: bool,
+    ) -> Result<DrainState, DrainError> {
+        let mut state = DrainState::load(dir)?;
+        state.set(target, drained);
+        state.save(dir)?;
+        Ok(state)
     }
 
     /// Whether the service named `name` is drained.
@@ -188,5 +303,36 @@ mod tests {
             Err(DrainError::Invalid { .. })
         ));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn targets_are_checked_and_set() {
+        let www = Name::from_absolute_text("www.example.com").unwrap();
+        let services = || [(&www, vec!["a", "b"])];
+        let find = |s, e| DrainTarget::find(s, e, services());
+        assert_eq!(find(None, None).unwrap(), DrainTarget::Node);
+        let service = find(Some("WWW.example.com"), None).unwrap();
+        assert_eq!(service, DrainTarget::Service("www.example.com.".into()));
+        let endpoint = find(Some("www.example.com."), Some("b")).unwrap();
+        assert_eq!(endpoint.to_string(), "www.example.com. endpoint b");
+        assert_eq!(
+            find(Some("api.example.com"), None).unwrap_err().to_string(),
+            "no service named api.example.com."
+        );
+        assert_eq!(
+            find(Some("www.example.com"), Some("c"))
+                .unwrap_err()
+                .to_string(),
+            "service www.example.com. has no endpoint \"c\""
+        );
+
+        let mut state = DrainState::default();
+        state.set(&endpoint, true);
+        state.set(&service, true);
+        assert!(state.is_endpoint_drained("www.example.com.", "b"));
+        assert!(state.is_drained("www.example.com."));
+        state.set(&endpoint, false);
+        state.set(&service, false);
+        assert_eq!(state, DrainState::default());
     }
 }

@@ -54,6 +54,43 @@ pub enum ExplainError {
     /// The engine dropped the query (cannot happen for a query built here).
     #[error("the engine gave no answer")]
     NoAnswer,
+    /// The question as written cannot be asked.
+    #[error("{0}")]
+    BadQuestion(String),
+}
+
+impl Question {
+    /// The question `name TYPE` from `client` (an address, or ADDR/LEN
+    /// for EDNS Client Subnet) arriving on `via`, as people write it.
+    pub fn from_text(
+        name: &str,
+        qtype: &str,
+        client: &str,
+        via: IpAddr,
+    ) -> Result<Question, ExplainError> {
+        let bad = |what: String| ExplainError::BadQuestion(what);
+        let (address, prefix) = match client.split_once('/') {
+            Some((a, len)) => (
+                a,
+                Some(
+                    len.parse::<u8>()
+                        .map_err(|_| bad(format!("client: bad prefix length {len:?}")))?,
+                ),
+            ),
+            None => (client, None),
+        };
+        Ok(Question {
+            name: Name::from_absolute_text(name)
+                .map_err(|e| bad(format!("bad name {name:?}: {e}")))?,
+            qtype: crate::rr::type_from_str(qtype)
+                .ok_or_else(|| bad(format!("unknown type {qtype:?}")))?,
+            client: address
+                .parse()
+                .map_err(|_| bad(format!("client: {address:?} is not an address")))?,
+            client_prefix: prefix,
+            via,
+        })
+    }
 }
 
 /// One family's decision, step by step.

@@ -4,8 +4,10 @@
 // of the crate is safe Rust.
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod config;
 pub mod cookie;
+pub mod digest;
 pub mod drain;
 pub mod duration;
 pub mod engine;

@@ -10,9 +10,9 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 
+use steerdns::admin::{AdminListener, AdminState};
 use steerdns::config::Config;
-use steerdns::drain::{self, DrainState};
-use steerdns::name::Name;
+use steerdns::drain::{self, DrainState, DrainTarget};
 use steerdns::reload::{self, load, Reloader};
 use steerdns::server::Server;
 
@@ -63,6 +63,17 @@ enum Command {
         /// Only this endpoint of `--service`.
         #[arg(long, requires = "service")]
         endpoint: Option<String>,
+    },
+    /// Show the running server's services, endpoints, health, drains and
+    /// config digest, as a table, from its admin API (`[admin]` in the
+    /// config says where; its token file, if any, is read).
+    Status {
+        /// The TOML configuration file of the running server.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Show how the answer to a question is chosen: zone, service, method,
     /// each endpoint considered, the decision, its ECS scope and the
@@ -115,6 +126,7 @@ fn main() -> ExitCode {
             service,
             endpoint,
         } => set_drain(&config, service.as_deref(), endpoint.as_deref(), false),
+        Command::Status { config, json } => status(&config, json),
         Command::Explain {
             config,
             client,
@@ -156,7 +168,16 @@ fn serve(path: &Path) -> anyhow::Result<()> {
         // Start drained if the node was drained before a restart.
         DrainState::load(dir)?.apply(&snapshot);
     }
+    let started = (std::time::Instant::now(), std::time::SystemTime::now());
     let server = Server::bind(&config).context("cannot listen")?;
+    // Bound with the DNS sockets, before privileges are dropped.
+    let admin = match &config.admin {
+        Some(a) => Some(
+            AdminListener::bind(a)
+                .with_context(|| format!("cannot listen for the admin API on {}", a.listen))?,
+        ),
+        None => None,
+    };
     // Port 53 needs root (or CAP_NET_BIND_SERVICE) to bind; nothing after
     // it does, so no query is answered with more rights than a nobody.
     server
@@ -179,15 +200,32 @@ fn serve(path: &Path) -> anyhow::Result<()> {
             // arrives.
             let state_dir = config.state_dir.clone();
             let mut reloader = Reloader::start(path, config, snapshot.clone());
-            let drain = state_dir.map(|dir| tokio::spawn(drain::watch(dir, snapshot.clone())));
+            let drain = state_dir
+                .clone()
+                .map(|dir| tokio::spawn(drain::watch(dir, snapshot.clone())));
+            let admin = admin.map(|listener| {
+                let state = AdminState {
+                    snapshot: snapshot.clone(),
+                    journal: reloader.journal(),
+                    loaded: reloader.loaded(),
+                    reload: reloader.handle(),
+                    state_dir,
+                    started,
+                };
+                tokio::spawn(async move {
+                    if let Err(e) = listener.serve(state).await {
+                        tracing::error!("admin API stopped: {e}");
+                    }
+                })
+            });
             tokio::select! {
                 () = reloader.run() => {}
                 () = shutdown_signal() => {}
             }
             tracing::info!("shutting down");
             reloader.stop();
-            if let Some(d) = drain {
-                d.abort();
+            for task in [drain, admin].into_iter().flatten() {
+                task.abort();
             }
         }
     };
@@ -211,6 +249,38 @@ async fn shutdown_signal() {
     }
 }
 
+fn status(path: &Path, json: bool) -> anyhow::Result<()> {
+    let config = Config::from_file(path)?;
+    let Some(admin) = &config.admin else {
+        anyhow::bail!(
+            "{}: no [admin] table, so the server has no admin API to ask",
+            path.display()
+        );
+    };
+    let addr = steerdns::admin::status::reachable(admin.listen);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a runtime")?;
+    let (code, body) = runtime.block_on(steerdns::admin::client::get(
+        addr,
+        "/api/v1/status",
+        admin.token.as_deref(),
+        std::time::Duration::from_secs(10),
+    ))?;
+    if !code.is_success() {
+        anyhow::bail!("{addr}: {code}: {}", String::from_utf8_lossy(&body).trim());
+    }
+    if json {
+        print!("{}", String::from_utf8_lossy(&body));
+    } else {
+        let status: steerdns::admin::status::Status =
+            serde_json::from_slice(&body).context("the admin API's answer is not a status")?;
+        print!("{}", steerdns::admin::render_table(&status));
+    }
+    Ok(())
+}
+
 fn explain(
     path: &Path,
     client: &str,
@@ -224,23 +294,7 @@ fn explain(
     for spec in down {
         steerdns::explain::mark_down(&snapshot, spec)?;
     }
-    let (address, prefix) = match client.split_once('/') {
-        Some((a, len)) => (
-            a,
-            Some(len.parse::<u8>().context("--client: bad prefix length")?),
-        ),
-        None => (client, None),
-    };
-    let question = steerdns::explain::Question {
-        name: Name::from_absolute_text(name).with_context(|| format!("bad name {name:?}"))?,
-        qtype: steerdns::rr::type_from_str(qtype)
-            .with_context(|| format!("unknown type {qtype:?}"))?,
-        client: address
-            .parse()
-            .with_context(|| format!("--client: {address:?} is not an address"))?,
-        client_prefix: prefix,
-        via,
-    };
+    let question = steerdns::explain::Question::from_text(name, qtype, client, via)?;
     let report = steerdns::explain::explain(&snapshot, &question)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -263,47 +317,19 @@ fn set_drain(
             path.display()
         )
     })?;
-    let mut state = DrainState::load(dir)?;
-    match service {
-        None => state.node = drained,
-        Some(name) => {
-            let name = Name::from_absolute_text(name.trim_end_matches('.'))
-                .with_context(|| format!("bad service name {name:?}"))?
-                .to_lowercase()
-                .to_string();
-            let Some(sc) = config.services.iter().find(|s| s.name.to_string() == name) else {
-                anyhow::bail!("{}: no service named {name}", path.display());
-            };
-            match endpoint {
-                None if drained => {
-                    state.services.insert(name);
-                }
-                None => {
-                    state.services.remove(&name);
-                }
-                Some(e) => {
-                    if !sc.endpoints.iter().any(|ec| ec.name == e) {
-                        anyhow::bail!("{}: service {name} has no endpoint {e:?}", path.display());
-                    }
-                    let set = state.endpoints.entry(name.clone()).or_default();
-                    if drained {
-                        set.insert(e.to_string());
-                    } else {
-                        set.remove(e);
-                        if set.is_empty() {
-                            state.endpoints.remove(&name);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    state.save(dir)?;
-    let what = match (service, endpoint) {
-        (Some(s), Some(e)) => format!("{s} endpoint {e}"),
-        (Some(s), None) => s.to_string(),
-        _ => "node".to_string(),
-    };
+    let target = DrainTarget::find(
+        service,
+        endpoint,
+        config.services.iter().map(|s| {
+            (
+                &s.name,
+                s.endpoints.iter().map(|e| e.name.as_str()).collect(),
+            )
+        }),
+    )
+    .with_context(|| path.display().to_string())?;
+    DrainState::update(dir, &target, drained)?;
+    let what = target.to_string();
     println!("{what}: {}", if drained { "drained" } else { "undrained" });
     Ok(())
 }

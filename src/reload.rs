@@ -20,20 +20,26 @@
 //!    (see [`retire`]), never on a query thread.
 //!
 //! Reloads never overlap: one task runs them one after the other, and
-//! signals that arrive during a reload coalesce into one more.
+//! signals that arrive during a reload coalesce into one more. The admin
+//! API asks for the same reload through a [`ReloadHandle`] and gets its
+//! outcome back (the errors, `file:line: message`, when refused); the
+//! reloader publishes what is loaded ([`Loaded`]: file digests, the last
+//! attempt) and keeps the probes' [`Journal`] across reloads.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigError};
+use crate::digest::ConfigDigest;
 use crate::drain::DrainState;
-use crate::health::{self, HealthId, Monitor};
+use crate::health::{self, HealthId, Journal, Monitor, Recorder};
 use crate::snapshot::{LoadError, ProbeKind, Snapshot};
 
 /// How long the reloader waits for in-flight queries to let go of an old
@@ -80,6 +86,46 @@ pub fn ignore_hangups_until_ready() -> std::io::Result<()> {
     crate::sys::ignore_hangup()
 }
 
+/// What was loaded and when, as the reloader publishes it (for the admin
+/// API and status page).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// Digests of the files in force, taken when they were loaded;
+    /// `None` while those of the first load are being computed (on the
+    /// blocking pool, so they never delay the first answer).
+    pub digest: Option<Arc<ConfigDigest>>,
+    /// When the configuration in force was loaded.
+    pub at: SystemTime,
+    /// The last reload attempt: when, and why it was refused (`None`: it
+    /// succeeded). `None` before the first reload.
+    pub last_attempt: Option<(SystemTime, Option<String>)>,
+}
+
+/// A reload asked for through a [`ReloadHandle`], with where its outcome
+/// goes.
+type ReloadRequest = oneshot::Sender<Result<ReloadStats, ReloadError>>;
+
+/// Asks a running [`Reloader`] to reload, as SIGHUP does, and waits for
+/// the outcome. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ReloadHandle {
+    requests: mpsc::Sender<ReloadRequest>,
+}
+
+impl ReloadHandle {
+    /// Reloads now (after a reload in progress, if any) and returns its
+    /// outcome: the errors, `file:line: message`, when it was refused.
+    pub async fn reload(&self) -> Result<ReloadStats, ReloadError> {
+        let (reply, outcome) = oneshot::channel();
+        let stopped = || ReloadError::Task("the reloader is not running".into());
+        self.requests.send(reply).await.map_err(|_| stopped())?;
+        outcome.await.map_err(|_| stopped())?
+    }
+}
+
+/// Reload requests that may wait while one runs; more wait to be queued.
+const PENDING_REQUESTS: usize = 4;
+
 /// Owns the probes of the snapshot in force and replaces both on reload.
 #[derive(Debug)]
 pub struct Reloader {
@@ -92,37 +138,105 @@ pub struct Reloader {
     snapshot: Arc<ArcSwap<Snapshot>>,
     /// The probes feeding the current snapshot's health view.
     probes: Vec<JoinHandle<()>>,
+    /// Every probe's last result and recent changes, across reloads.
+    journal: Arc<Journal>,
+    /// Published after every load and reload attempt.
+    loaded: watch::Sender<Loaded>,
+    /// Reloads asked for by the admin API.
+    requests: mpsc::Receiver<ReloadRequest>,
+    /// Kept so [`handle`](Self::handle) can hand out senders.
+    sender: mpsc::Sender<ReloadRequest>,
 }
 
 impl Reloader {
     /// Takes charge of `snapshot`, loaded from `config` (read from
     /// `path`), and starts its probes. Call it inside a tokio runtime.
     pub fn start(path: PathBuf, config: Config, snapshot: Arc<ArcSwap<Snapshot>>) -> Reloader {
-        let probes = start_probes(&snapshot.load());
+        let journal = Arc::new(Journal::new());
+        let probes = start_probes(&snapshot.load(), &journal);
+        let (loaded, _) = watch::channel(Loaded {
+            digest: None,
+            at: SystemTime::now(),
+            last_attempt: None,
+        });
+        // Reading a large zone again takes a while: off the runtime.
+        let publish = loaded.clone();
+        let first = config.clone();
+        tokio::task::spawn_blocking(move || {
+            let digest = Arc::new(ConfigDigest::of(&first));
+            // A reload that finished meanwhile has the newer digest.
+            publish.send_if_modified(|l| {
+                let fresh = l.digest.is_none();
+                if fresh {
+                    l.digest = Some(digest);
+                }
+                fresh
+            });
+        });
+        let (sender, requests) = mpsc::channel(PENDING_REQUESTS);
         Reloader {
             path,
             config,
             snapshot,
             probes,
+            journal,
+            loaded,
+            requests,
+            sender,
         }
     }
 
-    /// Reloads on every SIGHUP until the future is dropped. SIGHUPs that
-    /// arrive during a reload are coalesced into one more reload (tokio
-    /// keeps one pending notification per signal).
+    /// A handle that reloads as SIGHUP does and returns the outcome.
+    pub fn handle(&self) -> ReloadHandle {
+        ReloadHandle {
+            requests: self.sender.clone(),
+        }
+    }
+
+    /// The probes' journal (last results, recent changes).
+    pub fn journal(&self) -> Arc<Journal> {
+        self.journal.clone()
+    }
+
+    /// What is loaded, updated after every reload attempt.
+    pub fn loaded(&self) -> watch::Receiver<Loaded> {
+        self.loaded.subscribe()
+    }
+
+    /// Reloads on every SIGHUP and every [`ReloadHandle::reload`] until
+    /// the future is dropped. SIGHUPs that arrive during a reload are
+    /// coalesced into one more reload (tokio keeps one pending
+    /// notification per signal); handle requests are served in turn.
     pub async fn run(&mut self) {
         use tokio::signal::unix::{signal, SignalKind};
         let mut hangups = match signal(SignalKind::hangup()) {
-            Ok(s) => s,
+            Ok(s) => Some(s),
             Err(e) => {
-                tracing::error!("cannot listen for SIGHUP, reload disabled: {e}");
-                std::future::pending::<()>().await;
-                return;
+                tracing::error!("cannot listen for SIGHUP, reload by signal disabled: {e}");
+                None
             }
         };
-        while hangups.recv().await.is_some() {
-            // The outcome is logged by `reload`.
-            let _ = self.reload().await;
+        loop {
+            let hangup = async {
+                match hangups.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                signal = hangup => {
+                    if signal.is_none() {
+                        return;
+                    }
+                    // The outcome is logged by `reload`.
+                    let _ = self.reload().await;
+                }
+                Some(reply) = self.requests.recv() => {
+                    let outcome = self.reload().await;
+                    // The asker may have gone (request timeout): nothing to tell.
+                    let _ = reply.send(outcome);
+                }
+            }
         }
     }
 
@@ -132,7 +246,11 @@ impl Reloader {
     pub async fn reload(&mut self) -> Result<ReloadStats, ReloadError> {
         let started = Instant::now();
         tracing::info!(config = %self.path.display(), "reload started");
-        match self.try_reload(started).await {
+        let outcome = self.try_reload(started).await;
+        let error = outcome.as_ref().err().map(|e| e.to_string());
+        self.loaded
+            .send_modify(|l| l.last_attempt = Some((SystemTime::now(), error)));
+        match outcome {
             Ok(stats) => {
                 tracing::info!(
                     zones = stats.zones,
@@ -154,9 +272,15 @@ impl Reloader {
 
     async fn try_reload(&mut self, started: Instant) -> Result<ReloadStats, ReloadError> {
         let path = self.path.clone();
-        let (mut config, next) = tokio::task::spawn_blocking(move || load(&path))
-            .await
-            .map_err(|e| ReloadError::Task(e.to_string()))??;
+        let (mut config, next, digest) = tokio::task::spawn_blocking(move || {
+            // Digested right after loading, so it describes what is served.
+            load(&path).map(|(config, next)| {
+                let digest = ConfigDigest::of(&config);
+                (config, next, digest)
+            })
+        })
+        .await
+        .map_err(|e| ReloadError::Task(e.to_string()))??;
 
         for setting in restart_needed(&self.config, &config) {
             tracing::warn!(setting, "changed in the config file, but needs a restart to apply; keeping the running value");
@@ -175,7 +299,12 @@ impl Reloader {
         let kept_health = carry_health(&old, &next);
         apply_drain(config.state_dir.as_deref(), &old, &next);
         drop(old);
-        self.probes = start_probes(&next);
+        self.probes = start_probes(&next, &self.journal);
+        self.journal.retain(|label, target| {
+            next.probes
+                .iter()
+                .any(|p| p.target == target && &*p.label == label)
+        });
 
         let stats = ReloadStats {
             zones: next.zones.iter().count(),
@@ -187,6 +316,10 @@ impl Reloader {
         let old = self.snapshot.swap(Arc::new(next));
         let took = started.elapsed();
         self.config = config;
+        self.loaded.send_modify(|l| {
+            l.digest = Some(Arc::new(digest));
+            l.at = SystemTime::now();
+        });
         tokio::task::spawn_blocking(move || retire(old, RETIRE_TIMEOUT));
         Ok(ReloadStats { took, ..stats })
     }
@@ -208,8 +341,8 @@ pub fn load(path: &Path) -> Result<(Config, Snapshot), ReloadError> {
 }
 
 /// Starts one probe task per plan of `snapshot`, each in a span naming
-/// what it probes. Call it inside a tokio runtime.
-pub fn start_probes(snapshot: &Snapshot) -> Vec<JoinHandle<()>> {
+/// what it probes and writing to `journal`. Call it inside a tokio runtime.
+pub fn start_probes(snapshot: &Snapshot, journal: &Arc<Journal>) -> Vec<JoinHandle<()>> {
     snapshot
         .probes
         .iter()
@@ -218,7 +351,16 @@ pub fn start_probes(snapshot: &Snapshot) -> Vec<JoinHandle<()>> {
             let _enter = span.enter();
             // Plans name slots of their own view, so this always succeeds.
             let slot = snapshot.health.slot(p.slot)?;
-            Some(health::spawn_probe(p.target, p.monitor.clone(), slot))
+            let recorder = Recorder {
+                journal: journal.clone(),
+                label: Arc::from(p.label.as_str()),
+            };
+            Some(health::spawn_recorded_probe(
+                p.target,
+                p.monitor.clone(),
+                slot,
+                recorder,
+            ))
         })
         .collect()
 }
@@ -254,6 +396,8 @@ pub fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
     );
     // The drain watcher watches the folder it was started with.
     check(running.state_dir != new.state_dir, "[state] dir");
+    // The admin listener is bound at start, before privileges are dropped.
+    check(running.admin != new.admin, "[admin]");
     changed
 }
 
@@ -267,6 +411,7 @@ fn keep_start_only_settings(running: &Config, new: &mut Config) {
     new.rrl = running.rrl.clone();
     new.cookie_secret = running.cookie_secret;
     new.state_dir = running.state_dir.clone();
+    new.admin = running.admin.clone();
 }
 
 /// Copies the current health of every probe of `old` into the slot of the

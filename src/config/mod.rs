@@ -6,10 +6,11 @@
 //! [`Snapshot`](crate::snapshot::Snapshot) compiled from it.
 //!
 //! One file per table: `server`, `tcp`, `rrl`, `zone`, `monitor`,
-//! `service`. Each validates its table into a value or an `Invalid` (a
+//! `service`, `admin`. Each validates its table into a value or an `Invalid` (a
 //! message and the byte span it is about); this file reads the document,
 //! calls them in order and turns the first span refused into `file:line`.
 
+mod admin;
 mod monitor;
 mod rrl;
 mod server;
@@ -24,6 +25,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use admin::AdminConfig;
 pub(crate) use rrl::{v4_mask, v6_mask};
 pub use rrl::{ClientPrefix, RrlConfig, MAX_RRL_RATE, MAX_RRL_SLIP, MAX_RRL_WINDOW};
 pub use server::{RunAs, MAX_UDP_PAYLOAD_LIMIT};
@@ -65,6 +67,8 @@ pub struct Config {
     /// The MaxMind database geographic and performance routing read
     /// (`[geoip] database`), relative paths resolved.
     pub geoip: Option<PathBuf>,
+    /// The admin HTTP listener (`[admin]`), if any.
+    pub admin: Option<AdminConfig>,
     /// The config file, for errors found later (at snapshot load).
     pub file: PathBuf,
 }
@@ -109,6 +113,7 @@ struct Spec {
     #[serde(default, rename = "service")]
     services: Vec<service::ServiceSpec>,
     geoip: Option<GeoipSpec>,
+    admin: Option<admin::AdminSpec>,
 }
 
 /// The `[geoip]` table as written.
@@ -172,6 +177,10 @@ impl Config {
                 ));
             }
         }
+        let admin = spec
+            .admin
+            .map(|a| AdminConfig::from_spec(a, base))
+            .transpose()?;
         Ok(Config {
             listen: server.listen,
             workers: server.workers,
@@ -185,6 +194,7 @@ impl Config {
             monitors,
             services,
             geoip,
+            admin,
             file: path.to_path_buf(),
         })
     }

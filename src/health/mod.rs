@@ -17,6 +17,8 @@
 //! - [`view`]: [`HealthView`], one atomic byte per monitored thing. Runners
 //!   write it on a state change; the answer path reads it with one relaxed
 //!   load and never waits on a probe.
+//! - [`journal`]: [`Journal`], each probe's last result and recent health
+//!   changes, for the admin API; never read on the answer path.
 //!
 //! In gdnsd's terms this module is the monitor plugins and the resolver
 //! plugins (our `policy`) only read the view.
@@ -38,6 +40,7 @@
 //! ```
 
 mod http;
+pub mod journal;
 pub mod monitor;
 pub mod probe;
 pub mod result;
@@ -46,8 +49,9 @@ pub mod status;
 mod tls;
 pub mod view;
 
+pub use journal::{HealthChange, Journal, LastProbe, Recorder};
 pub use monitor::{Monitor, MonitorError, MonitorSpec, Protocol, StatusSpec};
-pub use probe::{probe_once, spawn_probe};
+pub use probe::{probe_once, spawn_probe, spawn_recorded_probe};
 pub use result::{ProbeFailure, ProbeResult};
 pub use state::{Health, ProbeState, Thresholds, Transition};
 pub use status::StatusSet;

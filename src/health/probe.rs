@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::http;
+use super::journal::Recorder;
 use super::monitor::Monitor;
 use super::result::{ProbeFailure, ProbeResult};
 use super::state::{Health, ProbeState};
@@ -82,10 +83,27 @@ async fn attempt(target: SocketAddr, monitor: &Monitor) -> ProbeResult {
 /// handle is aborted (e.g. on reload); aborting mid-probe just closes the
 /// probe's connection.
 pub fn spawn_probe(target: SocketAddr, monitor: Arc<Monitor>, slot: HealthSlot) -> JoinHandle<()> {
-    tokio::spawn(run(target, monitor, slot).in_current_span())
+    tokio::spawn(run(target, monitor, slot, None).in_current_span())
 }
 
-async fn run(target: SocketAddr, monitor: Arc<Monitor>, slot: HealthSlot) {
+/// Like [`spawn_probe`], and also writes every result, its latency and
+/// each change of health to `recorder`'s [`Journal`](super::Journal), for
+/// the admin API.
+pub fn spawn_recorded_probe(
+    target: SocketAddr,
+    monitor: Arc<Monitor>,
+    slot: HealthSlot,
+    recorder: Recorder,
+) -> JoinHandle<()> {
+    tokio::spawn(run(target, monitor, slot, Some(recorder)).in_current_span())
+}
+
+async fn run(
+    target: SocketAddr,
+    monitor: Arc<Monitor>,
+    slot: HealthSlot,
+    recorder: Option<Recorder>,
+) {
     let now = || tokio::time::Instant::now().into_std();
     let mut state = ProbeState::new(monitor.thresholds(), slot.health(), now());
     tracing::debug!(%target, protocol = %monitor.protocol(), initial = %state.health(), "probe started");
@@ -96,7 +114,18 @@ async fn run(target: SocketAddr, monitor: Arc<Monitor>, slot: HealthSlot) {
         if let Err(failure) = &result {
             tracing::debug!(%target, %failure, "probe failed");
         }
-        if let Some(t) = state.on_result(&result, now()) {
+        let transition = state.on_result(&result, now());
+        if let Some(r) = &recorder {
+            r.journal.record(
+                &r.label,
+                target,
+                std::time::SystemTime::now(),
+                &result,
+                started.elapsed(),
+                state.health(),
+            );
+        }
+        if let Some(t) = transition {
             slot.set_health(t.to);
             let held = fmt_duration(Duration::from_secs(t.held.as_secs()));
             match (t.to, &result) {

@@ -445,6 +445,7 @@ mod tests {
             state_dir: None,
             monitors: Default::default(),
             services: Vec::new(),
+            admin: None,
             file: "test.toml".into(),
         }
     }
