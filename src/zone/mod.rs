@@ -718,6 +718,29 @@ mod tests {
         );
     }
 
+    /// Every set is found by type, whether the node's type summary covers
+    /// the type (A, MX, AAAA) or not (TXT, SRV, private types), and the
+    /// summary never hides one that is there.
+    #[test]
+    fn sets_are_found_by_type_with_and_without_the_summary() {
+        let z = zone(
+            "x TYPE65280 \\# 1 01\nx SRV 0 0 53 ns1\nx AAAA 2001:db8::1\nx TXT hi\nx MX 5 ns1\nx A 192.0.2.1\n",
+        )
+        .unwrap();
+        let node = z.node(&wire("x.example.com.")).unwrap();
+        let types: Vec<u16> = node.sets().map(|s| s.rtype).collect();
+        assert_eq!(types, [1, 15, 16, 28, 33, 65280]);
+        for t in types {
+            assert_eq!(node.get(t).map(|s| s.rtype), Some(t), "type {t}");
+        }
+        for t in [2, 5, 6, 12, 17, 29, 65281] {
+            assert!(node.get(t).is_none(), "type {t} is not there");
+        }
+        let mx = node.get(rtype::MX).unwrap();
+        assert_eq!(mx.first(), b"\x00\x05\x03ns1\x07example\x03com\x00");
+        assert_eq!(mx.additional().count(), 1, "ns1's A as glue");
+    }
+
     #[test]
     fn empty_non_terminals_exist() {
         let z = zone("a.b.c A 192.0.2.1\n").unwrap();

@@ -15,7 +15,8 @@
 //!
 //! ```text
 //! name length (u8) | name (lowercase wire) | flags (u8, bit 0: zone cut)
-//! | service (u32, u32::MAX: none) | set count (u16) | sets, ordered by type
+//! | service (u32, u32::MAX: none) | set count (u16) | types (u16, one bit
+//! per common type present) | sets, ordered by type
 //! ```
 //!
 //! and a set: `type (u16) | TTL (u32) | data length (u32, top bit: glue
@@ -95,6 +96,11 @@ impl Index {
 
     /// The value stored under `tag` for which `eq` holds.
     pub(super) fn find(&self, tag: u32, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
+        self.find_map(tag, |v| eq(v).then_some(v))
+    }
+
+    /// The first `Some` that `f` makes of a value stored under `tag`.
+    pub(super) fn find_map<T>(&self, tag: u32, mut f: impl FnMut(u32) -> Option<T>) -> Option<T> {
         let mask = self.slots.len() - 1;
         let mut i = self.home(tag);
         loop {
@@ -102,8 +108,10 @@ impl Index {
             if slot.value == EMPTY {
                 return None;
             }
-            if slot.tag == tag && eq(slot.value) {
-                return Some(slot.value);
+            if slot.tag == tag {
+                if let Some(found) = f(slot.value) {
+                    return Some(found);
+                }
             }
             i = (i + 1) & mask;
         }
@@ -145,8 +153,8 @@ impl Index {
     }
 }
 
-/// Node header bytes after the name: flags, service, set count.
-const NODE_HEAD: usize = 7;
+/// Node header bytes after the name: flags, service, set count, types.
+const NODE_HEAD: usize = 9;
 /// Set header bytes before the records: type, TTL, data length.
 const SET_HEAD: usize = 10;
 /// Set trailer bytes after the records: file, line.
@@ -157,6 +165,19 @@ const CUT: u8 = 1;
 const GLUE: u32 = 1 << 31;
 /// "No service" in a node header.
 const NO_SERVICE: u32 = u32::MAX;
+
+/// The bit of a node's type summary for `rtype`: types 1 to 15 (A, NS,
+/// CNAME, SOA, MX, ...) and AAAA, the ones asked for most, or 0 for a type
+/// without one. The engine asks every node found for a CNAME first, and a
+/// name without the type asked for answers NODATA; the summary answers
+/// both without walking the sets.
+fn type_bit(rtype: u16) -> u16 {
+    match rtype {
+        1..=15 => 1 << rtype,
+        crate::rr::rtype::AAAA => 1,
+        _ => 0,
+    }
+}
 
 fn read_u16(bytes: &[u8], at: usize) -> u16 {
     bytes
@@ -248,23 +269,11 @@ impl Store {
     }
 
     /// The node at `name` (lowercase wire format).
+    #[inline]
     pub(super) fn find(&self, name: &[u8]) -> Option<Node<'_>> {
-        let bytes = &self.bytes;
-        let at = self.index.find(fingerprint(name), |at| {
-            let at = at as usize;
-            bytes.get(at) == Some(&(name.len() as u8))
-                && bytes.get(at + 1..at + 1 + name.len()) == Some(name)
-        })?;
-        Some(self.node_at(at as usize))
-    }
-
-    fn node_at(&self, at: usize) -> Node<'_> {
-        let len = self.bytes.get(at).map_or(0, |&l| usize::from(l));
-        Node {
-            store: self,
-            at,
-            head: at + 1 + len,
-        }
+        self.index.find_map(fingerprint(name), |at| {
+            Node::read(self, at as usize).filter(|n| n.name == name)
+        })
     }
 
     /// Every node, in the order they were stored.
@@ -274,27 +283,10 @@ impl Store {
             if at >= self.bytes.len() {
                 return None;
             }
-            let node = self.node_at(at);
+            let node = Node::read(self, at)?;
             at = node.end();
             Some(node)
         })
-    }
-
-    /// The set at offset `at`.
-    fn set_at(&self, at: usize) -> RRset<'_> {
-        let bytes = &self.bytes;
-        let len = read_u32(bytes, at + 6);
-        let data_at = at + SET_HEAD;
-        RRset {
-            store: self,
-            at,
-            rtype: read_u16(bytes, at),
-            ttl: read_u32(bytes, at + 2),
-            data: bytes
-                .get(data_at..data_at + (len & !GLUE) as usize)
-                .unwrap_or_default(),
-            has_glue: len & GLUE != 0,
-        }
     }
 
     /// Appends a node without sets; returns its offset. The caller adds it
@@ -308,7 +300,8 @@ impl Store {
         bytes.extend_from_slice(name);
         bytes.push(if cut { CUT } else { 0 });
         bytes.extend_from_slice(&NO_SERVICE.to_le_bytes());
-        bytes.extend_from_slice(&0u16.to_le_bytes());
+        bytes.extend_from_slice(&0u16.to_le_bytes()); // sets
+        bytes.extend_from_slice(&0u16.to_le_bytes()); // types
         Ok(at)
     }
 
@@ -336,6 +329,8 @@ impl Store {
         let count_at = node + 1 + usize::from(bytes[node]) + 5;
         let count = read_u16(bytes, count_at).checked_add(1).ok_or(TOO_LARGE)?;
         bytes[count_at..count_at + 2].copy_from_slice(&count.to_le_bytes());
+        let types = read_u16(bytes, count_at + 2) | type_bit(rtype);
+        bytes[count_at + 2..count_at + 4].copy_from_slice(&types.to_le_bytes());
         Ok(())
     }
 
@@ -368,8 +363,8 @@ impl Store {
 
     /// Makes the node at offset `at` answer A and AAAA through service `id`.
     pub(super) fn set_service(&mut self, at: usize, id: u32) {
-        let head = self.node_at(at).head;
-        write_u32(&mut self.bytes, head + 1, id);
+        let len = self.bytes.get(at).map_or(0, |&l| usize::from(l));
+        write_u32(&mut self.bytes, at + 1 + len + 1, id);
     }
 
     /// Attaches glue to the set at offset `at`.
@@ -393,31 +388,40 @@ pub struct Node<'z> {
     store: &'z Store,
     /// Offset of the node (its name length byte).
     at: usize,
-    /// Offset of the header after the name.
-    head: usize,
+    name: &'z [u8],
+    head: &'z [u8; NODE_HEAD],
 }
 
 impl<'z> Node<'z> {
+    /// The node at offset `at` of `store`, read once: its name, and the
+    /// header behind it.
+    fn read(store: &'z Store, at: usize) -> Option<Node<'z>> {
+        let (len, rest) = store.bytes.get(at..)?.split_first()?;
+        let (name, rest) = rest.split_at_checked(usize::from(*len))?;
+        let (head, _) = rest.split_first_chunk::<NODE_HEAD>()?;
+        Some(Node {
+            store,
+            at,
+            name,
+            head,
+        })
+    }
+
     /// The owner name in lowercase wire format.
     pub fn name(&self) -> &'z [u8] {
-        self.store
-            .bytes
-            .get(self.at + 1..self.head)
-            .unwrap_or_default()
+        self.name
     }
 
     /// Whether this node is a zone cut: NS records below the apex.
     pub fn cut(&self) -> bool {
-        self.store
-            .bytes
-            .get(self.head)
-            .is_some_and(|f| f & CUT != 0)
+        self.head[0] & CUT != 0
     }
 
     /// The service answering A and AAAA here, an index into the snapshot's
     /// services.
     pub fn service(&self) -> Option<u32> {
-        Some(read_u32(&self.store.bytes, self.head + 1)).filter(|&s| s != NO_SERVICE)
+        let [_, a, b, c, d, ..] = *self.head;
+        Some(u32::from_le_bytes([a, b, c, d])).filter(|&s| s != NO_SERVICE)
     }
 
     /// Whether the node has no sets: an empty non-terminal, or a service
@@ -427,33 +431,53 @@ impl<'z> Node<'z> {
     }
 
     fn count(&self) -> u16 {
-        read_u16(&self.store.bytes, self.head + 5)
+        u16::from_le_bytes([self.head[5], self.head[6]])
+    }
+
+    /// Offset of the first set.
+    fn sets_at(&self) -> usize {
+        self.at + 1 + self.name.len() + NODE_HEAD
     }
 
     /// The RRsets, ordered by type.
     pub fn sets(&self) -> impl Iterator<Item = RRset<'z>> + use<'z> {
         let store = self.store;
-        let mut at = self.head + NODE_HEAD;
-        (0..self.count()).map(move |_| {
-            let set = store.set_at(at);
+        let mut at = self.sets_at();
+        (0..self.count()).map_while(move |_| {
+            let set = RRset::read(store, at)?;
             at = set.end();
-            set
+            Some(set)
         })
     }
 
-    /// The RRset of `rtype`, if any.
+    /// The RRset of `rtype`, if any. Sets are ordered by type, so the walk
+    /// reads each set's type and length only, and stops at the first type
+    /// past `rtype`.
+    #[inline]
     pub fn get(&self, rtype: u16) -> Option<RRset<'z>> {
-        // Sets are ordered by type: stop at the first one past it.
-        self.sets()
-            .find(|s| s.rtype >= rtype)
-            .filter(|s| s.rtype == rtype)
+        let bit = type_bit(rtype);
+        if bit != 0 && u16::from_le_bytes([self.head[7], self.head[8]]) & bit == 0 {
+            return None; // a common type that is not here: no walk
+        }
+        let mut at = self.sets_at();
+        let mut rest = self.store.bytes.get(at..)?;
+        for _ in 0..self.count() {
+            let (head, _) = rest.split_first_chunk::<SET_HEAD>()?;
+            let t = u16::from_le_bytes([head[0], head[1]]);
+            if t >= rtype {
+                return (t == rtype).then(|| RRset::read(self.store, at)).flatten();
+            }
+            let len = u32::from_le_bytes([head[6], head[7], head[8], head[9]]) & !GLUE;
+            let size = SET_HEAD + len as usize + SET_TAIL;
+            rest = rest.get(size..)?;
+            at += size;
+        }
+        None
     }
 
     /// Offset just past the node's last set.
     fn end(&self) -> usize {
-        self.sets()
-            .last()
-            .map_or(self.head + NODE_HEAD, |s| s.end())
+        self.sets().last().map_or(self.sets_at(), |s| s.end())
     }
 }
 
@@ -474,6 +498,21 @@ pub struct RRset<'z> {
 }
 
 impl<'z> RRset<'z> {
+    /// The set at offset `at` of `store`.
+    #[inline]
+    fn read(store: &'z Store, at: usize) -> Option<RRset<'z>> {
+        let (head, rest) = store.bytes.get(at..)?.split_first_chunk::<SET_HEAD>()?;
+        let len = u32::from_le_bytes([head[6], head[7], head[8], head[9]]);
+        Some(RRset {
+            store,
+            at,
+            rtype: u16::from_le_bytes([head[0], head[1]]),
+            ttl: u32::from_le_bytes([head[2], head[3], head[4], head[5]]),
+            data: rest.get(..(len & !GLUE) as usize)?,
+            has_glue: len & GLUE != 0,
+        })
+    }
+
     /// Each record's RDATA, in file order.
     pub fn records(&self) -> Records<'z> {
         Records { rest: self.data }
@@ -497,7 +536,7 @@ impl<'z> RRset<'z> {
             false => &[],
         };
         glue.iter()
-            .map(move |g| (&g.target[..], store.set_at(g.set_at as usize)))
+            .filter_map(move |g| Some((&g.target[..], RRset::read(store, g.set_at as usize)?)))
     }
 
     /// Where the set's first record was written.
