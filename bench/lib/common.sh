@@ -38,7 +38,13 @@ install_missing() {
 }
 export PATH="$PATH:/usr/sbin:/sbin"
 
+# STEERDNS_BIN=FILE measures that binary instead (say, an older commit's,
+# for a before/after comparison); the reports then name it.
 build_steerdns() {
+    if [ -n "${STEERDNS_BIN:-}" ]; then
+        log "steerdns: $STEERDNS_BIN (not built)"
+        return
+    fi
     log "building steerdns (release)"
     (cd "$ROOT" && cargo build --release --quiet) || die "cargo build --release failed"
     STEERDNS_BIN="$ROOT/target/release/steerdns"
