@@ -72,8 +72,9 @@ prio_prefix() {
 # Prints "pid pgid ticks" for every process (one awk for all of /proc).
 proc_ticks() {
     # cat, not awk on the glob: a process that exits meanwhile must not end
-    # the listing early.
-    cat /proc/[0-9]*/stat 2>/dev/null | awk '{
+    # the listing early; cat then exits 1, which must not end the script
+    # (pipefail) on a machine where processes come and go.
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk '{
         line = $0; p = 0
         # fields after the last ")" (the command name may hold spaces)
         for (i = length(line); i > 0; i--) if (substr(line, i, 1) == ")") { p = i; break }
