@@ -541,7 +541,7 @@ fn answer<'s>(
                     }
                 }
                 let service = node
-                    .service
+                    .service()
                     .filter(|_| matches!(q.qtype, rtype::A | rtype::AAAA | rtype::ANY));
                 if let Some(index) = service {
                     // ANY over TCP: every RRset at the name (a service name
@@ -586,7 +586,7 @@ fn answer<'s>(
                 }
                 if q.qtype == rtype::ANY {
                     write_any(w, owner, node, udp)?;
-                    if node.rrsets.is_empty() {
+                    if node.is_empty() {
                         write_soa(w, zone)?;
                     }
                     return Ok(rcode::NOERROR);
@@ -610,7 +610,7 @@ fn answer<'s>(
 pub fn service_at(snap: &Snapshot, name: &[u8]) -> Option<u32> {
     let zone = find_zone(snap, name, rtype::A)?;
     match lookup(zone, name, rtype::A) {
-        Lookup::Found { node, .. } => node.service,
+        Lookup::Found { node, .. } => node.service(),
         _ => None,
     }
 }
@@ -740,12 +740,12 @@ enum Lookup<'z> {
     /// The name, or the wildcard that covers it, exists; for a wildcard,
     /// `wildcard` is where its closest encloser starts in the name.
     Found {
-        node: &'z Node,
+        node: Node<'z>,
         wildcard: Option<usize>,
     },
     /// The name is at or below a zone cut; `depth` counts the labels of the
     /// name above the cut's owner.
-    Referral { node: &'z Node, depth: usize },
+    Referral { node: Node<'z>, depth: usize },
     /// Neither the name nor a covering wildcard exists.
     NxDomain,
 }
@@ -771,7 +771,7 @@ fn lookup<'z>(zone: &'z Zone, name: &[u8], qtype: u16) -> Lookup<'z> {
                 break;
             };
             // The parent side answers for DS at the cut (RFC 4035 §3.1.4.1).
-            if node.cut && !(i == 0 && qtype == rtype::DS) {
+            if node.cut() && !(i == 0 && qtype == rtype::DS) {
                 return Lookup::Referral { node, depth: i };
             }
         }
@@ -814,7 +814,12 @@ fn lookup<'z>(zone: &'z Zone, name: &[u8], qtype: u16) -> Lookup<'z> {
 }
 
 /// Writes every record of `set` with the given owner.
-fn write_set(w: &mut Writer<'_>, section: Section, owner: &[u8], set: &RRset) -> Result<(), Full> {
+fn write_set(
+    w: &mut Writer<'_>,
+    section: Section,
+    owner: &[u8],
+    set: RRset<'_>,
+) -> Result<(), Full> {
     for rdata in set.records() {
         w.record(section, owner, set.rtype, set.ttl, rdata)?;
     }
@@ -823,9 +828,9 @@ fn write_set(w: &mut Writer<'_>, section: Section, owner: &[u8], set: &RRset) ->
 
 /// Writes the addresses of the names `set` points at. Optional additions
 /// that do not fit are left out without truncation (RFC 2181 §9).
-fn write_additional(w: &mut Writer<'_>, set: &RRset, required: bool) -> Result<(), Full> {
-    for (target, addresses) in set.additional.iter() {
-        match write_set(w, Section::Additional, target.wire(), addresses) {
+fn write_additional(w: &mut Writer<'_>, set: RRset<'_>, required: bool) -> Result<(), Full> {
+    for (target, addresses) in set.additional() {
+        match write_set(w, Section::Additional, target, addresses) {
             Ok(()) => {}
             Err(Full) if required => return Err(Full),
             Err(Full) => return Ok(()),
@@ -836,9 +841,9 @@ fn write_additional(w: &mut Writer<'_>, set: &RRset, required: bool) -> Result<(
 
 /// Answers ANY: every RRset over TCP, one over UDP (RFC 8482 §4.1), which
 /// keeps ANY useless for amplification while still answering it.
-fn write_any(w: &mut Writer<'_>, owner: &[u8], node: &Node, udp: bool) -> Result<(), Full> {
-    let take = if udp { 1 } else { node.rrsets.len() };
-    for set in node.rrsets.iter().take(take) {
+fn write_any(w: &mut Writer<'_>, owner: &[u8], node: Node<'_>, udp: bool) -> Result<(), Full> {
+    let take = if udp { 1 } else { usize::MAX };
+    for set in node.sets().take(take) {
         write_set(w, Section::Answer, owner, set)?;
     }
     Ok(())
@@ -852,7 +857,7 @@ fn write_soa(w: &mut Writer<'_>, zone: &Zone) -> Result<(), Full> {
         zone.apex.wire(),
         rtype::SOA,
         zone.negative_ttl,
-        zone.soa.first(),
+        &zone.soa,
     )
 }
 

@@ -38,7 +38,13 @@ install_missing() {
 }
 export PATH="$PATH:/usr/sbin:/sbin"
 
+# STEERDNS_BIN=FILE measures that binary instead (say, an older commit's,
+# for a before/after comparison); the reports then name it.
 build_steerdns() {
+    if [ -n "${STEERDNS_BIN:-}" ]; then
+        log "steerdns: $STEERDNS_BIN (not built)"
+        return
+    fi
     log "building steerdns (release)"
     (cd "$ROOT" && cargo build --release --quiet) || die "cargo build --release failed"
     STEERDNS_BIN="$ROOT/target/release/steerdns"
@@ -66,8 +72,9 @@ prio_prefix() {
 # Prints "pid pgid ticks" for every process (one awk for all of /proc).
 proc_ticks() {
     # cat, not awk on the glob: a process that exits meanwhile must not end
-    # the listing early.
-    cat /proc/[0-9]*/stat 2>/dev/null | awk '{
+    # the listing early; cat then exits 1, which must not end the script
+    # (pipefail) on a machine where processes come and go.
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk '{
         line = $0; p = 0
         # fields after the last ")" (the command name may hold spaces)
         for (i = length(line); i > 0; i--) if (substr(line, i, 1) == ")") { p = i; break }

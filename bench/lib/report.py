@@ -196,6 +196,8 @@ def main():
     p.add_argument("--work", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--plot")
+    p.add_argument("--raw", action="append", default=[],
+                   help="a raw data file (relative to the report) the tables come from")
     a = p.parse_args()
     w = a.work
     results = read_tsv(os.path.join(w, "results.tsv"))
@@ -231,7 +233,9 @@ def main():
           "the server's core at 100 %. "
           f"**CPU µs/query**: the server's utime + stime (/proc/PID/stat) during {m['fixed']} QPS offered, "
           "divided by the queries answered. **p50/p99**: response time at that load, "
-          "from the send to the kernel's arrival stamp on the reply.", ""]
+          "from the send to the kernel's arrival stamp on the reply."
+          + ("" if not a.raw else " Raw rows: " + ", ".join(f"[{r}]({r})" for r in a.raw)
+             + " (one row per server and scenario; every load step)."), ""]
     if plot(a.plot, scenarios, results, m) if a.plot else False:
         rel = os.path.relpath(a.plot, os.path.dirname(os.path.abspath(a.out)))
         L += [f"![results]({rel})", ""]

@@ -4,21 +4,24 @@
 //! owner and the apex (RFC 8020 §2), to a [`Node`]. Names are stored in
 //! lowercase wire format, so the engine looks a query name up with one hash
 //! of its bytes. Everything a response needs from a record set (the RDATA, and
-//! the addresses for the additional section) is prepared here, at load time.
+//! the addresses for the additional section) is prepared here, at load time,
+//! and laid out next to its name (see `store` for the layout and why).
 
 mod lex;
 pub mod parse;
 pub mod rdata;
+mod store;
 
-use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hashbrown::HashTable;
-use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::name::{parent_wire, Name};
 use crate::rr::{rtype, type_to_string, Location, Record};
+
+use store::{Glue, Index, Store};
+pub use store::{Node, RRset, Records, SetOrigin};
 
 /// Why a zone could not be loaded. Displays as `file:line: message`.
 #[derive(Debug, thiserror::Error)]
@@ -46,79 +49,31 @@ pub enum ZoneError {
     },
 }
 
-/// A set of records sharing owner, class and type (RFC 2181 §5).
-#[derive(Debug, Clone)]
-pub struct RRset {
-    /// The record type.
-    pub rtype: u16,
-    /// One TTL for the set: the lowest in the file (RFC 2181 §5.2).
-    pub ttl: u32,
-    /// Each record's RDATA in uncompressed wire format, in file order, each
-    /// behind its 2-byte length: one allocation per set, not per record.
-    data: Vec<u8>,
-    /// Address records for names this set points at (NS, MX and SRV
-    /// targets inside the zone), for the additional section (RFC 1035 §3.3.*).
-    pub additional: Box<[(Name, RRset)]>,
-    /// Where the set's first record was written: for load errors now, and
-    /// for telling operators which line an answer came from.
-    pub origin: SetOrigin,
+/// One record as loaded, before the zone is laid out: its RDATA is in the
+/// builder's byte store.
+#[derive(Debug, Clone, Copy)]
+struct Loaded {
+    node: u32,
+    rdata_at: u32,
+    ttl: u32,
+    line: u32,
+    rdata_len: u16,
+    rtype: u16,
+    file: u16,
 }
 
-/// The file (an index into the zone's files) and line of a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SetOrigin {
-    /// Index into [`Zone::files`].
-    pub file: u16,
-    /// 1-based line number.
-    pub line: u32,
+/// One owner name while loading.
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    name_at: u32,
+    name_len: u8,
+    /// [`Owner::SOA`] and [`Owner::CNAME`]: the types a name may hold once.
+    seen: u8,
 }
 
-impl RRset {
-    /// A set holding one record.
-    fn new(rtype: u16, ttl: u32, rdata: &[u8], origin: SetOrigin) -> RRset {
-        let mut set = RRset {
-            rtype,
-            ttl,
-            data: Vec::with_capacity(2 + rdata.len()),
-            additional: Box::new([]),
-            origin,
-        };
-        set.push(rdata);
-        set
-    }
-
-    /// Appends a record.
-    fn push(&mut self, rdata: &[u8]) {
-        append_record(&mut self.data, rdata);
-    }
-
-    /// Each record's RDATA, in file order.
-    pub fn records(&self) -> Records<'_> {
-        Records { rest: &self.data }
-    }
-
-    /// The first record's RDATA (the only one of a SOA or CNAME set).
-    pub fn first(&self) -> &[u8] {
-        self.records().next().unwrap_or_default()
-    }
-
-    /// Drops repeated records, keeping the first of each: an RRset is a
-    /// set (RFC 2181 §5), and a file may list a record twice.
-    fn dedup(&mut self) {
-        if self.records().nth(1).is_none() {
-            return; // one record: nothing to repeat, and no set to build
-        }
-        let mut seen: FxHashSet<&[u8]> = FxHashSet::default();
-        if self.records().all(|r| seen.insert(r)) {
-            return;
-        }
-        seen.clear();
-        let mut kept = Vec::with_capacity(self.data.len());
-        for r in self.records().filter(|r| seen.insert(r)) {
-            append_record(&mut kept, r);
-        }
-        self.data = kept;
-    }
+impl Owner {
+    const SOA: u8 = 1;
+    const CNAME: u8 = 2;
 }
 
 /// Appends `rdata` behind its 2-byte length. The parser never makes RDATA
@@ -129,150 +84,15 @@ fn append_record(data: &mut Vec<u8>, rdata: &[u8]) {
     data.extend_from_slice(rdata.get(..usize::from(len)).unwrap_or(rdata));
 }
 
-/// The records of an [`RRset`], as RDATA slices.
-#[derive(Debug, Clone)]
-pub struct Records<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Iterator for Records<'a> {
-    type Item = &'a [u8];
-
-    fn next(&mut self) -> Option<&'a [u8]> {
-        let (len, rest) = self.rest.split_first_chunk::<2>()?;
-        let len = usize::from(u16::from_be_bytes(*len));
-        let (rdata, rest) = rest.split_at_checked(len)?;
-        self.rest = rest;
-        Some(rdata)
-    }
-}
-
-/// Everything stored at one owner name.
-#[derive(Debug)]
-pub struct Node {
-    /// Where the name's lowercase wire bytes start in the zone's name store.
-    name_at: u32,
-    /// Length of those bytes.
-    name_len: u8,
-    /// Whether this node is a zone cut: NS records below the apex.
-    pub cut: bool,
-    /// The service answering A and AAAA here, an index into the snapshot's
-    /// services.
-    pub service: Option<u32>,
-    /// The RRsets, ordered by type. Empty for an empty non-terminal.
-    pub rrsets: Vec<RRset>,
-}
-
-impl Node {
-    /// The RRset of `rtype`, if any.
-    pub fn get(&self, rtype: u16) -> Option<&RRset> {
-        self.rrsets.iter().find(|s| s.rtype == rtype)
-    }
-}
-
-/// Every name of a zone: the nodes in a vector, their names back to back
-/// in one byte store, and a hash index of node numbers. Three allocations
-/// for the whole zone instead of a key and an entry per name, which is
-/// most of a large zone's memory.
-#[derive(Debug, Default)]
-struct Names {
-    bytes: Vec<u8>,
-    nodes: Vec<Node>,
-    index: HashTable<u32>,
-}
-
-/// The hash of a lowercase wire name. Fx is not randomised, which is safe
-/// here: only the zone's own names go into the table, so no query can make
-/// them collide.
-fn hash_name(name: &[u8]) -> u64 {
-    let mut h = FxHasher::default();
-    h.write(name);
-    h.finish()
-}
-
-impl Names {
-    fn name_of<'a>(bytes: &'a [u8], node: &Node) -> &'a [u8] {
-        let at = node.name_at as usize;
-        bytes
-            .get(at..at + usize::from(node.name_len))
-            .unwrap_or_default()
-    }
-
-    /// The number of the node at `name`.
-    fn find(&self, name: &[u8]) -> Option<usize> {
-        let (bytes, nodes) = (&self.bytes, &self.nodes);
-        self.index
-            .find(hash_name(name), |&i| {
-                Names::name_of(bytes, &nodes[i as usize]) == name
-            })
-            .map(|&i| i as usize)
-    }
-
-    fn get(&self, name: &[u8]) -> Option<&Node> {
-        self.nodes.get(self.find(name)?)
-    }
-
-    /// The node at `name`, created with every missing ancestor down to
-    /// `apex_len` bytes as an empty non-terminal (RFC 8020, RFC 4592 §2.2.2).
-    fn get_or_insert(&mut self, name: &[u8], apex_len: usize) -> Result<&mut Node, String> {
-        let found = match self.find(name) {
-            Some(i) => i,
-            None => {
-                let i = self.insert(name)?;
-                let mut up = parent_wire(name);
-                // An ancestor that exists has all of its own already.
-                while let Some(p) = up.filter(|p| p.len() >= apex_len) {
-                    if self.find(p).is_some() {
-                        break;
-                    }
-                    self.insert(p)?;
-                    up = parent_wire(p);
-                }
-                i
-            }
-        };
-        Ok(&mut self.nodes[found])
-    }
-
-    fn insert(&mut self, name: &[u8]) -> Result<usize, String> {
-        let too_many = || "the zone has too many names".to_string();
-        let i = self.nodes.len();
-        let number = u32::try_from(i).map_err(|_| too_many())?;
-        let name_at = u32::try_from(self.bytes.len()).map_err(|_| too_many())?;
-        self.bytes.extend_from_slice(name);
-        self.nodes.push(Node {
-            name_at,
-            name_len: u8::try_from(name.len()).unwrap_or(u8::MAX),
-            cut: false,
-            service: None,
-            rrsets: Vec::new(),
-        });
-        let (bytes, nodes) = (&self.bytes, &self.nodes);
-        self.index.insert_unique(hash_name(name), number, |&n| {
-            hash_name(Names::name_of(bytes, &nodes[n as usize]))
-        });
-        Ok(i)
-    }
-
-    /// Gives back the room left over from growing.
-    fn shrink(&mut self) {
-        self.bytes.shrink_to_fit();
-        self.nodes.shrink_to_fit();
-        let (bytes, nodes) = (&self.bytes, &self.nodes);
-        self.index
-            .shrink_to_fit(|&n| hash_name(Names::name_of(bytes, &nodes[n as usize])));
-    }
-}
-
 /// One zone, ready to answer from.
 #[derive(Debug)]
 pub struct Zone {
     /// The apex in lowercase wire format.
     pub apex: Name,
-    /// Every name in the zone.
-    names: Names,
-    /// The apex SOA record set, owned for negative answers.
-    pub soa: RRset,
+    /// Every name in the zone with its records.
+    store: Store,
+    /// The apex SOA's RDATA, owned for negative answers.
+    pub soa: Box<[u8]>,
     /// TTL of the SOA in negative answers: min(SOA TTL, SOA MINIMUM)
     /// (RFC 2308 §3).
     pub negative_ttl: u32,
@@ -315,7 +135,7 @@ impl Zone {
         let apex_len = self.apex.wire().len();
         let mut up = parent_wire(wire);
         while let Some(p) = up.filter(|p| p.len() > apex_len) {
-            if self.node(p).is_some_and(|n| n.cut) {
+            if self.node(p).is_some_and(|n| n.cut()) {
                 return Err(format!(
                     "{name} is below the delegation at {}",
                     Name::from_wire_unchecked(p)
@@ -323,8 +143,9 @@ impl Zone {
             }
             up = parent_wire(p);
         }
-        let node = self.names.get_or_insert(wire, apex_len)?;
-        if node.cut {
+        let at = self.store.get_or_insert(wire, apex_len)?;
+        let node = self.node(wire).ok_or("the name could not be stored")?;
+        if node.cut() {
             return Err(format!("{name} is a delegation point"));
         }
         if let Some(t) = [rtype::CNAME, rtype::A, rtype::AAAA]
@@ -336,23 +157,23 @@ impl Zone {
                 "{name} has {t} records in the zone file; the service answers for it"
             ));
         }
-        node.service = Some(id);
+        self.store.set_service(at, id);
         Ok(())
     }
 
     /// The node at `name` (lowercase wire format), if the name exists.
-    pub fn node(&self, name: &[u8]) -> Option<&Node> {
-        self.names.get(name)
+    pub fn node(&self, name: &[u8]) -> Option<Node<'_>> {
+        self.store.find(name)
     }
 
     /// Number of names, empty non-terminals included.
     pub fn len(&self) -> usize {
-        self.names.nodes.len()
+        self.store.len()
     }
 
     /// Whether the zone has no names (never true for a loaded zone).
     pub fn is_empty(&self) -> bool {
-        self.names.nodes.is_empty()
+        self.store.len() == 0
     }
 
     /// `file:line` of a set's first record.
@@ -364,12 +185,20 @@ impl Zone {
     }
 }
 
-/// A zone being filled one record at a time, checked as a whole at the end.
+/// A zone being filled one record at a time, checked and laid out as a
+/// whole at the end. It holds owner names back to back, a fixed-size entry
+/// per record and the RDATA in one byte store: a few allocations for the
+/// whole zone, so the load's peak memory stays near the result's.
 struct Builder {
     apex: Name,
     file: PathBuf,
-    names: Names,
     files: Vec<Arc<Path>>,
+    names: Vec<u8>,
+    owners: Vec<Owner>,
+    /// Fingerprint to owner number.
+    index: Index,
+    records: Vec<Loaded>,
+    rdata: Vec<u8>,
 }
 
 impl Builder {
@@ -377,9 +206,64 @@ impl Builder {
         Builder {
             apex: origin.to_lowercase(),
             file: file.to_path_buf(),
-            names: Names::default(),
             files: Vec::new(),
+            names: Vec::new(),
+            owners: Vec::new(),
+            index: Index::default(),
+            records: Vec::new(),
+            rdata: Vec::new(),
         }
+    }
+
+    fn name_of<'a>(names: &'a [u8], owner: &Owner) -> &'a [u8] {
+        let at = owner.name_at as usize;
+        names
+            .get(at..at + usize::from(owner.name_len))
+            .unwrap_or_default()
+    }
+
+    fn find(&self, name: &[u8]) -> Option<u32> {
+        self.index.find(store::fingerprint(name), |n| {
+            Builder::name_of(&self.names, &self.owners[n as usize]) == name
+        })
+    }
+
+    /// The number of the owner `name`, created with every missing ancestor
+    /// down to the apex as an empty non-terminal (RFC 8020, RFC 4592
+    /// §2.2.2).
+    fn get_or_insert(&mut self, name: &[u8]) -> Result<u32, String> {
+        if let Some(n) = self.find(name) {
+            return Ok(n);
+        }
+        let n = self.insert(name)?;
+        let apex_len = self.apex.wire().len();
+        let mut up = parent_wire(name);
+        // An ancestor that exists has all of its own already.
+        while let Some(p) = up.filter(|p| p.len() >= apex_len) {
+            if self.find(p).is_some() {
+                break;
+            }
+            self.insert(p)?;
+            up = parent_wire(p);
+        }
+        Ok(n)
+    }
+
+    fn insert(&mut self, name: &[u8]) -> Result<u32, String> {
+        let too_many = || "the zone has too many names".to_string();
+        let number = u32::try_from(self.owners.len())
+            .ok()
+            .filter(|&n| n != u32::MAX)
+            .ok_or_else(too_many)?;
+        let name_at = u32::try_from(self.names.len()).map_err(|_| too_many())?;
+        self.names.extend_from_slice(name);
+        self.owners.push(Owner {
+            name_at,
+            name_len: u8::try_from(name.len()).unwrap_or(u8::MAX),
+            seen: 0,
+        });
+        self.index.insert(store::fingerprint(name), number);
+        Ok(number)
     }
 
     /// Adds one record, refusing what may never be in a zone. The error is
@@ -424,53 +308,123 @@ impl Builder {
                 self.files.len() - 1
             }
         };
-        let origin = SetOrigin {
-            file: u16::try_from(file).map_err(|_| "more than 65,536 included files")?,
-            line: record.origin.line,
+        let file = u16::try_from(file).map_err(|_| "more than 65,536 included files")?;
+        let node = self.get_or_insert(owner)?;
+        let once = match record.rtype {
+            rtype::SOA => Owner::SOA,
+            rtype::CNAME => Owner::CNAME,
+            _ => 0,
         };
-        let node = self.names.get_or_insert(owner, apex.len())?;
-        match node.rrsets.iter_mut().find(|s| s.rtype == record.rtype) {
-            Some(set) => {
-                if record.rtype == rtype::SOA || record.rtype == rtype::CNAME {
-                    let t = type_to_string(record.rtype);
-                    return Err(format!(
-                        "second {t} record at {} (first at line {})",
-                        record.owner, set.origin.line
-                    ));
-                }
-                set.ttl = set.ttl.min(record.ttl);
-                set.push(&record.rdata);
+        if once != 0 {
+            let seen = &mut self.owners[node as usize].seen;
+            if *seen & once != 0 {
+                let first = self
+                    .records
+                    .iter()
+                    .find(|r| r.node == node && r.rtype == record.rtype)
+                    .map_or(0, |r| r.line);
+                let t = type_to_string(record.rtype);
+                return Err(format!(
+                    "second {t} record at {} (first at line {first})",
+                    record.owner
+                ));
             }
-            None => {
-                // Most names hold one or two sets: grow one at a time, not
-                // to Vec's first step of four (a quarter of a large zone's
-                // peak memory otherwise).
-                node.rrsets.reserve_exact(1);
-                node.rrsets
-                    .push(RRset::new(record.rtype, record.ttl, &record.rdata, origin));
-            }
+            *seen |= once;
         }
+        let rdata_len = u16::try_from(record.rdata.len()).map_err(|_| "RDATA too long")?;
+        let rdata_at = u32::try_from(self.rdata.len()).map_err(|_| store::TOO_LARGE)?;
+        self.rdata.extend_from_slice(&record.rdata);
+        self.records.push(Loaded {
+            node,
+            rdata_at,
+            ttl: record.ttl,
+            line: record.origin.line,
+            rdata_len,
+            rtype: record.rtype,
+            file,
+        });
         Ok(())
     }
 
-    /// Checks the zone as a whole and prepares it for answering.
-    fn finish(mut self) -> Result<Zone, ZoneError> {
-        let apex = self.apex.clone();
-        let files: Box<[Arc<Path>]> = std::mem::take(&mut self.files).into();
+    /// Lays the zone out in its store, checks it as a whole and prepares
+    /// it for answering.
+    fn finish(self) -> Result<Zone, ZoneError> {
+        let Builder {
+            apex,
+            file,
+            files,
+            names,
+            owners,
+            mut index,
+            mut records,
+            rdata,
+        } = self;
+        let files: Box<[Arc<Path>]> = files.into();
         let incomplete = |message: &str| ZoneError::Incomplete {
-            file: self.file.clone(),
+            file: file.clone(),
             origin: apex.clone(),
             message: message.to_string(),
         };
-        let apex_node = self
-            .names
-            .get(apex.wire())
+
+        // A set is a run of one owner and type; the sort is stable, so
+        // records stay in file order inside each set.
+        records.sort_by_key(|r| (r.node, r.rtype));
+        let mut bytes = Vec::with_capacity(Store::capacity_for(
+            names.len(),
+            owners.len(),
+            records.len(),
+            rdata.len(),
+        ));
+        let mut offsets = Vec::with_capacity(owners.len());
+        let mut has_cuts = false;
+        let mut set_data = Vec::new();
+        let mut rest = &records[..];
+        for (n, owner) in owners.iter().enumerate() {
+            let name = Builder::name_of(&names, owner);
+            let count = rest.iter().take_while(|r| r.node as usize == n).count();
+            let (own, after) = rest.split_at(count);
+            rest = after;
+            let cut = name != apex.wire() && own.iter().any(|r| r.rtype == rtype::NS);
+            has_cuts |= cut;
+            let at = Store::push_node(&mut bytes, name, cut).map_err(|m| incomplete(&m))?;
+            offsets.push(at);
+            for set in own.chunk_by(|a, b| a.rtype == b.rtype) {
+                let rdata_of = |r: &Loaded| {
+                    rdata
+                        .get(r.rdata_at as usize..)
+                        .and_then(|d| d.get(..usize::from(r.rdata_len)))
+                        .unwrap_or_default()
+                };
+                // An RRset is a set (RFC 2181 §5), and a file may list a
+                // record twice: the first of each is kept.
+                set_data.clear();
+                let mut seen: FxHashSet<&[u8]> = FxHashSet::default();
+                for r in set {
+                    if set.len() == 1 || seen.insert(rdata_of(r)) {
+                        append_record(&mut set_data, rdata_of(r));
+                    }
+                }
+                let ttl = set.iter().map(|r| r.ttl).min().unwrap_or(0);
+                let origin = SetOrigin {
+                    file: set[0].file,
+                    line: set[0].line,
+                };
+                Store::push_set(&mut bytes, at, set[0].rtype, ttl, &set_data, origin)
+                    .map_err(|m| incomplete(&m))?;
+            }
+        }
+        drop((records, rdata, names));
+        index.map_values(|n| offsets[n as usize]);
+        let mut store = Store::new(bytes, index, owners.len());
+        drop((offsets, owners));
+
+        let apex_node = store
+            .find(apex.wire())
             .ok_or_else(|| incomplete("no SOA record at the apex"))?;
         // A second SOA is refused in `add`, so this set holds one record.
         let soa = apex_node
             .get(rtype::SOA)
-            .ok_or_else(|| incomplete("no SOA record at the apex"))?
-            .clone();
+            .ok_or_else(|| incomplete("no SOA record at the apex"))?;
         if apex_node.get(rtype::NS).is_none() {
             return Err(incomplete("no NS records at the apex"));
         }
@@ -479,39 +433,25 @@ impl Builder {
             .last_chunk::<4>()
             .map_or(0, |m| u32::from_be_bytes(*m));
         let negative_ttl = soa.ttl.min(soa_minimum);
+        let soa = Box::from(soa.first());
 
-        let mut has_cuts = false;
-        let bytes = &self.names.bytes;
-        for node in &mut self.names.nodes {
-            node.cut = node.get(rtype::NS).is_some() && Names::name_of(bytes, node) != apex.wire();
-            has_cuts |= node.cut;
-        }
-        check_placement(&self.names, &apex, has_cuts).map_err(|(origin, message)| {
+        check_placement(&store, &apex, has_cuts).map_err(|(origin, message)| {
             ZoneError::Invalid {
                 location: Location {
                     file: files
                         .get(usize::from(origin.file))
                         .cloned()
-                        .unwrap_or_else(|| Arc::from(self.file.as_path())),
+                        .unwrap_or_else(|| Arc::from(file.as_path())),
                     line: origin.line,
                 },
                 message,
             }
         })?;
-        for node in &mut self.names.nodes {
-            node.rrsets.sort_by_key(|s| s.rtype);
-            node.rrsets.shrink_to_fit();
-            for set in &mut node.rrsets {
-                set.dedup();
-                set.data.shrink_to_fit();
-            }
-        }
-        // After the dedup, so the address sets copied here are final too.
-        add_additional(&mut self.names, &apex);
-        self.names.shrink();
+        add_additional(&mut store, &apex);
+        store.shrink();
         Ok(Zone {
             apex,
-            names: self.names,
+            store,
             soa,
             negative_ttl,
             has_cuts,
@@ -522,36 +462,45 @@ impl Builder {
 
 /// The rules on where a set may stand: a CNAME stands alone; at a cut only
 /// NS, DS and glue; below a cut only glue. The error names the offending
-/// set's first record.
-fn check_placement(names: &Names, apex: &Name, has_cuts: bool) -> Result<(), (SetOrigin, String)> {
+/// set's first record; of several at one name, the one written first.
+fn check_placement(store: &Store, apex: &Name, has_cuts: bool) -> Result<(), (SetOrigin, String)> {
     let below_cut = |owner: &[u8]| {
         let mut up = parent_wire(owner);
         while let Some(p) = up.filter(|p| p.len() > apex.wire().len()) {
-            if names.get(p).is_some_and(|n| n.cut) {
+            if store.find(p).is_some_and(|n| n.cut()) {
                 return true;
             }
             up = parent_wire(p);
         }
         false
     };
-    for node in &names.nodes {
-        let owner = Names::name_of(&names.bytes, node);
+    for node in store.nodes() {
+        let owner = node.name();
         let shown = || Name::from_wire_unchecked(owner);
-        for set in &node.rrsets {
+        let alone = node.sets().nth(1).is_none();
+        let mut first: Option<(SetOrigin, String)> = None;
+        for set in node.sets() {
             let t = set.rtype;
-            let problem = if t == rtype::CNAME && node.rrsets.len() > 1 {
+            let problem = if t == rtype::CNAME && !alone {
                 // RFC 1034 §3.6.2, RFC 2181 §10.1.
                 format!("{} has a CNAME and other records", shown())
             } else if has_cuts && t != rtype::A && t != rtype::AAAA && below_cut(owner) {
                 let t = type_to_string(t);
                 format!("{t} record at {} is below a delegation", shown())
-            } else if node.cut && !matches!(t, rtype::NS | rtype::A | rtype::AAAA | rtype::DS) {
+            } else if node.cut() && !matches!(t, rtype::NS | rtype::A | rtype::AAAA | rtype::DS) {
                 let t = type_to_string(t);
                 format!("{t} record at {} is at a delegation point", shown())
             } else {
                 continue;
             };
-            return Err((set.origin, problem));
+            let origin = set.origin();
+            let earlier = |o: &SetOrigin| (origin.file, origin.line) < (o.file, o.line);
+            if first.as_ref().is_none_or(|(o, _)| earlier(o)) {
+                first = Some((origin, problem));
+            }
+        }
+        if let Some(problem) = first {
+            return Err(problem);
         }
     }
     Ok(())
@@ -559,11 +508,11 @@ fn check_placement(names: &Names, apex: &Name, has_cuts: bool) -> Result<(), (Se
 
 /// Attaches to every NS, MX and SRV set the address sets of its targets
 /// inside the zone, for the additional section (RFC 1035 §3.3.*).
-fn add_additional(names: &mut Names, apex: &Name) {
+fn add_additional(store: &mut Store, apex: &Name) {
     let mut found_all = Vec::new();
-    for (i, node) in names.nodes.iter().enumerate() {
-        for (j, set) in node.rrsets.iter().enumerate() {
-            let mut found: Vec<(Name, RRset)> = Vec::new();
+    for node in store.nodes() {
+        for set in node.sets() {
+            let mut found: Vec<Glue> = Vec::new();
             for target in set
                 .records()
                 .filter_map(|r| additional_target(set.rtype, r))
@@ -572,26 +521,30 @@ fn add_additional(names: &mut Names, apex: &Name) {
                 if !crate::name::wire_ends_with(&lower, apex.wire()) {
                     continue;
                 }
-                let Some(at) = names.get(&lower) else {
+                let Some(at) = store.find(&lower) else {
                     continue;
                 };
                 for t in [rtype::A, rtype::AAAA] {
                     let Some(addresses) = at.get(t) else { continue };
+                    let set_at = addresses.offset();
                     if !found
                         .iter()
-                        .any(|(n, s)| n.wire() == target && s.rtype == t)
+                        .any(|g| &*g.target == target && g.set_at == set_at)
                     {
-                        found.push((Name::from_wire_unchecked(target), addresses.clone()));
+                        found.push(Glue {
+                            target: target.into(),
+                            set_at,
+                        });
                     }
                 }
             }
             if !found.is_empty() {
-                found_all.push((i, j, found.into_boxed_slice()));
+                found_all.push((set.offset(), found.into_boxed_slice()));
             }
         }
     }
-    for (i, j, found) in found_all {
-        names.nodes[i].rrsets[j].additional = found;
+    for (at, glue) in found_all {
+        store.set_glue(at, glue);
     }
 }
 
@@ -758,12 +711,35 @@ mod tests {
         );
         let node = z.node(&wire("www.example.com.")).unwrap();
         assert_eq!(node.get(rtype::A).unwrap().ttl, 60, "lowest TTL of the set");
-        let types: Vec<u16> = node.rrsets.iter().map(|s| s.rtype).collect();
+        let types: Vec<u16> = node.sets().map(|s| s.rtype).collect();
         assert_eq!(types, [rtype::A, rtype::AAAA], "ordered by type");
         assert_eq!(
-            z.location(node.get(rtype::A).unwrap().origin),
+            z.location(node.get(rtype::A).unwrap().origin()),
             "example.com.zone:5"
         );
+    }
+
+    /// Every set is found by type, whether the node's type summary covers
+    /// the type (A, MX, AAAA) or not (TXT, SRV, private types), and the
+    /// summary never hides one that is there.
+    #[test]
+    fn sets_are_found_by_type_with_and_without_the_summary() {
+        let z = zone(
+            "x TYPE65280 \\# 1 01\nx SRV 0 0 53 ns1\nx AAAA 2001:db8::1\nx TXT hi\nx MX 5 ns1\nx A 192.0.2.1\n",
+        )
+        .unwrap();
+        let node = z.node(&wire("x.example.com.")).unwrap();
+        let types: Vec<u16> = node.sets().map(|s| s.rtype).collect();
+        assert_eq!(types, [1, 15, 16, 28, 33, 65280]);
+        for t in types {
+            assert_eq!(node.get(t).map(|s| s.rtype), Some(t), "type {t}");
+        }
+        for t in [2, 5, 6, 12, 17, 29, 65281] {
+            assert!(node.get(t).is_none(), "type {t} is not there");
+        }
+        let mx = node.get(rtype::MX).unwrap();
+        assert_eq!(mx.first(), b"\x00\x05\x03ns1\x07example\x03com\x00");
+        assert_eq!(mx.additional().count(), 1, "ns1's A as glue");
     }
 
     #[test]
@@ -771,7 +747,7 @@ mod tests {
         let z = zone("a.b.c A 192.0.2.1\n").unwrap();
         for name in ["b.c.example.com.", "c.example.com."] {
             let node = z.node(&wire(name)).expect(name);
-            assert!(node.rrsets.is_empty(), "{name} is an empty non-terminal");
+            assert!(node.is_empty(), "{name} is an empty non-terminal");
         }
         assert!(z.node(&wire("x.example.com.")).is_none());
         // apex, ns1, a.b.c, b.c, c
@@ -787,9 +763,8 @@ mod tests {
         let apex = z.node(&wire("example.com.")).unwrap();
         let mx = apex.get(rtype::MX).unwrap();
         let found: Vec<(String, u16)> = mx
-            .additional
-            .iter()
-            .map(|(n, s)| (n.to_string(), s.rtype))
+            .additional()
+            .map(|(n, s)| (Name::from_wire_unchecked(n).to_string(), s.rtype))
             .collect();
         assert_eq!(
             found,
@@ -799,7 +774,7 @@ mod tests {
             ]
         );
         let ns = apex.get(rtype::NS).unwrap();
-        assert_eq!(ns.additional.len(), 1, "ns1 has an A only");
+        assert_eq!(ns.additional().count(), 1, "ns1 has an A only");
     }
 
     #[test]
@@ -881,9 +856,9 @@ mod tests {
             .get(rtype::A)
             .unwrap();
         assert!(
-            z.location(set.origin).ends_with("part.zone:1"),
+            z.location(set.origin()).ends_with("part.zone:1"),
             "{}",
-            z.location(set.origin)
+            z.location(set.origin())
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -894,7 +869,7 @@ mod tests {
         let name = |s: &str| Name::from_text(s, None).unwrap();
         z.attach_service(&name("api.eu.example.com."), 3).unwrap();
         assert_eq!(
-            z.node(&wire("api.eu.example.com.")).unwrap().service,
+            z.node(&wire("api.eu.example.com.")).unwrap().service(),
             Some(3)
         );
         assert!(
