@@ -437,6 +437,11 @@ impl ServerProcess {
         }
     }
 
+    /// The process id of the server (its group's leader).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The address the server answers on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
