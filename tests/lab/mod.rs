@@ -471,12 +471,27 @@ impl Lab {
         if matches!(fault, Fault::PayloadDown | Fault::Drained) {
             lb1.wait_until_answering(&down_answer, &format!("{fault:?}"));
         }
+        if fault == Fault::DnsFrozen {
+            if let Err(e) = poll(SETTLE_TIMEOUT, || {
+                lb1.dns_stopped()
+                    .then_some(())
+                    .ok_or_else(|| "some thread still runs".to_string())
+            }) {
+                panic!("lb1's steerdns did not stop: {e}");
+            }
+        }
     }
 
     /// Repairs what [`Lab::inject`] broke and waits until lb1 answers with
-    /// its own address again.
+    /// its own address again. A frozen lb1 must still be frozen: a thread
+    /// that ran meanwhile would have made the scenario's answers
+    /// meaningless.
     pub fn heal(&mut self, fault: Fault) {
         let lb1 = &mut self.nodes[0];
+        assert!(
+            fault != Fault::DnsFrozen || lb1.dns_stopped(),
+            "lb1's steerdns ran while it should have been frozen"
+        );
         match fault {
             Fault::PayloadDown => lb1.start_payload(),
             Fault::Drained => lb1.set_drained(false),

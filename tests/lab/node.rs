@@ -88,6 +88,27 @@ impl Node {
             .signal_group(signal);
     }
 
+    /// Whether every thread of steerdns is stopped (state `T` in
+    /// /proc/PID/task/*/stat): SIGSTOP takes effect on each thread only
+    /// when it next runs.
+    pub fn dns_stopped(&self) -> bool {
+        let Some(dns) = &self.dns else {
+            return false;
+        };
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", dns.pid())) else {
+            return false;
+        };
+        let states: Vec<char> = tasks
+            .flatten()
+            .filter_map(|task| {
+                let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                // The state follows the command name in parentheses.
+                stat.rsplit_once(") ")?.1.chars().next()
+            })
+            .collect();
+        !states.is_empty() && states.iter().all(|&state| state == 'T' || state == 't')
+    }
+
     /// Starts the HTTP payload (`/healthz` answers 200) and waits until it
     /// does.
     pub fn start_payload(&mut self) {
