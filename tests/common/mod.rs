@@ -472,7 +472,17 @@ impl ServerProcess {
     /// Polls until a SOA query for `zone` is answered over both UDP and
     /// TCP, for at most [`STARTUP_TIMEOUT`].
     pub fn wait_until_answers(&mut self, zone: &str) -> Result<(), String> {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        self.wait_until_answers_within(zone, STARTUP_TIMEOUT)
+    }
+
+    /// Like [`ServerProcess::wait_until_answers`], for at most `within`:
+    /// for a server that loads a large zone first.
+    pub fn wait_until_answers_within(
+        &mut self,
+        zone: &str,
+        within: Duration,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + within;
         let probe = |tcp: bool| {
             let opts = QueryOpts {
                 tcp,
@@ -496,7 +506,7 @@ impl ServerProcess {
                 Err(e) => e,
             };
             if Instant::now() >= deadline {
-                return Err(format!("no answer within {STARTUP_TIMEOUT:?}: {last}"));
+                return Err(format!("no answer within {within:?}: {last}"));
             }
             std::thread::sleep(Duration::from_millis(50));
         }

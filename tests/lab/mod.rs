@@ -174,7 +174,8 @@ pub struct ResolverRun {
     pub resolver: &'static str,
     /// Its lookups, in order.
     pub lookups: Vec<Lookup>,
-    /// The DNS queries lb1 received meanwhile (from this resolver only:
+    /// The DNS queries lb1 received meanwhile (UDP datagrams and TCP
+    /// connections with new data; from this resolver only:
     /// the resolvers take turns): how often the fault was put to it.
     pub lb1_queries: u64,
 }
@@ -428,14 +429,14 @@ impl Lab {
                     ..Pin::default()
                 };
                 for i in 0..PIN_LOOKUPS {
-                    let (lb1_before, lb2_before) = (lb1.udp_delivered(), lb2.udp_delivered());
+                    let (lb1_before, lb2_before) = (lb1.dns_traffic(), lb2.dns_traffic());
                     let prefix = format!("pin{i}-{scenario}");
                     let lookups = self
                         .resolver_ns
                         .run(|| resolver.lookups(&prefix, &[RecordType::A]));
-                    let asked_lb1 = lb1.udp_delivered().wrapping_sub(lb1_before);
+                    let asked_lb1 = lb1.dns_traffic().queries_since(&lb1_before);
                     pin.lb1_queries += asked_lb1;
-                    pin.lb2_queries += lb2.udp_delivered().wrapping_sub(lb2_before);
+                    pin.lb2_queries += lb2.dns_traffic().queries_since(&lb2_before);
                     pin.lookups += 1;
                     pin.failed += lookups
                         .iter()
@@ -531,10 +532,10 @@ impl Lab {
         self.resolvers
             .iter()
             .map(|resolver| {
-                let before = lb1.udp_delivered();
+                let before = lb1.dns_traffic();
                 let mut lookups = self.resolver_ns.run(|| resolver.lookups(scenario, &types));
                 for i in 0..EXTRA_LOOKUPS {
-                    if !until_lb1_asked || lb1.udp_delivered() != before {
+                    if !until_lb1_asked || lb1.dns_traffic().queries_since(&before) > 0 {
                         break;
                     }
                     let prefix = format!("{scenario}-more{i}");
@@ -546,7 +547,7 @@ impl Lab {
                 ResolverRun {
                     resolver: resolver.label(),
                     lookups,
-                    lb1_queries: lb1.udp_delivered().wrapping_sub(before),
+                    lb1_queries: lb1.dns_traffic().queries_since(&before),
                 }
             })
             .collect()
