@@ -253,8 +253,12 @@ impl DnsTraffic {
             .iter()
             .filter(|(peer, bytes)| before.tcp.get(*peer).is_none_or(|b| *bytes > b))
             .count();
-        // Wrapping: see `Node::udp_delivered`.
-        self.udp.wrapping_sub(before.udp) + tcp as u64
+        // The UDP figure is a difference of counters read one after the
+        // other while probes run, so it can dip a few below the truth; a
+        // "negative" count (a wrapped one) means none.
+        let udp = self.udp.wrapping_sub(before.udp);
+        let udp = if udp > u64::MAX / 2 { 0 } else { udp };
+        udp + tcp as u64
     }
 }
 
