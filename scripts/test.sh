@@ -83,11 +83,18 @@ EOF
 
 install_dns_tools
 
-# A toolchain installed with rustup's minimal profile lacks these two.
+# A toolchain installed with rustup's minimal profile lacks these two; a
+# Debian-packaged one has them as the packages rustfmt and rust-clippy.
 for component in rustfmt clippy; do
     if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
         echo "test.sh: installing $component"
-        rustup component add "$component"
+        if command -v rustup >/dev/null 2>&1; then
+            rustup component add "$component"
+        else
+            as_root apt-get update
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+                --no-install-recommends "${component/clippy/rust-clippy}"
+        fi
     fi
 done
 

@@ -513,10 +513,11 @@ fn is_one_whole_rrset(records: &[Record], at_name: &[Record]) -> bool {
     })
 }
 
-/// See the allowance `any-udp-other-rrset`.
-fn any_udp_one_rrset(seen: &Observed<'_>, delta: &Delta) -> bool {
+/// Whether `delta` is in the answer to an ANY query over TCP (`tcp`) or
+/// UDP, to which NSD answered with one whole RRset of the name.
+fn any_answer_delta(seen: &Observed<'_>, delta: &Delta, tcp: bool) -> bool {
     seen.case.qtype == RecordType::ANY
-        && !seen.case.opts.tcp
+        && seen.case.opts.tcp == tcp
         && matches!(
             delta,
             Delta::Records {
@@ -525,22 +526,16 @@ fn any_udp_one_rrset(seen: &Observed<'_>, delta: &Delta) -> bool {
             }
         )
         && is_one_whole_rrset(seen.nsd.answers(), seen.at_name)
-        && is_one_whole_rrset(seen.ours.answers(), seen.at_name)
+}
+
+/// See the allowance `any-udp-other-rrset`.
+fn any_udp_one_rrset(seen: &Observed<'_>, delta: &Delta) -> bool {
+    any_answer_delta(seen, delta, false) && is_one_whole_rrset(seen.ours.answers(), seen.at_name)
 }
 
 /// See the allowance `any-tcp-full`.
 fn any_tcp_superset(seen: &Observed<'_>, delta: &Delta) -> bool {
-    seen.case.qtype == RecordType::ANY
-        && seen.case.opts.tcp
-        && matches!(
-            delta,
-            Delta::Records {
-                section: Section::Answer,
-                ..
-            }
-        )
-        && is_one_whole_rrset(seen.nsd.answers(), seen.at_name)
-        && same_records(seen.ours.answers(), seen.at_name)
+    any_answer_delta(seen, delta, true) && same_records(seen.ours.answers(), seen.at_name)
 }
 
 /// The outcome of one query on one server.

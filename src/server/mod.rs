@@ -146,6 +146,10 @@ pub enum ServerError {
     },
 }
 
+/// How often [`Server::bind`] lets the kernel pick a port for a listen
+/// address with port 0 before giving up on finding one free for TCP too.
+const PORT_ZERO_ATTEMPTS: usize = 16;
+
 /// Bound sockets, ready to serve. See the [module documentation](self).
 #[derive(Debug)]
 pub struct Server {
@@ -183,15 +187,29 @@ impl Server {
                 source,
             };
             // Bind the first socket, then the others to its actual address,
-            // so that port 0 means one port for all of them.
-            let first = sys::bind_udp(addr).map_err(|e| bind_error("UDP", e))?;
-            let actual = first.local_addr().map_err(|e| bind_error("UDP", e))?;
-            udp.push((actual, first));
-            for _ in 1..workers {
-                let socket = sys::bind_udp(actual).map_err(|e| bind_error("UDP", e))?;
-                udp.push((actual, socket));
-            }
-            let listener = sys::bind_tcp(actual).map_err(|e| bind_error("TCP", e))?;
+            // so that port 0 means one port for all of them. The kernel
+            // picks a port free for UDP only: when another process holds it
+            // for TCP, pick again (a fixed port's error is reported as is).
+            let mut attempts = 0;
+            let (sockets, actual, listener) = loop {
+                attempts += 1;
+                let first = sys::bind_udp(addr).map_err(|e| bind_error("UDP", e))?;
+                let actual = first.local_addr().map_err(|e| bind_error("UDP", e))?;
+                let mut sockets = vec![(actual, first)];
+                for _ in 1..workers {
+                    let socket = sys::bind_udp(actual).map_err(|e| bind_error("UDP", e))?;
+                    sockets.push((actual, socket));
+                }
+                match sys::bind_tcp(actual) {
+                    Ok(listener) => break (sockets, actual, listener),
+                    Err(e)
+                        if addr.port() == 0
+                            && e.kind() == io::ErrorKind::AddrInUse
+                            && attempts < PORT_ZERO_ATTEMPTS => {}
+                    Err(e) => return Err(bind_error("TCP", e)),
+                }
+            };
+            udp.extend(sockets);
             tcp.push((actual, listener));
         }
         let rrl_counters = Arc::new(RrlCounters::new(udp.len()));

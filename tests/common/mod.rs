@@ -439,6 +439,11 @@ impl ServerProcess {
         }
     }
 
+    /// The process id of the server (its group's leader).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The address the server answers on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -469,7 +474,17 @@ impl ServerProcess {
     /// Polls until a SOA query for `zone` is answered over both UDP and
     /// TCP, for at most [`STARTUP_TIMEOUT`].
     pub fn wait_until_answers(&mut self, zone: &str) -> Result<(), String> {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        self.wait_until_answers_within(zone, STARTUP_TIMEOUT)
+    }
+
+    /// Like [`ServerProcess::wait_until_answers`], for at most `within`:
+    /// for a server that loads a large zone first.
+    pub fn wait_until_answers_within(
+        &mut self,
+        zone: &str,
+        within: Duration,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + within;
         let probe = |tcp: bool| {
             let opts = QueryOpts {
                 tcp,
@@ -493,7 +508,7 @@ impl ServerProcess {
                 Err(e) => e,
             };
             if Instant::now() >= deadline {
-                return Err(format!("no answer within {STARTUP_TIMEOUT:?}: {last}"));
+                return Err(format!("no answer within {within:?}: {last}"));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -517,17 +532,41 @@ impl ServerProcess {
     }
 }
 
+impl ServerProcess {
+    /// Whether the leader has exited, without reaping it: while it is an
+    /// unreaped zombie its pid, and so the group id, cannot be reused, and
+    /// signalling the group still reaches only this server's processes.
+    fn has_exited(&self) -> bool {
+        let pid: libc::id_t = self.child.id();
+        // SAFETY: an all-zero siginfo_t is a valid value to be overwritten.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid(2) writes only into `info`, which outlives the
+        // call; WNOWAIT leaves the child waitable.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        // SAFETY: si_pid is set by waitid for an exited child and zero when
+        // WNOHANG found none.
+        rc != 0 || unsafe { info.si_pid() } != 0
+    }
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.signal_group(libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
+        while Instant::now() < deadline && !self.has_exited() {
             std::thread::sleep(Duration::from_millis(20));
         }
-        // Also reaps helpers that outlived the leader.
+        // Also ends helpers that outlived the leader. The leader is not
+        // reaped before this, so the group id cannot have been reused by
+        // another process of the machine (pids wrap around quickly on a
+        // busy one).
         self.signal_group(libc::SIGKILL);
         let _ = self.child.wait();
     }

@@ -64,9 +64,13 @@ const RESOLVERS_V6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0,
 const LOOKUP_ATTEMPTS: usize = 5;
 const LOOKUP_RETRY_AFTER: Duration = Duration::from_secs(2);
 
-/// Lookups through each resolver while lb2 is frozen, to pin it to lb1
-/// (see [`Lab::pin_to_lb1`]).
-const PIN_LOOKUPS: usize = 4;
+/// The most lookups through each resolver while lb2 is frozen, to pin it
+/// to lb1 (see [`Lab::pin_to_lb1`]).
+const PIN_LOOKUPS: usize = 10;
+
+/// The most lookups added after a scenario's own when a resolver has not
+/// asked lb1 yet (see [`Lab::lookups`]).
+const EXTRA_LOOKUPS: usize = 25;
 
 /// How long a resolver or a payload may take to come up, and a node to
 /// show the effect of a fault or a repair (its probe runs every second and
@@ -170,9 +174,25 @@ pub struct ResolverRun {
     pub resolver: &'static str,
     /// Its lookups, in order.
     pub lookups: Vec<Lookup>,
-    /// The DNS queries lb1 received meanwhile (from this resolver only:
+    /// The DNS queries lb1 received meanwhile (UDP datagrams and TCP
+    /// connections with new data; from this resolver only:
     /// the resolvers take turns): how often the fault was put to it.
     pub lb1_queries: u64,
+}
+
+/// How pinning one resolver to lb1 went (see [`Lab::pin_to_lb1`]).
+#[derive(Debug, Default, Clone)]
+pub struct Pin {
+    /// The resolver's label.
+    pub resolver: &'static str,
+    /// Lookups sent, and those that got no address.
+    pub lookups: usize,
+    pub failed: usize,
+    /// Queries lb1 and the frozen lb2 received meanwhile.
+    pub lb1_queries: u64,
+    pub lb2_queries: u64,
+    /// Whether it met lb2's silence and its last lookup went to lb1.
+    pub pinned: bool,
 }
 
 /// Fills a template's `{{key}}` placeholders; panics when one is left.
@@ -392,32 +412,47 @@ impl Lab {
     }
 
     /// Pins every resolver to lb1 before a fault: while lb2's steerdns is
-    /// frozen, each resolver looks up [`PIN_LOOKUPS`] fresh names, so that
-    /// whichever node it preferred so far, it has now seen lb2 time out
-    /// and lb1 answer. Resolvers that pick the fastest node (BIND, PowerDNS
-    /// Recursor) would otherwise stay on lb2 and never meet lb1's fault.
-    /// Returns, per resolver, the lookups that got no address meanwhile
-    /// (there should be none: lb1 answers).
-    pub fn pin_to_lb1(&mut self, scenario: &str) -> Vec<(&'static str, usize)> {
-        let lb2 = &self.nodes[1];
+    /// frozen, each resolver looks up fresh names, one at a time, until it
+    /// has met lb2's silence at least once and its last lookup went to
+    /// lb1 (at most [`PIN_LOOKUPS`] lookups). Resolvers that pick the
+    /// fastest node (BIND, PowerDNS Recursor) would otherwise stay on lb2
+    /// and never meet lb1's fault.
+    pub fn pin_to_lb1(&mut self, scenario: &str) -> Vec<Pin> {
+        let [lb1, lb2] = &self.nodes;
         lb2.freeze_dns(true);
-        let failed = self
+        let pins = self
             .resolvers
             .iter()
             .map(|resolver| {
-                let types = [RecordType::A; PIN_LOOKUPS];
-                let prefix = format!("pin-{scenario}");
-                let lookups = self.resolver_ns.run(|| resolver.lookups(&prefix, &types));
-                let failed = lookups
-                    .iter()
-                    .filter(|l| !matches!(&l.outcome, Outcome::Addresses(a) if !a.is_empty()))
-                    .count();
-                (resolver.label(), failed)
+                let mut pin = Pin {
+                    resolver: resolver.label(),
+                    ..Pin::default()
+                };
+                for i in 0..PIN_LOOKUPS {
+                    let (lb1_before, lb2_before) = (lb1.dns_traffic(), lb2.dns_traffic());
+                    let prefix = format!("pin{i}-{scenario}");
+                    let lookups = self
+                        .resolver_ns
+                        .run(|| resolver.lookups(&prefix, &[RecordType::A]));
+                    let asked_lb1 = lb1.dns_traffic().queries_since(&lb1_before);
+                    pin.lb1_queries += asked_lb1;
+                    pin.lb2_queries += lb2.dns_traffic().queries_since(&lb2_before);
+                    pin.lookups += 1;
+                    pin.failed += lookups
+                        .iter()
+                        .filter(|l| !matches!(&l.outcome, Outcome::Addresses(a) if !a.is_empty()))
+                        .count();
+                    pin.pinned = pin.lb2_queries > 0 && asked_lb1 > 0;
+                    if pin.pinned && pin.lookups >= 2 {
+                        break;
+                    }
+                }
+                pin
             })
             .collect();
         lb2.freeze_dns(false);
         lb2.wait_until_serving();
-        failed
+        pins
     }
 
     /// Breaks lb1 and, for the faults its steerdns survives, waits until
@@ -437,12 +472,27 @@ impl Lab {
         if matches!(fault, Fault::PayloadDown | Fault::Drained) {
             lb1.wait_until_answering(&down_answer, &format!("{fault:?}"));
         }
+        if fault == Fault::DnsFrozen {
+            if let Err(e) = poll(SETTLE_TIMEOUT, || {
+                lb1.dns_stopped()
+                    .then_some(())
+                    .ok_or_else(|| "some thread still runs".to_string())
+            }) {
+                panic!("lb1's steerdns did not stop: {e}");
+            }
+        }
     }
 
     /// Repairs what [`Lab::inject`] broke and waits until lb1 answers with
-    /// its own address again.
+    /// its own address again. A frozen lb1 must still be frozen: a thread
+    /// that ran meanwhile would have made the scenario's answers
+    /// meaningless.
     pub fn heal(&mut self, fault: Fault) {
         let lb1 = &mut self.nodes[0];
+        assert!(
+            fault != Fault::DnsFrozen || lb1.dns_stopped(),
+            "lb1's steerdns ran while it should have been frozen"
+        );
         match fault {
             Fault::PayloadDown => lb1.start_payload(),
             Fault::Drained => lb1.set_drained(false),
@@ -464,8 +514,17 @@ impl Lab {
     /// Sends `a` A and `aaaa` AAAA lookups of fresh names
     /// (`<scenario>-<resolver>-<i>.api.example.com`) through each resolver
     /// in turn, one lookup after the other, and counts the queries lb1
-    /// received during each resolver's turn.
-    pub fn lookups(&self, scenario: &str, a: usize, aaaa: usize) -> Vec<ResolverRun> {
+    /// received during each resolver's turn. With `until_lb1_asked`, a
+    /// resolver that has not asked lb1 by then gets up to
+    /// [`EXTRA_LOOKUPS`] more A lookups, one at a time, until it does:
+    /// every lookup counts, and one that never asked lb1 tested nothing.
+    pub fn lookups(
+        &self,
+        scenario: &str,
+        a: usize,
+        aaaa: usize,
+        until_lb1_asked: bool,
+    ) -> Vec<ResolverRun> {
         let types: Vec<RecordType> = std::iter::repeat_n(RecordType::A, a)
             .chain(std::iter::repeat_n(RecordType::AAAA, aaaa))
             .collect();
@@ -473,12 +532,22 @@ impl Lab {
         self.resolvers
             .iter()
             .map(|resolver| {
-                let before = lb1.udp_delivered();
-                let lookups = self.resolver_ns.run(|| resolver.lookups(scenario, &types));
+                let before = lb1.dns_traffic();
+                let mut lookups = self.resolver_ns.run(|| resolver.lookups(scenario, &types));
+                for i in 0..EXTRA_LOOKUPS {
+                    if !until_lb1_asked || lb1.dns_traffic().queries_since(&before) > 0 {
+                        break;
+                    }
+                    let prefix = format!("{scenario}-more{i}");
+                    lookups.extend(
+                        self.resolver_ns
+                            .run(|| resolver.lookups(&prefix, &[RecordType::A])),
+                    );
+                }
                 ResolverRun {
                     resolver: resolver.label(),
                     lookups,
-                    lb1_queries: lb1.udp_delivered().wrapping_sub(before),
+                    lb1_queries: lb1.dns_traffic().queries_since(&before),
                 }
             })
             .collect()

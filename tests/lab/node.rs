@@ -88,6 +88,27 @@ impl Node {
             .signal_group(signal);
     }
 
+    /// Whether every thread of steerdns is stopped (state `T` in
+    /// /proc/PID/task/*/stat): SIGSTOP takes effect on each thread only
+    /// when it next runs.
+    pub fn dns_stopped(&self) -> bool {
+        let Some(dns) = &self.dns else {
+            return false;
+        };
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", dns.pid())) else {
+            return false;
+        };
+        let states: Vec<char> = tasks
+            .flatten()
+            .filter_map(|task| {
+                let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                // The state follows the command name in parentheses.
+                stat.rsplit_once(") ")?.1.chars().next()
+            })
+            .collect();
+        !states.is_empty() && states.iter().all(|&state| state == 'T' || state == 't')
+    }
+
     /// Starts the HTTP payload (`/healthz` answers 200) and waits until it
     /// does.
     pub fn start_payload(&mut self) {
@@ -155,6 +176,25 @@ impl Node {
             .wrapping_sub(get("Icmp6InMsgs"))
     }
 
+    /// What DNS traffic the node has received so far: UDP datagrams (see
+    /// [`Node::udp_delivered`]) and its DNS-over-TCP connections. Resolvers
+    /// switch to TCP for a server whose RTT they measured high (Knot
+    /// Resolver does, on a loaded machine), so UDP alone can miss that a
+    /// resolver asked the node.
+    pub fn dns_traffic(&self) -> DnsTraffic {
+        let output = self.ns.run(|| {
+            let mut command = Command::new(common::find_tool("ss").unwrap_or_else(|| "ss".into()));
+            // All states, numeric, with TCP info: bytes received per socket.
+            command.args(["-Htain", "sport = :53"]);
+            common::output_within(command, COMMAND_TIMEOUT)
+        });
+        assert!(output.status.success(), "ss failed: {output:?}");
+        DnsTraffic {
+            udp: self.udp_delivered(),
+            tcp: tcp_connections(&String::from_utf8_lossy(&output.stdout)),
+        }
+    }
+
     /// Waits until the node answers a fresh A query with its own address.
     pub fn wait_until_serving(&self) {
         let own = Outcome::Addresses(vec![self.addrs.v4.into()]);
@@ -193,6 +233,63 @@ impl Node {
             );
         }
     }
+}
+
+/// A node's DNS traffic at one moment (see [`Node::dns_traffic`]).
+#[derive(Debug, Clone, Default)]
+pub struct DnsTraffic {
+    /// UDP datagrams delivered so far.
+    udp: u64,
+    /// TCP connections to port 53, by peer, with the bytes received.
+    tcp: HashMap<String, u64>,
+}
+
+impl DnsTraffic {
+    /// The queries received since `before`: UDP datagrams, plus each TCP
+    /// connection that is new or received more bytes since.
+    pub fn queries_since(&self, before: &DnsTraffic) -> u64 {
+        let tcp = self
+            .tcp
+            .iter()
+            .filter(|(peer, bytes)| before.tcp.get(*peer).is_none_or(|b| *bytes > b))
+            .count();
+        // The UDP figure is a difference of counters read one after the
+        // other while probes run, so it can dip a few below the truth; a
+        // "negative" count (a wrapped one) means none.
+        let udp = self.udp.wrapping_sub(before.udp);
+        let udp = if udp > u64::MAX / 2 { 0 } else { udp };
+        udp + tcp as u64
+    }
+}
+
+/// The sockets of `ss -Htain` output other than listeners, by peer
+/// address, with their `bytes_received` (0 when absent, as for TIME-WAIT).
+/// Each socket is a line (state, queues, local and peer address), its TCP
+/// information an indented line after it.
+fn tcp_connections(ss: &str) -> HashMap<String, u64> {
+    let mut sockets = HashMap::new();
+    let mut current = None;
+    for line in ss.lines() {
+        if line.starts_with(char::is_whitespace) {
+            let received = line
+                .split_whitespace()
+                .find_map(|word| word.strip_prefix("bytes_received:"))
+                .and_then(|n| n.parse().ok());
+            if let (Some(peer), Some(received)) = (&current, received) {
+                sockets.insert(String::clone(peer), received);
+            }
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        current = match words.as_slice() {
+            [state, _, _, _, peer, ..] if *state != "LISTEN" => Some(peer.to_string()),
+            _ => None,
+        };
+        if let Some(peer) = &current {
+            sockets.insert(peer.clone(), 0);
+        }
+    }
+    sockets
 }
 
 /// The counters of `/proc/net/snmp` (pairs of lines, `Ip: InDelivers ...`
@@ -240,6 +337,27 @@ fn healthz(addr: SocketAddr) -> Result<(), String> {
     } else {
         Err(format!("status line {status:?}"))
     }
+}
+
+#[test]
+fn tcp_connections_and_new_queries() {
+    let before = "LISTEN 0 4096 0.0.0.0:53 0.0.0.0:*\n\
+                  ESTAB 0 0 198.51.100.10:53 192.0.2.54:4000\n\
+                  \t cubic rto:204 bytes_sent:90 bytes_received:45 segs_in:3\n";
+    let after = "LISTEN 0 4096 0.0.0.0:53 0.0.0.0:*\n\
+                 ESTAB 0 0 198.51.100.10:53 192.0.2.54:4000\n\
+                 \t cubic rto:204 bytes_sent:180 bytes_received:90 segs_in:5\n\
+                 TIME-WAIT 0 0 198.51.100.10:53 192.0.2.54:4001\n";
+    let (before, after) = (tcp_connections(before), tcp_connections(after));
+    assert_eq!(before.len(), 1);
+    assert_eq!(after["192.0.2.54:4000"], 90);
+    assert_eq!(after["192.0.2.54:4001"], 0);
+    let traffic = |udp, tcp| DnsTraffic { udp, tcp };
+    // One more query on the open connection, one on a connection opened
+    // and closed meanwhile, and two datagrams.
+    let (before, after) = (traffic(10, before), traffic(12, after));
+    assert_eq!(after.queries_since(&before), 4);
+    assert_eq!(before.queries_since(&before), 0);
 }
 
 #[test]
