@@ -4,14 +4,18 @@
 //! `sub.example.com.` and `example.net.`: delegations, glue, wildcards,
 //! CNAME chains, every served type), the basic example's zone served as
 //! `example.org.`, and `svc.example.`, whose services use `self` routing
-//! in each of its states:
+//! in each of its states, and weighted, subnet (with nesting) and
+//! multivalue routing:
 //!
-//! | name | local payload | answers |
+//! | name | state | answers |
 //! |---|---|---|
 //! | `www.svc.example.` | up | the local address |
 //! | `*.pool.svc.example.` | down, peers up | the healthy peers |
 //! | `refuse.svc.example.` | drained, peers up | REFUSED |
 //! | `open.svc.example.` | down, peer down | the local address (fail open) |
+//! | `*.w.svc.example.` | weighted, endpoint `a` down | `b` or `c` by the client's /24 |
+//! | `subnet.svc.example.` | subnet, nesting `*.w` as default | by the client's network |
+//! | `multi.svc.example.` | multivalue, two of three | rotated addresses |
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -21,6 +25,7 @@ use steerdns::config::Config;
 use steerdns::cookie::CookieSecret;
 use steerdns::engine::{QueryContext, Transport};
 use steerdns::health::Health;
+use steerdns::policy::Method;
 use steerdns::snapshot::Snapshot;
 
 /// The largest UDP reply the fixture is configured for.
@@ -84,6 +89,36 @@ name = "open.svc.example."
 routing = "self"
 peers = ["127.0.0.1", "192.0.2.12"]
 when-down = "peers"
+
+[[service]]
+name = "*.w.svc.example."
+routing = "weighted"
+degraded-ttl = 5
+endpoints = [
+  { name = "a", addresses = ["192.0.2.21", "2001:db8::21"], weight = 3 },
+  { name = "b", addresses = ["192.0.2.22"], weight = 1 },
+  { name = "c", cname = "www.svc.example.", weight = 0 },
+]
+
+[[service]]
+name = "subnet.svc.example."
+routing = "subnet"
+when-all-down = "servfail"
+endpoints = [
+  { name = "a", addresses = ["192.0.2.31"], subnets = ["10.0.0.0/8", "2001:db8::/32"] },
+  { name = "b", addresses = ["192.0.2.32", "2001:db8::32"], subnets = ["10.1.0.0/16", "127.0.0.0/8"] },
+  { name = "rest", service = "*.w.svc.example." },
+]
+
+[[service]]
+name = "multi.svc.example."
+routing = "multivalue"
+max-answers = 2
+endpoints = [
+  { name = "a", addresses = ["192.0.2.41"] },
+  { name = "b", addresses = ["192.0.2.42", "2001:db8::42"] },
+  { name = "c", addresses = ["192.0.2.43"] },
+]
 "#;
 
 /// This node's addresses, as the snapshot sees them.
@@ -152,15 +187,22 @@ fn load() -> Snapshot {
 /// documentation gives.
 fn set_states(snap: &Snapshot) {
     let health = &snap.health;
-    let [_, pool, refuse, open] = &snap.services[..] else {
-        panic!("the fixture has {} services, not 4", snap.services.len());
+    let [_, pool, refuse, open, weighted, ..] = &snap.services[..] else {
+        panic!("the fixture has {} services, not 7", snap.services.len());
     };
-    health.set_health(pool.local, Health::Down);
-    health.set_drained(refuse.local, true);
-    health.set_health(open.local, Health::Down);
-    for peer in open.peers.iter() {
-        health.set_health(peer.health, Health::Down);
+    let local = |rule: &steerdns::policy::ServiceRule| {
+        rule.local_slot().expect("the first four services are `self`")
+    };
+    health.set_health(local(pool), Health::Down);
+    health.set_drained(local(refuse), true);
+    health.set_health(local(open), Health::Down);
+    if let Method::SelfAddress(s) = &open.method {
+        for peer in s.peers.iter() {
+            health.set_health(peer.health, Health::Down);
+        }
     }
+    // One weighted endpoint down: the others share its clients.
+    health.set_health(weighted.endpoints[0].slot, Health::Down);
 }
 
 /// A folder of its own for this process.
