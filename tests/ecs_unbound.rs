@@ -49,10 +49,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{RData, RecordType};
 
-use common::{free_port, QueryOpts, ServerProcess, TempDir, LOOPBACK};
+use common::{client_subnet, free_port, QueryOpts, ServerProcess, TempDir, LOOPBACK};
 
 /// The zone steerdns serves; its services are in [`STEERDNS_SERVICES`].
 const ZONE: &str =
@@ -156,14 +156,6 @@ struct Relayed {
     ecs: Option<(IpAddr, u8)>,
     /// The scope of steerdns's ECS option, once it answered.
     scope: Option<u8>,
-}
-
-/// The ECS option of a message, if any.
-fn client_subnet(message: &Message) -> Option<ClientSubnet> {
-    match message.extensions().as_ref()?.option(EdnsCode::Subnet)? {
-        EdnsOption::Subnet(subnet) => Some(*subnet),
-        _ => None,
-    }
 }
 
 /// A UDP relay from unbound to steerdns that logs each query; it stops

@@ -16,6 +16,8 @@
 // Each test crate uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod geodb;
+
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{Read, Write};
@@ -27,6 +29,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_proto::rr::{Name, RecordType};
 
 /// How long a server may take from spawn to its first answer.
@@ -610,6 +613,33 @@ fn query_with_timeout(
 ) -> Result<Message, String> {
     let message = build_query(&name(qname), rtype, opts);
     exchange_with_timeout(addr, &message, opts.tcp, timeout, attempts)
+}
+
+/// Sends one UDP query for `qname`/`rtype` to `addr` carrying an ECS
+/// option for `subnet` (address and source prefix), as a resolver does, and
+/// returns the response and the ECS option it carried back.
+pub fn query_with_subnet(
+    addr: SocketAddr,
+    qname: &str,
+    rtype: RecordType,
+    subnet: (std::net::IpAddr, u8),
+) -> Result<(Message, Option<ClientSubnet>), String> {
+    let mut message = build_query(&name(qname), rtype, &QueryOpts::default());
+    if let Some(edns) = message.extensions_mut().as_mut() {
+        edns.options_mut()
+            .insert(EdnsOption::Subnet(ClientSubnet::new(subnet.0, subnet.1, 0)));
+    }
+    let response = exchange(addr, &message, false)?;
+    let ecs = client_subnet(&response);
+    Ok((response, ecs))
+}
+
+/// The ECS option of a message, if any.
+pub fn client_subnet(message: &Message) -> Option<ClientSubnet> {
+    match message.extensions().as_ref()?.option(EdnsCode::Subnet)? {
+        EdnsOption::Subnet(subnet) => Some(*subnet),
+        _ => None,
+    }
 }
 
 /// Sends `message` over UDP or TCP and decodes the response, which must
