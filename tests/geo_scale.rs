@@ -1,0 +1,304 @@
+//! Load time and memory for a GeoLite2-City-sized database.
+//!
+//! GeoLite2-City holds about 3.5 million networks (IPv4 and IPv6) pointing
+//! at about 100,000 distinct records (cities). No third-party database is
+//! used: [`generate`] writes one of that shape with tests/common/geodb.rs,
+//! with the locality real data has (neighbouring networks are often in the
+//! same city or country, sometimes not; gaps between them). Then
+//! `steerdns check` loads a config with that database and a geographic and
+//! a performance service over it (each compiles a fallback chain for every
+//! location), and the test prints how long the load took and the process's
+//! peak resident set.
+//!
+//! It takes minutes in a debug build and writes a ~100 MB file, so it is
+//! `#[ignore]`d; measure with an optimised build:
+//!
+//! ```text
+//! cargo test --release --test geo_scale -- --ignored --nocapture
+//! ```
+//!
+//! `GEO_SCALE_V4`, `GEO_SCALE_V6` and `GEO_SCALE_RECORDS` change the sizes
+//! (defaults 2,500,000, 1,000,000 and 100,000). In an optimised build the
+//! test fails when the load takes longer than [`MAX_LOAD`] or the peak
+//! resident set passes [`MAX_RSS_MIB`].
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use common::geodb::{GeoDb, Place};
+use common::TempDir;
+
+/// The longest an optimised build may take to load the database.
+const MAX_LOAD: Duration = Duration::from_secs(10);
+
+/// The largest peak resident set an optimised build may reach, in MiB.
+const MAX_RSS_MIB: u64 = 300;
+
+/// Countries with their continent, for records; enough of them that
+/// locations spread over every continent.
+const COUNTRIES: [(&str, &str); 40] = [
+    ("EU", "GB"),
+    ("EU", "DE"),
+    ("EU", "FR"),
+    ("EU", "NL"),
+    ("EU", "IT"),
+    ("EU", "ES"),
+    ("EU", "PL"),
+    ("EU", "SE"),
+    ("EU", "RU"),
+    ("EU", "UA"),
+    ("NA", "US"),
+    ("NA", "CA"),
+    ("NA", "MX"),
+    ("SA", "BR"),
+    ("SA", "AR"),
+    ("SA", "CL"),
+    ("SA", "CO"),
+    ("AS", "JP"),
+    ("AS", "CN"),
+    ("AS", "IN"),
+    ("AS", "KR"),
+    ("AS", "SG"),
+    ("AS", "ID"),
+    ("AS", "VN"),
+    ("AS", "TR"),
+    ("AS", "IL"),
+    ("AS", "TH"),
+    ("AS", "PH"),
+    ("OC", "AU"),
+    ("OC", "NZ"),
+    ("AF", "ZA"),
+    ("AF", "NG"),
+    ("AF", "EG"),
+    ("AF", "KE"),
+    ("AF", "MA"),
+    ("NA", "PA"),
+    ("EU", "CZ"),
+    ("EU", "RO"),
+    ("AS", "SA"),
+    ("AS", "AE"),
+];
+
+/// A small deterministic generator (xorshift64): every run writes the same
+/// database.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+/// A GeoLite2-City-shaped database: `records` cities in [`COUNTRIES`]
+/// (subdivisions and coordinates varying), `v4` IPv4 networks (mostly /24
+/// and smaller, some up to /16) and `v6` IPv6 networks (/29 to /56) in
+/// address order with gaps. Of two neighbouring networks, four in ten share
+/// the city, four in ten the country, the rest are anywhere.
+fn generate(v4: usize, v6: usize, records: usize) -> GeoDb {
+    let mut rng = Rng(0x0c17_5eed);
+    let mut db = GeoDb::default();
+    // Per country, its cities' record indexes.
+    let mut by_country: Vec<Vec<u32>> = vec![Vec::new(); COUNTRIES.len()];
+    let mut country_of: Vec<usize> = Vec::with_capacity(records);
+    for i in 0..records {
+        let c = rng.below(COUNTRIES.len() as u64) as usize;
+        let (continent, country) = COUNTRIES[c];
+        let sub = format!("S{}", rng.below(30));
+        let lat = (rng.below(170_000) as f64) / 1000.0 - 85.0;
+        let lon = (rng.below(360_000) as f64) / 1000.0 - 180.0;
+        let id = u32::try_from(i).expect("records fit u32");
+        let place = Place::new(continent, country, Some(&sub), Some((lat, lon)))
+            .in_city(1_000_000 + id, &format!("City {i}"));
+        let index = db.place(place);
+        assert_eq!(index, id, "every generated record is distinct");
+        by_country[c].push(index);
+        country_of.push(c);
+    }
+    let pick = |rng: &mut Rng, previous: Option<u32>| -> u32 {
+        match (previous, rng.below(10)) {
+            (Some(p), 0..=3) => p,
+            (Some(p), 4..=7) => {
+                let cities = &by_country[country_of[p as usize]];
+                cities[rng.below(cities.len() as u64) as usize]
+            }
+            _ => rng.below(records as u64) as u32,
+        }
+    };
+    // IPv4 from 1.0.0.0 up: the lengths average about 500 addresses with
+    // the gaps, so 2.5 million networks end below 224.0.0.0.
+    let mut cursor: u128 = 1 << 24;
+    let mut previous = None;
+    for _ in 0..v4 {
+        let len = match rng.below(100) {
+            0..=34 => 24,
+            35..=49 => 23,
+            50..=57 => 22,
+            58..=60 => 21,
+            61..=62 => 16 + rng.below(5) as u8,
+            _ => 25 + rng.below(4) as u8,
+        };
+        let (start, next) = place_block(&mut rng, cursor, 32, len);
+        assert!(next <= 224 << 24, "IPv4 networks run past 223/8");
+        let place = pick(&mut rng, previous);
+        db.add_network(IpAddr::V4(Ipv4Addr::from(start as u32)), len, place);
+        previous = Some(place);
+        cursor = next;
+    }
+    // IPv6 from 2001:200:: up, inside 2000::/3.
+    let mut cursor: u128 = 0x2001_0200 << 96;
+    let mut previous = None;
+    for _ in 0..v6 {
+        let len = match rng.below(100) {
+            0..=29 => 32,
+            30..=54 => 48,
+            55..=69 => 44,
+            70..=79 => 40,
+            80..=89 => 36,
+            90..=94 => 29 + rng.below(3) as u8,
+            _ => 49 + rng.below(8) as u8,
+        };
+        let (start, next) = place_block(&mut rng, cursor, 128, len);
+        assert!(next <= 0x4 << 124, "IPv6 networks run past 2000::/3");
+        let place = pick(&mut rng, previous);
+        db.add_network(IpAddr::V6(Ipv6Addr::from(start)), len, place);
+        previous = Some(place);
+        cursor = next;
+    }
+    db
+}
+
+/// Aligns a block of `len` bits at or after `cursor`; returns its start and
+/// the next free address (after a gap, one time in five).
+fn place_block(rng: &mut Rng, cursor: u128, bits: u8, len: u8) -> (u128, u128) {
+    let size = 1u128 << (bits - len);
+    let start = cursor.div_ceil(size) * size;
+    let mut next = start + size;
+    if rng.below(5) == 0 {
+        next += size * u128::from(rng.below(3) + 1);
+    }
+    (start, next)
+}
+
+/// Runs `command` to its end; returns its status and peak resident set
+/// (KiB): getrusage(2)'s `RUSAGE_CHILDREN` maximum, which is this child's,
+/// the only process this test starts.
+fn run_measured(mut command: Command) -> (ExitStatus, u64) {
+    let status = command
+        .stdin(Stdio::null())
+        .status()
+        .expect("run steerdns check");
+    // SAFETY: an all-zero rusage is a valid value for getrusage to
+    // overwrite; the pointer is to a live local.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let done = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    assert_eq!(done, 0, "getrusage: {}", std::io::Error::last_os_error());
+    let max_rss_kib = u64::try_from(usage.ru_maxrss).expect("non-negative ru_maxrss");
+    (status, max_rss_kib)
+}
+
+#[test]
+#[ignore = "writes a ~100 MB database and takes minutes unoptimised; run with --release"]
+fn a_geolite2_city_sized_database_loads_in_seconds() {
+    let (v4, v6) = (
+        env_or("GEO_SCALE_V4", 2_500_000),
+        env_or("GEO_SCALE_V6", 1_000_000),
+    );
+    let records = env_or("GEO_SCALE_RECORDS", 100_000);
+    let dir = TempDir::new("geo-scale");
+    let t = Instant::now();
+    let db = generate(v4, v6, records);
+    let networks = db.networks();
+    db.write(&dir.path().join("geo.mmdb"));
+    drop(db);
+    let size = std::fs::metadata(dir.path().join("geo.mmdb"))
+        .expect("the database")
+        .len();
+    eprintln!(
+        "generated {networks} networks ({v4} IPv4, {v6} IPv6), {records} records, \
+         {:.1} MiB, in {:.1?}",
+        size as f64 / 1048576.0,
+        t.elapsed()
+    );
+
+    dir.write(
+        "example.com.zone",
+        "$TTL 300\n@ SOA ns1 hostmaster 1 7200 900 1209600 60\n@ NS ns1\nns1 A 127.0.0.1\n",
+    );
+    let config = dir.write(
+        "steerdns.toml",
+        r#"[server]
+listen = ["127.0.0.1:53"]
+
+[geoip]
+database = "geo.mmdb"
+
+[[zone]]
+origin = "example.com."
+file = "example.com.zone"
+
+[[service]]
+name = "geo.example.com."
+routing = "geographic"
+endpoints = [
+  { name = "fra", addresses = ["192.0.2.1"] },
+  { name = "lon", addresses = ["192.0.2.2"] },
+  { name = "iad", addresses = ["192.0.2.3"] },
+  { name = "sin", addresses = ["192.0.2.4"] },
+]
+regions = { "EU" = ["fra", "lon"], "GB" = ["lon"], "AS" = ["sin"], "*" = ["iad"] }
+
+[[service]]
+name = "near.example.com."
+routing = "performance"
+endpoints = [
+  { name = "fra", addresses = ["192.0.2.1"], location = [50.11, 8.68] },
+  { name = "lon", addresses = ["192.0.2.2"], location = [51.51, -0.13] },
+  { name = "iad", addresses = ["192.0.2.3"], location = [38.95, -77.45] },
+  { name = "sin", addresses = ["192.0.2.4"], location = [1.35, 103.99] },
+]
+default = "iad"
+"#,
+    );
+    let mut command = Command::new(common::steerdns_bin());
+    command.arg("check").arg("--config").arg(&config);
+    let t = Instant::now();
+    let (status, max_rss_kib) = run_measured(command);
+    let load = t.elapsed();
+    assert!(status.success(), "steerdns check failed: {status}");
+    let rss_mib = max_rss_kib / 1024;
+    eprintln!(
+        "steerdns check: {networks} networks loaded in {load:.2?}, peak RSS {rss_mib} MiB \
+         (database file {:.1} MiB)",
+        size as f64 / 1048576.0
+    );
+    if cfg!(debug_assertions) {
+        eprintln!("(unoptimised build: the limits are checked with --release only)");
+        return;
+    }
+    assert!(
+        load <= MAX_LOAD,
+        "load took {load:?}, more than {MAX_LOAD:?}"
+    );
+    assert!(
+        rss_mib <= MAX_RSS_MIB,
+        "peak RSS {rss_mib} MiB, more than {MAX_RSS_MIB} MiB"
+    );
+}
