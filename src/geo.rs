@@ -326,8 +326,12 @@ impl GeoTable {
                     WithinOptions::default(),
                 )
                 .map_err(|e| invalid(e.to_string()))?;
-            // The tree walk is depth-first but not in address order.
-            let mut found: Vec<(Prefix, LocationId)> = Vec::new();
+            // The walk is in order (left before right child), so networks
+            // come in address order and go straight into the runs: a
+            // GeoLite2-City database has millions, too many to collect
+            // and sort first. A tree's leaves cannot overlap; a database
+            // whose walk still goes backwards is refused.
+            let mut runs = SortedRuns::new(bits, UNKNOWN);
             for item in within {
                 let item = item.map_err(|e| invalid(e.to_string()))?;
                 let network = item.network().map_err(|e| invalid(e.to_string()))?;
@@ -363,14 +367,9 @@ impl GeoTable {
                         id
                     }
                 };
-                found.push((prefix, id));
-            }
-            networks += found.len();
-            found.sort_unstable_by_key(|(p, _)| crate::prefix::to_key(p.network));
-            let mut runs = SortedRuns::new(bits, UNKNOWN);
-            for (prefix, id) in found {
                 runs.push(prefix, id)
-                    .map_err(|e| invalid(format!("networks overlap: {e}")))?;
+                    .map_err(|e| invalid(format!("networks out of order: {e}")))?;
+                networks += 1;
             }
             families.push(runs);
         }
