@@ -9,10 +9,12 @@
 //! networks with the same location merge. A query then costs one binary
 //! search; the mmdb decoder never runs on the answer path.
 //!
-//! The run a client falls in is also the ECS scope of a geographic answer
-//! (RFC 7871 §7.2.1): the widest aligned block around the client that the
-//! database places in one location, never longer than the database's own
-//! network (merging only widens it). IPv4 clients are looked up in IPv4
+//! A service maps the locations to its answers
+//! ([`GeoTable::map_locations`]), which merges neighbours with one answer;
+//! the run a client falls in there gives the ECS scope of the answer
+//! (RFC 7871 §7.2.1): the widest aligned block around the client that gets
+//! the same answer, never longer than the database's own network (merging
+//! only widens it). IPv4 clients are looked up in IPv4
 //! terms also in IPv6-structured databases, which keep IPv4 under `::/96`.
 
 use std::collections::HashMap;
@@ -400,6 +402,14 @@ impl GeoTable {
     pub fn lookup(&self, address: IpAddr, source_prefix: u8) -> (LocationId, u8) {
         let (&id, scope) = self.table.lookup(address, source_prefix);
         (id, scope)
+    }
+
+    /// The table with each location id (and [`UNKNOWN`]) replaced by what
+    /// `f` makes of it, neighbours with equal results merged: a service's
+    /// answers by client network, with scopes as wide as those answers
+    /// allow.
+    pub fn map_locations<W: PartialEq>(&self, f: impl Fn(LocationId) -> W) -> PrefixTable<W> {
+        self.table.map(|&id| f(id))
     }
 
     /// A location by id; `None` for [`UNKNOWN`].

@@ -270,6 +270,24 @@ impl<K: RunKey, V> Runs<K, V> {
     }
 }
 
+impl<K: RunKey, V> Runs<K, V> {
+    fn map<W: PartialEq>(&self, f: &impl Fn(&V) -> W) -> Runs<K, W> {
+        let mut starts: Vec<K> = Vec::new();
+        let mut values: Vec<W> = Vec::new();
+        for (&start, value) in self.starts.iter().zip(self.values.iter()) {
+            let value = f(value);
+            if values.last() != Some(&value) {
+                starts.push(start);
+                values.push(value);
+            }
+        }
+        Runs {
+            starts: starts.into(),
+            values: values.into(),
+        }
+    }
+}
+
 /// Builds one family's runs from disjoint networks given in address order
 /// (as an mmdb tree walk yields them), in time linear in their number:
 /// the gaps between them get the default, and neighbours with equal values
@@ -359,6 +377,18 @@ impl<V> PrefixTable<V> {
         match address {
             IpAddr::V4(a) => self.v4.lookup(u128::from(u32::from(a)), source_prefix),
             IpAddr::V6(a) => self.v6.lookup(u128::from(a), source_prefix),
+        }
+    }
+
+    /// The same table with every value mapped through `f`, neighbouring
+    /// runs that map to equal values merged. Scopes then widen to what the
+    /// new values tell apart: a geo table of locations mapped to one
+    /// service's answers gives that service's scopes (RFC 7871 §7.2.1:
+    /// the bits the answer, not the location, depended on).
+    pub fn map<W: PartialEq>(&self, f: impl Fn(&V) -> W) -> PrefixTable<W> {
+        PrefixTable {
+            v4: self.v4.map(&f),
+            v6: self.v6.map(&f),
         }
     }
 
@@ -512,6 +542,23 @@ mod tests {
             assert_eq!(sorted.lookup(ip(a), 32), general.lookup(ip(a), 32), "{a}");
         }
         assert_eq!(sorted.runs(), general.runs());
+    }
+
+    #[test]
+    fn mapping_values_merges_runs_and_widens_scopes() {
+        let t = table(&[("10.0.0.0/9", 1), ("10.128.0.0/9", 2), ("2001:db8::/32", 3)]);
+        assert_eq!(t.lookup(ip("10.1.0.0"), 32), (&1, 9));
+        // 1 and 2 become one answer: one /8 run.
+        let m = t.map(|&v| v != 0);
+        assert_eq!(m.lookup(ip("10.1.0.0"), 32), (&true, 8));
+        assert_eq!(m.lookup(ip("10.200.0.0"), 32), (&true, 8));
+        assert_eq!(m.lookup(ip("11.0.0.1"), 32), (&false, 8));
+        assert_eq!(m.lookup(ip("2001:db8::1"), 64), (&true, 32));
+        assert_eq!(m.runs(), t.runs() - 1);
+        // Everything one value: nothing to tell apart.
+        let all = t.map(|_| ());
+        assert_eq!(all.lookup(ip("10.1.0.0"), 32), (&(), 0));
+        assert_eq!(all.runs(), 2);
     }
 
     #[test]

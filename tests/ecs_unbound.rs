@@ -442,8 +442,8 @@ impl Lab {
 /// Writes the GeoIP database of [`GEO`]: unbound's clients are 127.x
 /// sources, so this test database puts 127.x networks in different
 /// countries. 127.64/16 is in Great Britain, 127.65/16 in California,
-/// 127.66/16 in Germany as two /17 networks (one location: they merge),
-/// 127.67/16 in France; the rest of 127/8 is not in the database.
+/// 127.66/16 in Germany as two /17 networks, 127.67/16 in France; the rest
+/// of 127/8 is not in the database.
 fn write_geo_database(path: &std::path::Path) {
     let gb = Place::new("EU", "GB", Some("ENG"), Some((51.5, -0.12)));
     let ca = Place::new("NA", "US", Some("CA"), Some((37.77, -122.42)));
@@ -539,15 +539,14 @@ fn geographic_answers_follow_each_client_country_through_one_resolver() {
     lab.name_from(GEO, "127.64.200.9", LON, true);
     lab.name_from(GEO, "127.65.77.1", SFO, true);
 
-    // Germany is two /17 networks with one location: one /16 block, so the
-    // second /17's client is answered from the cache too.
+    // Germany (two /17 networks) and France (a /16) both get region EU's
+    // list: one answer for 127.66.0.0/15, so after one German client the
+    // other /17 and France are answered from the cache. A scope per
+    // network (/17, /16) would send each to steerdns again.
     let caused = lab.name_from(GEO, "127.66.5.5", GEO_FRA, false);
-    assert_relayed(&caused, "127.66.5.0", 24, 16);
+    assert_relayed(&caused, "127.66.5.0", 24, 15);
     lab.name_from(GEO, "127.66.200.1", GEO_FRA, true);
-    // France answers the same endpoint (region EU), but is another
-    // network: not from Germany's cache entry.
-    let caused = lab.name_from(GEO, "127.67.0.1", GEO_FRA, false);
-    assert_relayed(&caused, "127.67.0.0", 24, 16);
+    lab.name_from(GEO, "127.67.0.1", GEO_FRA, true);
 
     // Outside the database: `*`, for the widest block that reaches no
     // network (127.0.0.0/10 leaves out 127.64/14).

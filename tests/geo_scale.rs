@@ -223,7 +223,10 @@ fn run_measured(mut command: Command) -> (ExitStatus, u64) {
             })
             .unwrap_or(0);
         peak_kib = peak_kib.max(hwm);
-        assert!(Instant::now() < deadline, "steerdns check ran for 10 minutes");
+        assert!(
+            Instant::now() < deadline,
+            "steerdns check ran for 10 minutes"
+        );
         std::thread::sleep(Duration::from_millis(2));
     };
     (status, peak_kib)

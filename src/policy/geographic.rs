@@ -8,22 +8,27 @@
 //! of that is fixed per location, so at load time each location of the
 //! database gets its whole fallback chain, and a query costs one table
 //! lookup plus the health checks. The ECS scope is the database's network
-//! for the client (merged with same-location neighbours).
+//! for the client, merged with neighbours that get the same chain.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{first_fit, Choice, Family, PolicyInput, ServiceRule, Services, Step, Trace};
-use crate::geo::{GeoTable, Location, LocationId, Region, UNKNOWN};
+use crate::geo::{GeoTable, Location, LocationId, Region};
 use crate::health::HealthView;
+use crate::prefix::PrefixTable;
 
 /// Per-location fallback chains over a geo table; shared by geographic and
 /// performance routing.
 #[derive(Debug, Clone)]
 pub struct GeoChains {
     geo: Arc<GeoTable>,
-    /// Chain index per location id; the last entry is for [`UNKNOWN`].
-    chain_of: Box<[u32]>,
+    /// Client network to chain index: the database's table with each
+    /// location replaced by its chain, neighbours with one chain merged, so
+    /// that the scope is the block that gets this service's answer, not
+    /// only the client's location (RFC 7871 §7.2.1; gdnsd merges the same
+    /// way per map).
+    table: PrefixTable<u32>,
     /// The distinct chains of endpoint indexes.
     chains: Box<[Box<[u16]>]>,
 }
@@ -40,30 +45,34 @@ impl GeoChains {
                 (chains.len() - 1) as u32
             })
         };
-        let mut chain_of: Vec<u32> = geo
+        let chain_of: Vec<u32> = geo
             .locations()
             .iter()
             .map(|l| intern(chain_for(Some(l))))
             .collect();
-        chain_of.push(intern(chain_for(None)));
+        let unknown = intern(chain_for(None));
+        let table = geo.map_locations(|id| match chain_of.get(id as usize) {
+            Some(&chain) => chain,
+            None => unknown,
+        });
         GeoChains {
             geo,
-            chain_of: chain_of.into(),
+            table,
             chains: chains.into(),
         }
     }
 
-    /// The client's location, its chain, and the scope they hold for.
+    /// The client's chain, and the scope it holds for.
     #[inline]
-    pub fn chain(&self, input: &PolicyInput) -> (LocationId, &[u16], u8) {
-        let (id, scope) = self.geo.lookup(input.client, input.source_prefix);
-        let slot = if id == UNKNOWN {
-            self.chain_of.len() - 1
-        } else {
-            id as usize
-        };
-        let chain = &self.chains[self.chain_of[slot] as usize];
-        (id, chain, scope)
+    pub fn chain(&self, input: &PolicyInput) -> (&[u16], u8) {
+        let (&chain, scope) = self.table.lookup(input.client, input.source_prefix);
+        (&self.chains[chain as usize], scope)
+    }
+
+    /// The client's location, for explanations (the answer path needs only
+    /// [`GeoChains::chain`]).
+    pub fn location(&self, input: &PolicyInput) -> LocationId {
+        self.geo.lookup(input.client, input.source_prefix).0
     }
 
     /// The table, for explanations.
@@ -84,7 +93,7 @@ impl GeoChains {
         };
         let block = crate::prefix::Prefix::around(input.client, scope);
         format!(
-            "client {}/{}: {place} (database network, merged with same-place neighbours: {block})",
+            "client {}/{}: {place} (database network, merged with neighbours that get the same answers: {block})",
             input.client, input.source_prefix
         )
     }
@@ -135,8 +144,9 @@ impl Geographic {
         family: Family,
         trace: &mut T,
     ) -> Choice {
-        let (id, chain, scope) = self.chains.chain(input);
+        let (chain, scope) = self.chains.chain(input);
         if trace.enabled() {
+            let id = self.chains.location(input);
             trace.step(|| Step::note(0, self.chains.describe(input, id, scope)));
             let location = self.chains.geo().location(id).copied().unwrap_or_default();
             for region in location.regions() {
@@ -294,14 +304,19 @@ pub(crate) mod tests {
             (vec!["sfo".into()], 24),
             "subdivision"
         );
+        // New York gets NA's list, which is also `*`'s: its network
+        // merges with the unknown space around it, up to the block that
+        // leaves out San Francisco's 216.160.83.0/24.
         assert_eq!(
             ask(&s, &h, "216.160.84.0", 24),
-            (vec!["iad".into()], 24),
+            (vec!["iad".into()], 22),
             "continent NA"
         );
+        // Sydney's /11 answers as everything outside the database does:
+        // the scope reaches to 0.0.0.0/7, short of Frankfurt's 2.125/19.
         assert_eq!(
             ask(&s, &h, "1.130.0.0", 16),
-            (vec!["iad".into()], 11),
+            (vec!["iad".into()], 7),
             "* for Oceania"
         );
         assert_eq!(

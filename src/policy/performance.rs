@@ -8,7 +8,8 @@
 //! trigonometry. An operator's measured order for a region (`overrides`)
 //! takes precedence over distance for clients in that region; clients the
 //! database cannot place get the `default` endpoint first. The ECS scope is
-//! the database's network for the client.
+//! the database's network for the client, merged with neighbours that get
+//! the same order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -96,8 +97,9 @@ impl Performance {
         family: Family,
         trace: &mut T,
     ) -> Choice {
-        let (id, chain, scope) = self.chains.chain(input);
+        let (chain, scope) = self.chains.chain(input);
         if trace.enabled() {
+            let id = self.chains.location(input);
             trace.step(|| Step::note(0, self.chains.describe(input, id, scope)));
             let place = self.chains.geo().location(id).and_then(|l| l.degrees());
             for &i in chain {
