@@ -143,45 +143,71 @@ fn generate(v4: usize, v6: usize, records: usize) -> GeoDb {
     };
     // IPv4 from 1.0.0.0 up: the lengths average about 500 addresses with
     // the gaps, so 2.5 million networks end below 224.0.0.0.
-    let mut cursor: u128 = 1 << 24;
-    let mut previous = None;
-    for _ in 0..v4 {
-        let len = match rng.below(100) {
-            0..=34 => 24,
-            35..=49 => 23,
-            50..=57 => 22,
-            58..=60 => 21,
-            61..=62 => 19 + rng.below(2) as u8,
-            _ => 25 + rng.below(4) as u8,
-        };
-        let (start, next) = place_block(&mut rng, cursor, 32, len);
-        assert!(next <= 224 << 24, "IPv4 networks run past 223/8");
-        let place = pick(&mut rng, previous);
-        db.add_network(IpAddr::V4(Ipv4Addr::from(start as u32)), len, place);
-        previous = Some(place);
-        cursor = next;
-    }
+    let v4_len = |rng: &mut Rng| match rng.below(100) {
+        0..=34 => 24,
+        35..=49 => 23,
+        50..=57 => 22,
+        58..=60 => 21,
+        61..=62 => 19 + rng.below(2) as u8,
+        _ => 25 + rng.below(4) as u8,
+    };
+    let family = Family {
+        bits: 32,
+        first: 1 << 24,
+        end: 224 << 24,
+    };
+    lay_out(&mut db, &mut rng, &family, v4, v4_len, &pick);
     // IPv6 from 2001:200:: up, inside 2000::/3.
-    let mut cursor: u128 = 0x2001_0200 << 96;
+    let v6_len = |rng: &mut Rng| match rng.below(100) {
+        0..=29 => 32,
+        30..=54 => 48,
+        55..=69 => 44,
+        70..=79 => 40,
+        80..=89 => 36,
+        90..=94 => 29 + rng.below(3) as u8,
+        _ => 49 + rng.below(8) as u8,
+    };
+    let family = Family {
+        bits: 128,
+        first: 0x2001_0200 << 96,
+        end: 0x4 << 124,
+    };
+    lay_out(&mut db, &mut rng, &family, v6, v6_len, &pick);
+    db
+}
+
+/// Where a family's networks go: from `first` up to before `end`.
+struct Family {
+    bits: u8,
+    first: u128,
+    end: u128,
+}
+
+/// Adds `count` networks of lengths from `len_of` in address order, each
+/// with a record from `pick` (given the one before).
+fn lay_out(
+    db: &mut GeoDb,
+    rng: &mut Rng,
+    family: &Family,
+    count: usize,
+    len_of: impl Fn(&mut Rng) -> u8,
+    pick: &impl Fn(&mut Rng, Option<u32>) -> u32,
+) {
+    let mut cursor = family.first;
     let mut previous = None;
-    for _ in 0..v6 {
-        let len = match rng.below(100) {
-            0..=29 => 32,
-            30..=54 => 48,
-            55..=69 => 44,
-            70..=79 => 40,
-            80..=89 => 36,
-            90..=94 => 29 + rng.below(3) as u8,
-            _ => 49 + rng.below(8) as u8,
+    for _ in 0..count {
+        let len = len_of(rng);
+        let (start, next) = place_block(rng, cursor, family.bits, len);
+        assert!(next <= family.end, "networks run past the family's range");
+        let place = pick(rng, previous);
+        let address = match family.bits {
+            32 => IpAddr::V4(Ipv4Addr::from(start as u32)),
+            _ => IpAddr::V6(Ipv6Addr::from(start)),
         };
-        let (start, next) = place_block(&mut rng, cursor, 128, len);
-        assert!(next <= 0x4 << 124, "IPv6 networks run past 2000::/3");
-        let place = pick(&mut rng, previous);
-        db.add_network(IpAddr::V6(Ipv6Addr::from(start)), len, place);
+        db.add_network(address, len, place);
         previous = Some(place);
         cursor = next;
     }
-    db
 }
 
 /// Aligns a block of `len` bits at or after `cursor`; returns its start and
