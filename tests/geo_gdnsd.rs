@@ -30,16 +30,20 @@
 //! 1. Fallback when a list's datacenters are all down: gdnsd fails over
 //!    inside the one matched list only; steerdns continues with the lists
 //!    of the less specific regions, then `*`. All endpoints are up here.
+//!    Hence steerdns merges neighbours whose whole fallback chain is equal
+//!    and gdnsd neighbours whose list is: two places with one list but
+//!    different fallbacks would merge in gdnsd only. This map has no such
+//!    pair (each list belongs to one region).
 //! 2. gdnsd's `nets` (explicit networks that override the database) have
 //!    no counterpart in a geographic service (subnet routing does that); the
 //!    map here has no `nets`.
 //! 3. gdnsd looks past the first subdivision (and at cities); steerdns
 //!    reads the first subdivision only. The database's records have at most
 //!    one subdivision and the map names no city.
-//! 4. Scope past the source prefix: gdnsd may return a scope longer than
-//!    the source prefix (RFC 7871 §7.2.1 allows it); steerdns never does, so
-//!    where gdnsd's scope is longer, steerdns's must equal the source
-//!    prefix.
+//! 4. Scope past the source prefix: gdnsd returns a scope longer than the
+//!    source prefix when its block is smaller than the client's subnet
+//!    (about a quarter of the clients here); steerdns never does, so there
+//!    steerdns's scope must equal the source prefix.
 //! 5. IPv4-like IPv6 spaces (6to4, Teredo, NAT64's well-known prefix,
 //!    v4-mapped): gdnsd looks them up as the embedded IPv4 address;
 //!    steerdns as IPv6. No client here is in them.
