@@ -11,9 +11,9 @@
 # cannot run (not root, no network namespaces, a program missing) fails,
 # and elsewhere it fails too unless STEERDNS_ALLOW_SKIP=1 is set.
 #
-# The Debian nsd package would start an nsd service on port 53; the install
-# below keeps it from starting (policy-rc.d), and the tests start their own
-# nsd on free high loopback ports anyway.
+# The Debian nsd and gdnsd packages would start a service on port 53; the
+# install below keeps them from starting (policy-rc.d), and the tests start
+# their own servers on free high loopback ports anyway.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -43,7 +43,9 @@ install_dns_tools() {
     # (tests/failover.rs) needs iproute2, busybox (its HTTP payload) and
     # the four recursive resolvers; tests/ecs_unbound.rs needs unbound
     # built with its subnetcache (ECS) module, as Debian's is;
-    # tests/admin.rs renders the status page in headless Chromium.
+    # tests/admin.rs renders the status page in headless Chromium;
+    # tests/geo_gdnsd.rs compares geographic routing with gdnsd's geoip
+    # plugin (Debian's gdnsd is built with it).
     local tool package
     while read -r tool package; do
         have "$tool" || missing+=("$package")
@@ -60,6 +62,7 @@ kresd knot-resolver
 pdns_recursor pdns-recursor
 named bind9
 chromium chromium
+gdnsd gdnsd
 EOF
     if [ "${#missing[@]}" -eq 0 ]; then
         return

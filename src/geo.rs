@@ -9,10 +9,12 @@
 //! networks with the same location merge. A query then costs one binary
 //! search; the mmdb decoder never runs on the answer path.
 //!
-//! The run a client falls in is also the ECS scope of a geographic answer
-//! (RFC 7871 §7.2.1): the widest aligned block around the client that the
-//! database places in one location, never longer than the database's own
-//! network (merging only widens it). IPv4 clients are looked up in IPv4
+//! A service maps the locations to its answers
+//! ([`GeoTable::map_locations`]), which merges neighbours with one answer;
+//! the run a client falls in there gives the ECS scope of the answer
+//! (RFC 7871 §7.2.1): the widest aligned block around the client that gets
+//! the same answer, never longer than the database's own network (merging
+//! only widens it). IPv4 clients are looked up in IPv4
 //! terms also in IPv6-structured databases, which keep IPv4 under `::/96`.
 
 use std::collections::HashMap;
@@ -22,7 +24,7 @@ use std::path::{Path, PathBuf};
 use maxminddb::{Reader, WithinOptions};
 use serde::Deserialize;
 
-use crate::prefix::{Prefix, PrefixTable, SortedRuns};
+use crate::prefix::{Prefix, PrefixTable, RunKey, SortedRuns};
 
 /// Index of a [`Location`] in a [`GeoTable`]; [`UNKNOWN`] for addresses the
 /// database does not place.
@@ -294,6 +296,79 @@ impl Record<'_> {
     }
 }
 
+/// The distinct locations met while walking a database, and which record
+/// (by its offset in the file) is which location.
+#[derive(Default)]
+struct Places {
+    locations: Vec<Location>,
+    by_location: HashMap<Location, LocationId>,
+    by_offset: HashMap<usize, LocationId>,
+}
+
+/// Walks one family of the database's tree (`cidr`: `0.0.0.0/0` or
+/// `::/0`) into runs of location ids keyed by `K`; returns them and the
+/// number of networks read.
+///
+/// The walk is in order (left before right child), so networks come in
+/// address order and go straight into the runs: a GeoLite2-City database
+/// has millions, too many to collect and sort first. A tree's leaves cannot
+/// overlap; a database whose walk still goes backwards is refused.
+fn walk<K: RunKey, S: AsRef<[u8]>>(
+    reader: &Reader<S>,
+    cidr: &str,
+    places: &mut Places,
+) -> Result<(SortedRuns<K, LocationId>, usize), String> {
+    let within = reader
+        .within(
+            cidr.parse().expect("a valid CIDR"),
+            WithinOptions::default(),
+        )
+        .map_err(|e| e.to_string())?;
+    let mut runs = SortedRuns::new(UNKNOWN);
+    let mut networks = 0;
+    for item in within {
+        let item = item.map_err(|e| e.to_string())?;
+        let network = item.network().map_err(|e| e.to_string())?;
+        let prefix = Prefix {
+            network: network.network(),
+            len: network.prefix(),
+        };
+        // IPv4 lives under ::/96 of an IPv6 database, where the IPv4 walk
+        // already found it (the IPv6 walk yields it again, in IPv4 form or
+        // as ::a.b.c.d).
+        if K::BITS == 128
+            && (prefix.network.is_ipv4()
+                || (prefix.len >= 96 && crate::prefix::to_key(prefix.network) >> 32 == 0))
+        {
+            continue;
+        }
+        let Some(offset) = item.offset() else {
+            continue;
+        };
+        let id = match places.by_offset.get(&offset) {
+            Some(&id) => id,
+            None => {
+                let record: Record = item
+                    .decode()
+                    .map_err(|e| format!("record of {prefix}: {e}"))?
+                    .unwrap_or_default();
+                let location = record.location();
+                let locations = &mut places.locations;
+                let id = *places.by_location.entry(location).or_insert_with(|| {
+                    locations.push(location);
+                    (locations.len() - 1) as LocationId
+                });
+                places.by_offset.insert(offset, id);
+                id
+            }
+        };
+        runs.push(prefix, id)
+            .map_err(|e| format!("networks out of order: {e}"))?;
+        networks += 1;
+    }
+    Ok((runs, networks))
+}
+
 impl GeoTable {
     /// Reads and compiles the database at `path`.
     pub fn load(path: &Path) -> Result<GeoTable, GeoError> {
@@ -306,85 +381,18 @@ impl GeoTable {
             message,
         };
         let reader = Reader::from_source(bytes).map_err(|e| invalid(e.to_string()))?;
-        let database_type = reader.metadata().database_type.clone();
-        let ip_version = reader.metadata().ip_version;
-        let mut locations: Vec<Location> = Vec::new();
-        let mut by_location: HashMap<Location, LocationId> = HashMap::new();
-        let mut by_offset: HashMap<usize, LocationId> = HashMap::new();
-        let mut networks = 0;
-        let mut families = Vec::new();
-        let cidrs: &[&str] = if ip_version == 6 {
-            &["0.0.0.0/0", "::/0"]
-        } else {
-            &["0.0.0.0/0"]
+        let mut places = Places::default();
+        let (v4, v4_networks) = walk(&reader, "0.0.0.0/0", &mut places).map_err(invalid)?;
+        let (v6, v6_networks) = match reader.metadata().ip_version {
+            6 => walk(&reader, "::/0", &mut places).map_err(invalid)?,
+            _ => (SortedRuns::new(UNKNOWN), 0),
         };
-        for cidr in cidrs {
-            let bits = if cidr.contains(':') { 128 } else { 32 };
-            let within = reader
-                .within(
-                    cidr.parse().expect("a valid CIDR"),
-                    WithinOptions::default(),
-                )
-                .map_err(|e| invalid(e.to_string()))?;
-            // The tree walk is depth-first but not in address order.
-            let mut found: Vec<(Prefix, LocationId)> = Vec::new();
-            for item in within {
-                let item = item.map_err(|e| invalid(e.to_string()))?;
-                let network = item.network().map_err(|e| invalid(e.to_string()))?;
-                let prefix = Prefix {
-                    network: network.network(),
-                    len: network.prefix(),
-                };
-                // IPv4 lives under ::/96 of an IPv6 database, where the
-                // IPv4 walk above already found it (the IPv6 walk yields it
-                // again, in IPv4 form or as ::a.b.c.d).
-                if bits == 128
-                    && (prefix.network.is_ipv4()
-                        || (prefix.len >= 96 && crate::prefix::to_key(prefix.network) >> 32 == 0))
-                {
-                    continue;
-                }
-                let Some(offset) = item.offset() else {
-                    continue;
-                };
-                let id = match by_offset.get(&offset) {
-                    Some(&id) => id,
-                    None => {
-                        let record: Record = item
-                            .decode()
-                            .map_err(|e| invalid(format!("record of {prefix}: {e}")))?
-                            .unwrap_or_default();
-                        let location = record.location();
-                        let id = *by_location.entry(location).or_insert_with(|| {
-                            locations.push(location);
-                            (locations.len() - 1) as LocationId
-                        });
-                        by_offset.insert(offset, id);
-                        id
-                    }
-                };
-                found.push((prefix, id));
-            }
-            networks += found.len();
-            found.sort_unstable_by_key(|(p, _)| crate::prefix::to_key(p.network));
-            let mut runs = SortedRuns::new(bits, UNKNOWN);
-            for (prefix, id) in found {
-                runs.push(prefix, id)
-                    .map_err(|e| invalid(format!("networks overlap: {e}")))?;
-            }
-            families.push(runs);
-        }
-        let v6 = match families.len() {
-            2 => families.pop().expect("two families"),
-            _ => SortedRuns::new(128, UNKNOWN),
-        };
-        let v4 = families.pop().expect("the IPv4 walk");
         Ok(GeoTable {
             table: PrefixTable::from_sorted(v4, v6),
-            locations: locations.into(),
+            locations: places.locations.into(),
             path: path.to_path_buf(),
-            networks,
-            database_type,
+            networks: v4_networks + v6_networks,
+            database_type: reader.metadata().database_type.clone(),
         })
     }
 
@@ -396,15 +404,12 @@ impl GeoTable {
         (id, scope)
     }
 
-    /// A table over the same networks with each place mapped by `f`
-    /// (`None` for networks the database does not place), neighbours that
-    /// map alike merged, so a service's scopes are as wide as its own
-    /// answers allow.
-    pub fn map_places<W: PartialEq>(
-        &self,
-        f: impl Fn(Option<(LocationId, &Location)>) -> W,
-    ) -> PrefixTable<W> {
-        self.table.map(|&id| f(self.location(id).map(|l| (id, l))))
+    /// The table with each location id (and [`UNKNOWN`]) replaced by what
+    /// `f` makes of it, neighbours with equal results merged: a service's
+    /// answers by client network, with scopes as wide as those answers
+    /// allow.
+    pub fn map_locations<W: PartialEq>(&self, f: impl Fn(LocationId) -> W) -> PrefixTable<W> {
+        self.table.map(|&id| f(id))
     }
 
     /// A location by id; `None` for [`UNKNOWN`].

@@ -18,14 +18,56 @@ use std::net::IpAddr;
 
 /// An address family's table: run starts and their values, sorted.
 #[derive(Debug, Clone)]
-struct Runs<V> {
+struct Runs<K, V> {
     /// First address of each run; `starts[0]` is 0, so every address is in
     /// exactly one run.
-    starts: Box<[u128]>,
+    starts: Box<[K]>,
     /// The value of each run.
     values: Box<[V]>,
-    /// Address width in bits: 32 or 128.
-    bits: u8,
+}
+
+/// The integer a run start is stored as: `u32` for IPv4 (a GeoLite2-City
+/// table has millions of IPv4 runs; a quarter of the room of `u128`),
+/// `u128` for IPv6.
+pub trait RunKey: Copy + Ord + std::fmt::Debug + sealed::Sealed {
+    /// The family's address width in bits.
+    const BITS: u8;
+    /// The key of an address integer of this family (from [`to_key`]).
+    fn narrow(key: u128) -> Self;
+    /// The address integer.
+    fn wide(self) -> u128;
+}
+
+mod sealed {
+    /// Only the two address widths are run keys.
+    pub trait Sealed {}
+    impl Sealed for u32 {}
+    impl Sealed for u128 {}
+}
+
+impl RunKey for u32 {
+    const BITS: u8 = 32;
+    #[inline]
+    fn narrow(key: u128) -> u32 {
+        // Truncation is exact: IPv4 keys fit 32 bits (`to_key`).
+        key as u32
+    }
+    #[inline]
+    fn wide(self) -> u128 {
+        u128::from(self)
+    }
+}
+
+impl RunKey for u128 {
+    const BITS: u8 = 128;
+    #[inline]
+    fn narrow(key: u128) -> u128 {
+        key
+    }
+    #[inline]
+    fn wide(self) -> u128 {
+        self
+    }
 }
 
 /// A CIDR prefix: network address and length.
@@ -115,8 +157,8 @@ impl Prefix {
 /// A longest-prefix-match table per address family, built once at load.
 #[derive(Debug, Clone)]
 pub struct PrefixTable<V> {
-    v4: Runs<V>,
-    v6: Runs<V>,
+    v4: Runs<u32, V>,
+    v6: Runs<u128, V>,
 }
 
 /// Builds a [`PrefixTable`].
@@ -151,19 +193,19 @@ impl<V: Clone + PartialEq> PrefixTableBuilder<V> {
             .into_iter()
             .partition(|(p, _)| p.network.is_ipv4());
         PrefixTable {
-            v4: Runs::build(32, v4, &default, &merge),
-            v6: Runs::build(128, v6, &default, &merge),
+            v4: Runs::build(v4, &default, &merge),
+            v6: Runs::build(v6, &default, &merge),
         }
     }
 }
 
-impl<V: Clone + PartialEq> Runs<V> {
+impl<K: RunKey, V: Clone + PartialEq> Runs<K, V> {
     fn build(
-        bits: u8,
         mut entries: Vec<(Prefix, V)>,
         default: &V,
         merge: &impl Fn(&[&V]) -> V,
-    ) -> Runs<V> {
+    ) -> Runs<K, V> {
+        let bits = K::BITS;
         // Every prefix boundary splits the space; within two neighbouring
         // boundaries the set of covering prefixes is constant.
         let mut cuts: Vec<u128> = vec![0];
@@ -179,7 +221,7 @@ impl<V: Clone + PartialEq> Runs<V> {
         // Longest first, so the covering list of an interval comes out
         // most specific first; stable, so later duplicates stay later.
         entries.sort_by_key(|e| std::cmp::Reverse(e.0.len));
-        let mut starts: Vec<u128> = Vec::with_capacity(cuts.len());
+        let mut starts: Vec<K> = Vec::with_capacity(cuts.len());
         let mut values: Vec<V> = Vec::with_capacity(cuts.len());
         let mut covering: Vec<&V> = Vec::new();
         for &start in &cuts {
@@ -199,6 +241,42 @@ impl<V: Clone + PartialEq> Runs<V> {
                 merge(&covering)
             };
             if values.last() != Some(&value) {
+                starts.push(K::narrow(start));
+                values.push(value);
+            }
+        }
+        Runs {
+            starts: starts.into(),
+            values: values.into(),
+        }
+    }
+}
+
+impl<K: RunKey, V> Runs<K, V> {
+    fn lookup(&self, key: u128, source_prefix: u8) -> (&V, u8) {
+        let narrow = K::narrow(key);
+        // `starts[0]` is 0, so the partition point is at least 1.
+        let i = self.starts.partition_point(|&s| s <= narrow) - 1;
+        let lo = self.starts[i].wide();
+        let hi = self.starts.get(i + 1).map(|&s| s.wide() - 1);
+        let mut scope = 0;
+        if lo > 0 {
+            scope = scope.max(common_bits(key, lo - 1, K::BITS) + 1);
+        }
+        if let Some(hi) = hi {
+            scope = scope.max(common_bits(key, hi + 1, K::BITS) + 1);
+        }
+        (&self.values[i], scope.min(source_prefix))
+    }
+}
+
+impl<K: RunKey, V> Runs<K, V> {
+    fn map<W: PartialEq>(&self, f: &impl Fn(&V) -> W) -> Runs<K, W> {
+        let mut starts: Vec<K> = Vec::new();
+        let mut values: Vec<W> = Vec::new();
+        for (&start, value) in self.starts.iter().zip(self.values.iter()) {
+            let value = f(value);
+            if values.last() != Some(&value) {
                 starts.push(start);
                 values.push(value);
             }
@@ -206,25 +284,7 @@ impl<V: Clone + PartialEq> Runs<V> {
         Runs {
             starts: starts.into(),
             values: values.into(),
-            bits,
         }
-    }
-}
-
-impl<V> Runs<V> {
-    fn lookup(&self, key: u128, source_prefix: u8) -> (&V, u8) {
-        // `starts[0]` is 0, so the partition point is at least 1.
-        let i = self.starts.partition_point(|&s| s <= key) - 1;
-        let lo = self.starts[i];
-        let hi = self.starts.get(i + 1).map(|&s| s - 1);
-        let mut scope = 0;
-        if lo > 0 {
-            scope = scope.max(common_bits(key, lo - 1, self.bits) + 1);
-        }
-        if let Some(hi) = hi {
-            scope = scope.max(common_bits(key, hi + 1, self.bits) + 1);
-        }
-        (&self.values[i], scope.min(source_prefix))
     }
 }
 
@@ -234,10 +294,9 @@ impl<V> Runs<V> {
 /// merge. A GeoLite2-City database has millions of networks, too many for
 /// [`PrefixTableBuilder`]'s general (overlapping) construction.
 #[derive(Debug)]
-pub struct SortedRuns<V> {
-    starts: Vec<u128>,
+pub struct SortedRuns<K, V> {
+    starts: Vec<K>,
     values: Vec<V>,
-    bits: u8,
     /// First address not covered yet.
     next: u128,
     default: V,
@@ -250,13 +309,12 @@ pub struct SortedRuns<V> {
 #[error("network {0} overlaps or precedes the one before")]
 pub struct OutOfOrder(pub Prefix);
 
-impl<V: Clone + PartialEq> SortedRuns<V> {
-    /// An empty builder for addresses of `bits` width (32 or 128).
-    pub fn new(bits: u8, default: V) -> SortedRuns<V> {
+impl<K: RunKey, V: Clone + PartialEq> SortedRuns<K, V> {
+    /// An empty builder for the family of `K` (`u32`: IPv4, `u128`: IPv6).
+    pub fn new(default: V) -> SortedRuns<K, V> {
         SortedRuns {
             starts: Vec::new(),
             values: Vec::new(),
-            bits,
             next: 0,
             default,
             full: false,
@@ -266,8 +324,8 @@ impl<V: Clone + PartialEq> SortedRuns<V> {
     /// Adds the next network, which must start at or after the end of the
     /// one before.
     pub fn push(&mut self, network: Prefix, value: V) -> Result<(), OutOfOrder> {
-        let (lo, hi) = span(to_key(network.network), self.bits, network.len);
-        if self.full || lo < self.next || width(network.network) != self.bits {
+        let (lo, hi) = span(to_key(network.network), K::BITS, network.len);
+        if self.full || lo < self.next || width(network.network) != K::BITS {
             return Err(OutOfOrder(network));
         }
         if lo > self.next {
@@ -275,7 +333,7 @@ impl<V: Clone + PartialEq> SortedRuns<V> {
             self.run(self.next, default);
         }
         self.run(lo, value);
-        match hi.checked_add(1).filter(|&n| n <= max_key(self.bits)) {
+        match hi.checked_add(1).filter(|&n| n <= max_key(K::BITS)) {
             Some(n) => self.next = n,
             None => self.full = true,
         }
@@ -284,12 +342,12 @@ impl<V: Clone + PartialEq> SortedRuns<V> {
 
     fn run(&mut self, start: u128, value: V) {
         if self.values.last() != Some(&value) {
-            self.starts.push(start);
+            self.starts.push(K::narrow(start));
             self.values.push(value);
         }
     }
 
-    fn finish(mut self) -> Runs<V> {
+    fn finish(mut self) -> Runs<K, V> {
         if !self.full {
             let default = self.default.clone();
             self.run(self.next, default);
@@ -297,14 +355,13 @@ impl<V: Clone + PartialEq> SortedRuns<V> {
         Runs {
             starts: self.starts.into(),
             values: self.values.into(),
-            bits: self.bits,
         }
     }
 }
 
 impl<V: Clone + PartialEq> PrefixTable<V> {
     /// A table from the runs of each family.
-    pub fn from_sorted(v4: SortedRuns<V>, v6: SortedRuns<V>) -> PrefixTable<V> {
+    pub fn from_sorted(v4: SortedRuns<u32, V>, v6: SortedRuns<u128, V>) -> PrefixTable<V> {
         PrefixTable {
             v4: v4.finish(),
             v6: v6.finish(),
@@ -312,48 +369,27 @@ impl<V: Clone + PartialEq> PrefixTable<V> {
     }
 }
 
-impl<V> Runs<V> {
-    /// The same runs with values mapped by `f`, neighbours that map alike
-    /// merged.
-    fn map<W: PartialEq>(&self, f: &impl Fn(&V) -> W) -> Runs<W> {
-        let mut starts = Vec::new();
-        let mut values: Vec<W> = Vec::new();
-        for (start, value) in self.starts.iter().zip(self.values.iter()) {
-            let w = f(value);
-            if values.last() != Some(&w) {
-                starts.push(*start);
-                values.push(w);
-            }
-        }
-        Runs {
-            starts: starts.into(),
-            values: values.into(),
-            bits: self.bits,
+impl<V> PrefixTable<V> {
+    /// The value for `address`, and the scope: the fewest leading bits of
+    /// `address` that decide it, never more than `source_prefix` (the bits
+    /// the resolver disclosed, RFC 7871 §7.2.1).
+    pub fn lookup(&self, address: IpAddr, source_prefix: u8) -> (&V, u8) {
+        match address {
+            IpAddr::V4(a) => self.v4.lookup(u128::from(u32::from(a)), source_prefix),
+            IpAddr::V6(a) => self.v6.lookup(u128::from(a), source_prefix),
         }
     }
-}
 
-impl<V> PrefixTable<V> {
-    /// A table with every value mapped by `f`, neighbouring runs that map
-    /// to equal values merged: what a service needs from a shared table
-    /// (e.g. places to endpoint chains), with scopes as wide as its own
-    /// answers allow.
+    /// The same table with every value mapped through `f`, neighbouring
+    /// runs that map to equal values merged. Scopes then widen to what the
+    /// new values tell apart: a geo table of locations mapped to one
+    /// service's answers gives that service's scopes (RFC 7871 §7.2.1:
+    /// the bits the answer, not the location, depended on).
     pub fn map<W: PartialEq>(&self, f: impl Fn(&V) -> W) -> PrefixTable<W> {
         PrefixTable {
             v4: self.v4.map(&f),
             v6: self.v6.map(&f),
         }
-    }
-
-    /// The value for `address`, and the scope: the fewest leading bits of
-    /// `address` that decide it, never more than `source_prefix` (the bits
-    /// the resolver disclosed, RFC 7871 §7.2.1).
-    pub fn lookup(&self, address: IpAddr, source_prefix: u8) -> (&V, u8) {
-        let runs = match address {
-            IpAddr::V4(_) => &self.v4,
-            IpAddr::V6(_) => &self.v6,
-        };
-        runs.lookup(to_key(address), source_prefix)
     }
 
     /// How many runs the two families hold (load-time statistics).
@@ -484,7 +520,7 @@ mod tests {
             ("11.0.0.0/16", 2),
             ("255.0.0.0/8", 3),
         ];
-        let mut v4 = SortedRuns::new(32, 0);
+        let mut v4 = SortedRuns::<u32, _>::new(0);
         for &(n, v) in &nets {
             v4.push(p(n), v).unwrap();
         }
@@ -492,7 +528,7 @@ mod tests {
             v4.push(p("11.0.0.0/24"), 9),
             Err(OutOfOrder(p("11.0.0.0/24")))
         );
-        let sorted = PrefixTable::from_sorted(v4, SortedRuns::new(128, 0));
+        let sorted = PrefixTable::from_sorted(v4, SortedRuns::new(0));
         let general = table(&nets);
         for a in [
             "10.1.2.3",
@@ -509,19 +545,20 @@ mod tests {
     }
 
     #[test]
-    fn mapping_merges_runs_that_map_alike() {
-        let t = table(&[("10.0.0.0/9", 1), ("10.128.0.0/9", 2), ("11.0.0.0/8", 3)]);
+    fn mapping_values_merges_runs_and_widens_scopes() {
+        let t = table(&[("10.0.0.0/9", 1), ("10.128.0.0/9", 2), ("2001:db8::/32", 3)]);
         assert_eq!(t.lookup(ip("10.1.0.0"), 32), (&1, 9));
-        let odd = t.map(|v| v % 2);
-        // 10.0/9 (1) and 10.128/9 (2 -> 0) stay apart; 11/8 (3 -> 1) too.
-        assert_eq!(odd.lookup(ip("10.1.0.0"), 32), (&1, 9));
-        let any = t.map(|v| u32::from(*v > 0));
-        assert_eq!(
-            any.lookup(ip("10.1.0.0"), 32),
-            (&1, 7),
-            "10/7 covers 10/8 and 11/8"
-        );
-        assert_eq!(any.runs(), 3 + 1);
+        // 1 and 2 become one answer: one /8 run.
+        let m = t.map(|&v| v != 0);
+        assert_eq!(m.lookup(ip("10.1.0.0"), 32), (&true, 8));
+        assert_eq!(m.lookup(ip("10.200.0.0"), 32), (&true, 8));
+        assert_eq!(m.lookup(ip("11.0.0.1"), 32), (&false, 8));
+        assert_eq!(m.lookup(ip("2001:db8::1"), 64), (&true, 32));
+        assert_eq!(m.runs(), t.runs() - 1);
+        // Everything one value: nothing to tell apart.
+        let all = t.map(|_| ());
+        assert_eq!(all.lookup(ip("10.1.0.0"), 32), (&(), 0));
+        assert_eq!(all.runs(), 2);
     }
 
     #[test]

@@ -22,7 +22,9 @@
 //! to 127.1.2.3 is such a client and needs no root, no network namespace
 //! and no address added to any interface: namespaces would change nothing
 //! unbound sees, only add ways for the test to fail that are not about
-//! ECS. The ranges of the subnet service are therefore 127.x networks.
+//! ECS. The ranges of the subnet service are therefore 127.x networks, and
+//! the test GeoIP database of the geographic service places 127.x networks
+//! in different countries.
 //! IPv6 has one loopback address, so the IPv6 test uses the other way ECS
 //! reaches a resolver: the client (standing for a forwarder) sends the
 //! option, which unbound honours with `client-subnet-always-forward`.
@@ -49,10 +51,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{RData, RecordType};
 
-use common::{free_port, QueryOpts, ServerProcess, TempDir, LOOPBACK};
+use common::geodb::{GeoDb, Place};
+use common::{client_subnet, free_port, QueryOpts, ServerProcess, TempDir, LOOPBACK};
 
 /// The zone steerdns serves; its services are in [`STEERDNS_SERVICES`].
 const ZONE: &str =
@@ -80,6 +83,18 @@ endpoints = [
 ]
 
 [[service]]
+name = "geo.example.com."
+routing = "geographic"
+ttl = 300
+endpoints = [
+  { name = "lon", addresses = ["192.0.2.51"] },
+  { name = "fra", addresses = ["192.0.2.52"] },
+  { name = "sfo", addresses = ["192.0.2.53"] },
+  { name = "iad", addresses = ["192.0.2.54"] },
+]
+regions = { "GB" = ["lon", "fra"], "EU" = ["fra"], "US-CA" = ["sfo", "iad"], "*" = ["iad"] }
+
+[[service]]
 name = "*.sticky.example.com."
 routing = "weighted"
 ttl = 300
@@ -89,7 +104,15 @@ endpoints = [
 ]
 "#;
 
+/// The geographically routed name; the test database places its clients
+/// (see [`write_geo_database`]).
+const GEO: &str = "geo.example.com.";
+
 /// The endpoints' addresses.
+const LON: &str = "192.0.2.51";
+const GEO_FRA: &str = "192.0.2.52";
+const SFO: &str = "192.0.2.53";
+const GEO_IAD: &str = "192.0.2.54";
 const ONE: &str = "192.0.2.41";
 const TWO: &str = "192.0.2.42";
 const INTERNET: &str = "192.0.2.43";
@@ -156,14 +179,6 @@ struct Relayed {
     ecs: Option<(IpAddr, u8)>,
     /// The scope of steerdns's ECS option, once it answered.
     scope: Option<u8>,
-}
-
-/// The ECS option of a message, if any.
-fn client_subnet(message: &Message) -> Option<ClientSubnet> {
-    match message.extensions().as_ref()?.option(EdnsCode::Subnet)? {
-        EdnsOption::Subnet(subnet) => Some(*subnet),
-        _ => None,
-    }
 }
 
 /// A UDP relay from unbound to steerdns that logs each query; it stops
@@ -356,8 +371,26 @@ impl Lab {
     /// steerdns (`from_cache` false) or not, and returns the queries it
     /// caused there.
     fn office_from(&self, client: &str, expected: &str, from_cache: bool) -> Vec<Relayed> {
+        self.name_from(OFFICE, client, expected, from_cache)
+    }
+
+    /// [`Lab::office_from`] for any routed name.
+    fn name_from(
+        &self,
+        qname: &str,
+        client: &str,
+        expected: &str,
+        from_cache: bool,
+    ) -> Vec<Relayed> {
         let client: IpAddr = client.parse().expect("client address");
-        self.office(client, None, expected, from_cache, &client.to_string())
+        self.routed(
+            qname,
+            client,
+            None,
+            expected,
+            from_cache,
+            &client.to_string(),
+        )
     }
 
     /// [`Lab::office_from`] for any client and ECS option; `who` names the
@@ -370,19 +403,32 @@ impl Lab {
         from_cache: bool,
         who: &str,
     ) -> Vec<Relayed> {
-        let before = self.proxy.count(OFFICE);
-        let (answer, _) = self.lookup(client, ecs, OFFICE);
-        let caused = self.proxy.relayed(OFFICE, RecordType::A)[before..].to_vec();
+        self.routed(OFFICE, client, ecs, expected, from_cache, who)
+    }
+
+    /// [`Lab::office`] for any routed name.
+    fn routed(
+        &self,
+        qname: &str,
+        client: IpAddr,
+        ecs: Option<ClientSubnet>,
+        expected: &str,
+        from_cache: bool,
+        who: &str,
+    ) -> Vec<Relayed> {
+        let before = self.proxy.count(qname);
+        let (answer, _) = self.lookup(client, ecs, qname);
+        let caused = self.proxy.relayed(qname, RecordType::A)[before..].to_vec();
         assert_eq!(
             answer,
             [expected.parse::<IpAddr>().expect("endpoint address")],
-            "{OFFICE} for {who}; steerdns saw:\n{}",
+            "{qname} for {who}; steerdns saw:\n{}",
             self.proxy.dump()
         );
         assert_eq!(
             caused.is_empty(),
             from_cache,
-            "{OFFICE} for {who}: expected {}; it caused these queries to steerdns: {caused:#?}",
+            "{qname} for {who}: expected {}; it caused these queries to steerdns: {caused:#?}",
             if from_cache {
                 "an answer from unbound's cache"
             } else {
@@ -393,15 +439,36 @@ impl Lab {
     }
 }
 
+/// Writes the GeoIP database of [`GEO`]: unbound's clients are 127.x
+/// sources, so this test database puts 127.x networks in different
+/// countries. 127.64/16 is in Great Britain, 127.65/16 in California,
+/// 127.66/16 in Germany as two /17 networks, 127.67/16 in France; the rest
+/// of 127/8 is not in the database.
+fn write_geo_database(path: &std::path::Path) {
+    let gb = Place::new("EU", "GB", Some("ENG"), Some((51.5, -0.12)));
+    let ca = Place::new("NA", "US", Some("CA"), Some((37.77, -122.42)));
+    let de = Place::new("EU", "DE", Some("HE"), Some((50.11, 8.68)));
+    let fr = Place::new("EU", "FR", Some("IDF"), Some((48.86, 2.35)));
+    GeoDb::default()
+        .add("127.64.0.0/16", gb)
+        .add("127.65.0.0/16", ca)
+        .add("127.66.0.0/17", de.clone())
+        .add("127.66.128.0/17", de)
+        .add("127.67.0.0/16", fr)
+        .write(path);
+}
+
 /// Starts steerdns for [`ZONE`] and [`STEERDNS_SERVICES`] on a free port.
 fn start_steerdns() -> ServerProcess {
     let dir = TempDir::new("ecs-steerdns");
     let port = free_port();
     dir.write("zones/example.com.zone", ZONE);
+    write_geo_database(&dir.path().join("geo.mmdb"));
     let config = dir.write(
         "steerdns.toml",
         &format!(
             "[server]\nlisten = [\"{LOOPBACK}:{port}\"]\nworkers = 1\n\n\
+             [geoip]\ndatabase = \"geo.mmdb\"\n\n\
              [[zone]]\norigin = \"example.com.\"\nfile = \"zones/example.com.zone\"\n\
              {STEERDNS_SERVICES}"
         ),
@@ -454,6 +521,41 @@ fn subnet_answers_are_cached_by_unbound_for_the_scope_steerdns_returns() {
     // And the ranges' answers were not overwritten meanwhile.
     lab.office_from("127.1.0.1", ONE, true);
     lab.office_from("127.2.0.1", TWO, true);
+}
+
+#[test]
+fn geographic_answers_follow_each_client_country_through_one_resolver() {
+    let Some(lab) = Lab::start() else { return };
+
+    // Two countries, two endpoints, one resolver: unbound sends each
+    // client's /24 and caches the answer for the database network (/16).
+    let caused = lab.name_from(GEO, "127.64.1.2", LON, false);
+    assert_relayed(&caused, "127.64.1.0", 24, 16);
+    // With a scope of 0 unbound would answer this from its cache with LON.
+    let caused = lab.name_from(GEO, "127.65.3.4", SFO, false);
+    assert_relayed(&caused, "127.65.3.0", 24, 16);
+    // Other /24s of the same networks: from the cache, each its own answer;
+    // a scope of /24 would miss here.
+    lab.name_from(GEO, "127.64.200.9", LON, true);
+    lab.name_from(GEO, "127.65.77.1", SFO, true);
+
+    // Germany (two /17 networks) and France (a /16) both get region EU's
+    // list: one answer for 127.66.0.0/15, so after one German client the
+    // other /17 and France are answered from the cache. A scope per
+    // network (/17, /16) would send each to steerdns again.
+    let caused = lab.name_from(GEO, "127.66.5.5", GEO_FRA, false);
+    assert_relayed(&caused, "127.66.5.0", 24, 15);
+    lab.name_from(GEO, "127.66.200.1", GEO_FRA, true);
+    lab.name_from(GEO, "127.67.0.1", GEO_FRA, true);
+
+    // Outside the database: `*`, for the widest block that reaches no
+    // network (127.0.0.0/10 leaves out 127.64/14).
+    let caused = lab.name_from(GEO, "127.1.2.3", GEO_IAD, false);
+    assert_relayed(&caused, "127.1.2.0", 24, 10);
+    lab.name_from(GEO, "127.33.0.1", GEO_IAD, true);
+    // And the countries' entries are still there.
+    lab.name_from(GEO, "127.64.9.9", LON, true);
+    lab.name_from(GEO, "127.65.9.9", SFO, true);
 }
 
 #[test]

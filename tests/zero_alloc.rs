@@ -120,7 +120,53 @@ const METHODS: &[Method] = &[
                   { name = \"in\", cname = \"www.example.com.\", priority = 1 },\n]\n",
         qname: "cname.svc.test.",
     },
+    Method {
+        service: "name = \"geo.svc.test.\"\nrouting = \"geographic\"\nendpoints = [\n\
+                  { name = \"lon\", addresses = [\"192.0.2.1\", \"2001:db8::1\"] },\n\
+                  { name = \"sfo\", addresses = [\"192.0.2.2\", \"2001:db8::2\"] },\n\
+                  { name = \"fra\", addresses = [\"192.0.2.3\"] },\n\
+                  { name = \"iad\", addresses = [\"192.0.2.4\", \"2001:db8::4\"] },\n]\n\
+                  regions = { \"GB\" = [\"lon\", \"fra\"], \"US-CA\" = [\"sfo\"], \"EU\" = [\"fra\"], \"*\" = [\"iad\"] }\n",
+        qname: "geo.svc.test.",
+    },
+    Method {
+        service: "name = \"near.svc.test.\"\nrouting = \"performance\"\nanswers = 2\ndefault = \"iad\"\nendpoints = [\n\
+                  { name = \"lon\", addresses = [\"192.0.2.1\", \"2001:db8::1\"], location = [51.51, -0.13] },\n\
+                  { name = \"sfo\", addresses = [\"192.0.2.2\"], location = [37.62, -122.38] },\n\
+                  { name = \"tyo\", addresses = [\"192.0.2.5\", \"2001:db8::5\"], location = [35.55, 139.78] },\n\
+                  { name = \"iad\", addresses = [\"192.0.2.4\", \"2001:db8::4\"], location = [38.95, -77.45] },\n]\n\
+                  overrides = { \"DE\" = [\"lon\"] }\n",
+        qname: "near.svc.test.",
+    },
 ];
+
+/// The GeoIP database of the geographic and performance services: every
+/// client address of the mix is in it (the ECS networks 198.51.100.0/24
+/// and 2001:db8:42::/48, the engine test's clients 192.0.2.1 and
+/// 2001:db8::1, the server test's 127.0.0.1), except ::1, which takes the
+/// unknown-client path.
+fn write_geo_database(path: &std::path::Path) {
+    use common::geodb::{GeoDb, Place};
+    GeoDb::default()
+        .add(
+            "198.51.100.0/24",
+            Place::new("EU", "GB", Some("ENG"), Some((51.5, -0.12))),
+        )
+        .add(
+            "2001:db8:42::/48",
+            Place::new("NA", "US", Some("CA"), Some((37.77, -122.42))),
+        )
+        .add(
+            "192.0.2.0/24",
+            Place::new("EU", "DE", Some("HE"), Some((50.11, 8.68))),
+        )
+        .add(
+            "2001:db8::/48",
+            Place::new("AS", "JP", Some("13"), Some((35.68, 139.69))),
+        )
+        .add("127.0.0.0/8", Place::new("EU", "FR", None, None))
+        .write(path);
+}
 
 /// The zone the services live in.
 const SERVICE_ZONE: &str =
@@ -132,8 +178,10 @@ fn config(dir: &common::TempDir) -> Config {
     let basic = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples/basic/zones/example.com.zone");
     dir.write("svc.test.zone", SERVICE_ZONE);
+    write_geo_database(&dir.path().join("geo.mmdb"));
     let mut text = format!(
         "[server]\nlisten = [\"127.0.0.1:53\"]\nworkers = 2\nmax-udp-payload = 1232\n\n\
+         [geoip]\ndatabase = \"geo.mmdb\"\n\n\
          [[zone]]\norigin = \"example.com.\"\nfile = \"{}\"\n\n\
          [[zone]]\norigin = \"svc.test.\"\nfile = \"svc.test.zone\"\n",
         basic.display()

@@ -53,10 +53,7 @@ impl GeoChains {
             .map(|l| intern(chain_for(Some(l))))
             .collect();
         let unplaced = intern(chain_for(None));
-        let table = geo.map_places(|place| match place {
-            Some((id, _)) => of_place[id as usize],
-            None => unplaced,
-        });
+        let table = geo.map_locations(|id| of_place.get(id as usize).copied().unwrap_or(unplaced));
         GeoChains {
             geo,
             table,

@@ -5,7 +5,7 @@
 // Each test crate uses a different subset of these helpers.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -23,6 +23,17 @@ pub struct Place {
     subdivisions: Vec<Iso>,
     #[serde(skip_serializing_if = "Option::is_none")]
     location: Option<Coordinates>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    city: Option<City>,
+}
+
+/// A city as GeoIP2 City records carry it: an id and names in the
+/// database's languages (routing reads neither; they give a record its
+/// real size and fields for the reader to skip).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct City {
+    geoname_id: u32,
+    names: BTreeMap<&'static str, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -65,26 +76,70 @@ impl Place {
                 latitude,
                 longitude,
             }),
+            city: None,
         }
+    }
+
+    /// The same place in a city called `name` (in every language of
+    /// GeoLite2-City), with the geoname id `id`.
+    pub fn in_city(mut self, id: u32, name: &str) -> Place {
+        let names = ["de", "en", "es", "fr", "ja", "pt-BR", "ru", "zh-CN"]
+            .into_iter()
+            .map(|language| (language, name.to_string()))
+            .collect();
+        self.city = Some(City {
+            geoname_id: id,
+            names,
+        });
+        self
     }
 }
 
-/// A database under construction.
+/// A database under construction: distinct records, and networks that
+/// point at them (millions of them for the scale test, so a network holds
+/// a record's index, not a copy).
 #[derive(Debug, Default)]
 pub struct GeoDb {
-    networks: Vec<(IpAddr, u8, Place)>,
+    places: Vec<Place>,
+    /// Each distinct record's index in `places`, by its debug text.
+    index: HashMap<String, u32>,
+    networks: Vec<(IpAddr, u8, u32)>,
 }
 
 impl GeoDb {
     /// Adds a network (`"192.0.2.0/24"`, `"2001:db8::/32"`).
     pub fn add(&mut self, network: &str, place: Place) -> &mut GeoDb {
         let (addr, len) = network.split_once('/').expect("ADDRESS/LEN");
-        self.networks.push((
+        let place = self.place(place);
+        self.add_network(
             addr.parse().expect("address"),
             len.parse().expect("length"),
             place,
-        ));
+        )
+    }
+
+    /// The index of `place` among the records, added when new.
+    pub fn place(&mut self, place: Place) -> u32 {
+        let key = format!("{place:?}");
+        if let Some(&i) = self.index.get(&key) {
+            return i;
+        }
+        self.places.push(place);
+        let i = u32::try_from(self.places.len() - 1).expect("fewer than 2^32 records");
+        self.index.insert(key, i);
+        i
+    }
+
+    /// Adds the network `addr`/`len` with the record `place` (an index from
+    /// [`GeoDb::place`]).
+    pub fn add_network(&mut self, addr: IpAddr, len: u8, place: u32) -> &mut GeoDb {
+        self.networks.push((addr, len, place));
         self
+    }
+
+    /// How many networks were added.
+    pub fn networks(&self) -> usize {
+        self.networks.len()
     }
 
     /// Writes an IPv6-structured database (IPv4 under `::/96`, as GeoLite2
@@ -96,20 +151,16 @@ impl GeoDb {
         db.metadata.languages = vec!["en".into()];
         db.metadata.binary_format_major_version = 2;
         db.metadata.build_epoch = 1_764_547_200;
-        let mut refs = HashMap::new();
-        for (addr, len, place) in &self.networks {
-            let key = serde_json_key(place);
-            let data = match refs.get(&key) {
-                Some(&d) => d,
-                None => {
-                    let d = db.insert_value(place.clone()).expect("record");
-                    refs.insert(key, d);
-                    d
-                }
-            };
+        let refs: Vec<_> = self
+            .places
+            .iter()
+            .map(|place| db.insert_value(place).expect("record"))
+            .collect();
+        for &(addr, len, place) in &self.networks {
+            let data = refs[place as usize];
             let (addr, len) = match addr {
                 IpAddr::V4(v4) => (IpAddr::V6(v4.to_ipv6_compatible()), len + 96),
-                IpAddr::V6(_) => (*addr, *len),
+                IpAddr::V6(_) => (addr, len),
             };
             db.insert_node(IpAddrWithMask::new(addr, len), data);
         }
@@ -150,9 +201,4 @@ pub fn world(gb_country: &str) -> GeoDb {
         Place::new("NA", "US", Some("CA"), Some((37.77, -122.42))),
     );
     db
-}
-
-/// An identity for deduplicating equal records.
-fn serde_json_key(place: &Place) -> String {
-    format!("{place:?}")
 }

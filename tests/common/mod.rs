@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_proto::rr::{Name, RecordType};
 
 /// How long a server may take from spawn to its first answer.
@@ -664,6 +665,33 @@ fn query_with_timeout(
     exchange_with_timeout(addr, &message, opts.tcp, timeout, attempts)
 }
 
+/// Sends one UDP query for `qname`/`rtype` to `addr` carrying an ECS
+/// option for `subnet` (address and source prefix), as a resolver does, and
+/// returns the response and the ECS option it carried back.
+pub fn query_with_subnet(
+    addr: SocketAddr,
+    qname: &str,
+    rtype: RecordType,
+    subnet: (std::net::IpAddr, u8),
+) -> Result<(Message, Option<ClientSubnet>), String> {
+    let mut message = build_query(&name(qname), rtype, &QueryOpts::default());
+    if let Some(edns) = message.extensions_mut().as_mut() {
+        edns.options_mut()
+            .insert(EdnsOption::Subnet(ClientSubnet::new(subnet.0, subnet.1, 0)));
+    }
+    let response = exchange(addr, &message, false)?;
+    let ecs = client_subnet(&response);
+    Ok((response, ecs))
+}
+
+/// The ECS option of a message, if any.
+pub fn client_subnet(message: &Message) -> Option<ClientSubnet> {
+    match message.extensions().as_ref()?.option(EdnsCode::Subnet)? {
+        EdnsOption::Subnet(subnet) => Some(*subnet),
+        _ => None,
+    }
+}
+
 /// Sends one UDP query for `qname`/`rtype` to `addr`, with an EDNS Client
 /// Subnet option for `subnet` (address, source prefix) when given; returns
 /// the response and the scope of the ECS option it carried back.
@@ -673,24 +701,18 @@ pub fn query_ecs(
     rtype: RecordType,
     subnet: Option<(&str, u8)>,
 ) -> (Message, Option<u8>) {
-    use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
-    let mut q = build_query(&name(qname), rtype, &QueryOpts::default());
-    if let Some((client, len)) = subnet {
-        let client: std::net::IpAddr = client.parse().expect("an address");
-        q.extensions_mut()
-            .as_mut()
-            .expect("QueryOpts::default() has EDNS")
-            .options_mut()
-            .insert(EdnsOption::Subnet(ClientSubnet::new(client, len, 0)));
+    let (m, ecs) = match subnet {
+        Some((client, len)) => {
+            let client = client.parse().expect("an address");
+            query_with_subnet(addr, qname, rtype, (client, len))
+        }
+        None => query(addr, qname, rtype, &QueryOpts::default()).map(|m| {
+            let ecs = client_subnet(&m);
+            (m, ecs)
+        }),
     }
-    let m = exchange(addr, &q, false).unwrap_or_else(|e| panic!("{qname}: {e}"));
-    let scope = m.extensions().as_ref().and_then(|e| {
-        e.options().as_ref().iter().find_map(|(_, o)| match o {
-            EdnsOption::Subnet(s) => Some(s.scope_prefix()),
-            _ => None,
-        })
-    });
-    (m, scope)
+    .unwrap_or_else(|e| panic!("{qname}: {e}"));
+    (m, ecs.map(|s| s.scope_prefix()))
 }
 
 /// The A and AAAA addresses of an answer section, as text, sorted.
