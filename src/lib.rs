@@ -12,6 +12,7 @@ pub mod engine;
 pub mod explain;
 pub mod geo;
 pub mod health;
+pub mod identity;
 pub mod name;
 pub mod policy;
 pub mod prefix;

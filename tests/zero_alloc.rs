@@ -4,7 +4,8 @@
 //!
 //! The mix covers static answers of every kind (positive, wildcard,
 //! negative, referral, ANY, REFUSED, BADVERS, FORMERR), with and without
-//! EDNS and EDNS Client Subnet, and every routing method of [`METHODS`].
+//! EDNS and EDNS Client Subnet, every routing method of [`METHODS`], and
+//! the questions about the server (NSID, CHAOS TXT).
 //! The server runs two UDP workers on 127.0.0.1 and two on ::1; clients
 //! on both families send bursts, so that `recvmmsg` returns several
 //! datagrams at once, and the test checks that every worker answered.
@@ -133,7 +134,8 @@ fn config(dir: &common::TempDir) -> Config {
         .join("examples/basic/zones/example.com.zone");
     dir.write("svc.test.zone", SERVICE_ZONE);
     let mut text = format!(
-        "[server]\nlisten = [\"127.0.0.1:53\"]\nworkers = 2\nmax-udp-payload = 1232\n\n\
+        "[server]\nlisten = [\"127.0.0.1:53\"]\nworkers = 2\nmax-udp-payload = 1232\n\
+         identity = \"ns1.zero-alloc\"\nversion = \"steerdns test\"\n\n\
          [[zone]]\norigin = \"example.com.\"\nfile = \"{}\"\n\n\
          [[zone]]\norigin = \"svc.test.\"\nfile = \"svc.test.zone\"\n",
         basic.display()
@@ -191,7 +193,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// A mix of queries: positive, wildcard, negative, referral, ANY, REFUSED,
 /// each routing method, each without EDNS, with EDNS and with ECS; then
 /// BADVERS and FORMERR, DNS cookies (client cookie alone, a bad server
-/// cookie, no question).
+/// cookie, no question), NSID and CHAOS TXT.
 fn query_mix() -> Vec<Vec<u8>> {
     let mut questions = vec![
         ("www.example.com.", RecordType::A),
@@ -234,6 +236,19 @@ fn query_mix() -> Vec<Vec<u8>> {
         bare.drain(12..12 + question);
         bare[5] = 0;
         queries.push(bare);
+    }
+    // Which node answered: an empty NSID option, and CHAOS TXT at the
+    // identity, the version and a name that is REFUSED.
+    let mut nsid = query("www.example.com.", RecordType::A, Opt::Plain);
+    let rdlen = nsid.len() - 2;
+    nsid[rdlen..].copy_from_slice(&4u16.to_be_bytes());
+    nsid.extend([0, 3, 0, 0]);
+    queries.push(nsid);
+    for name in ["id.server.", "VERSION.bind.", "authors.bind."] {
+        let mut q = query(name, RecordType::TXT, Opt::None);
+        let class = q.len() - 1;
+        q[class] = 3;
+        queries.push(q);
     }
     queries
 }

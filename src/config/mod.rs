@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 pub(crate) use rrl::{v4_mask, v6_mask};
 pub use rrl::{ClientPrefix, RrlConfig, MAX_RRL_RATE, MAX_RRL_SLIP, MAX_RRL_WINDOW};
-pub use server::{RunAs, MAX_UDP_PAYLOAD_LIMIT};
+pub use server::{RunAs, MAX_IDENTITY_LEN, MAX_UDP_PAYLOAD_LIMIT};
 pub use service::{EndpointConfig, EndpointTarget, ProbeTarget, ServiceConfig};
 pub use tcp::TcpLimits;
 pub use zone::ZoneSource;
@@ -53,6 +53,12 @@ pub struct Config {
     /// `[server] cookie-secret`: a DNS cookie secret shared by anycast
     /// nodes (RFC 9018 §6); without it, each server draws its own.
     pub cookie_secret: Option<crate::cookie::CookieSecret>,
+    /// `[server] identity`: the name this node gives in NSID (RFC 5001) and
+    /// CHAOS `id.server` answers; the host name by default, empty to hide.
+    pub identity: String,
+    /// `[server] version`: the CHAOS `version.server` answer; hidden
+    /// (REFUSED) by default.
+    pub version: Option<String>,
     /// Zones to serve.
     pub zones: Vec<ZoneSource>,
     /// Where drain state is kept across restarts; the only place steerdns
@@ -177,6 +183,8 @@ impl Config {
             workers: server.workers,
             max_udp_payload: server.max_udp_payload,
             cookie_secret: server.cookie_secret,
+            identity: server.identity,
+            version: server.version,
             tcp,
             rrl,
             run_as,

@@ -440,6 +440,8 @@ mod tests {
             rrl: Default::default(),
             run_as: None,
             cookie_secret: None,
+            identity: String::new(),
+            version: None,
             zones: Vec::new(),
             geoip: None,
             state_dir: None,
