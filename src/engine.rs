@@ -146,8 +146,14 @@ pub struct Report {
     pub rcode: u16,
     /// What kind of response it is.
     pub class: ResponseClass,
-    /// The query type (0 without a question).
+    /// The query type for answers, truncated answers and NODATA, 0 for
+    /// the rest: what rate limiting tells responses apart by.
     pub qtype: u16,
+    /// The query type asked, whatever the response (0 without a question
+    /// or when the query could not be read), for metrics.
+    pub question_type: u16,
+    /// The query carried an EDNS Client Subnet option (RFC 7871).
+    pub client_subnet: bool,
     /// The owner the response is accounted to, as BIND and Knot do: the
     /// query name for answers, the wildcard's owner (`*.…`) for answers a
     /// wildcard made, the zone apex for NXDOMAIN and NODATA, the zone cut
@@ -285,7 +291,10 @@ pub fn respond(
         cookie_option.as_ref(),
         nsid,
     );
-    Some(report(w, q.qtype, outcome.rcode, &trail, cookie))
+    Some(Report {
+        client_subnet: edns.client_subnet.is_some(),
+        ..report(w, q.qtype, outcome.rcode, &trail, cookie)
+    })
 }
 
 /// The OPT record of a query whose OPT could not be read: answered with
@@ -387,6 +396,8 @@ fn report(
             ResponseClass::Answer | ResponseClass::Truncated | ResponseClass::NoData => qtype,
             _ => 0,
         },
+        question_type: qtype,
+        client_subnet: false,
         account,
         cookie,
         question_end,

@@ -170,6 +170,9 @@ fn serve(path: &Path) -> anyhow::Result<()> {
         "serving"
     );
     let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
+    // What the admin listener serves at /metrics (`metrics.encode()`).
+    let metrics = server.metrics();
+    metrics.loaded_now();
     let background = {
         let snapshot = snapshot.clone();
         let path = path.to_path_buf();
@@ -178,7 +181,7 @@ fn serve(path: &Path) -> anyhow::Result<()> {
             // future: the server polls it on its runtime until a signal
             // arrives.
             let state_dir = config.state_dir.clone();
-            let mut reloader = Reloader::start(path, config, snapshot.clone());
+            let mut reloader = Reloader::start(path, config, snapshot.clone(), metrics);
             let drain = state_dir.map(|dir| tokio::spawn(drain::watch(dir, snapshot.clone())));
             tokio::select! {
                 () = reloader.run() => {}

@@ -34,6 +34,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Config, ConfigError};
 use crate::drain::DrainState;
 use crate::health::{self, HealthId, Monitor};
+use crate::metrics::{Metrics, ProbeMetrics};
 use crate::snapshot::{LoadError, ProbeKind, Snapshot};
 
 /// How long the reloader waits for in-flight queries to let go of an old
@@ -92,18 +93,27 @@ pub struct Reloader {
     snapshot: Arc<ArcSwap<Snapshot>>,
     /// The probes feeding the current snapshot's health view.
     probes: Vec<JoinHandle<()>>,
+    /// Where reloads and probe results are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Reloader {
     /// Takes charge of `snapshot`, loaded from `config` (read from
-    /// `path`), and starts its probes. Call it inside a tokio runtime.
-    pub fn start(path: PathBuf, config: Config, snapshot: Arc<ArcSwap<Snapshot>>) -> Reloader {
-        let probes = start_probes(&snapshot.load());
+    /// `path`), and starts its probes, counting reloads and probe results
+    /// in `metrics`. Call it inside a tokio runtime.
+    pub fn start(
+        path: PathBuf,
+        config: Config,
+        snapshot: Arc<ArcSwap<Snapshot>>,
+        metrics: Arc<Metrics>,
+    ) -> Reloader {
+        let probes = start_probes(&snapshot.load(), Some(metrics.probes()));
         Reloader {
             path,
             config,
             snapshot,
             probes,
+            metrics,
         }
     }
 
@@ -132,7 +142,9 @@ impl Reloader {
     pub async fn reload(&mut self) -> Result<ReloadStats, ReloadError> {
         let started = Instant::now();
         tracing::info!(config = %self.path.display(), "reload started");
-        match self.try_reload(started).await {
+        let result = self.try_reload(started).await;
+        self.metrics.reloaded(result.is_ok());
+        match result {
             Ok(stats) => {
                 tracing::info!(
                     zones = stats.zones,
@@ -175,7 +187,7 @@ impl Reloader {
         let kept_health = carry_health(&old, &next);
         apply_drain(config.state_dir.as_deref(), &old, &next);
         drop(old);
-        self.probes = start_probes(&next);
+        self.probes = start_probes(&next, Some(self.metrics.probes()));
 
         let stats = ReloadStats {
             zones: next.zones.iter().count(),
@@ -208,8 +220,12 @@ pub fn load(path: &Path) -> Result<(Config, Snapshot), ReloadError> {
 }
 
 /// Starts one probe task per plan of `snapshot`, each in a span naming
-/// what it probes. Call it inside a tokio runtime.
-pub fn start_probes(snapshot: &Snapshot) -> Vec<JoinHandle<()>> {
+/// what it probes and telling `observer`, if any, what it finds. Call it
+/// inside a tokio runtime.
+pub fn start_probes(
+    snapshot: &Snapshot,
+    observer: Option<Arc<ProbeMetrics>>,
+) -> Vec<JoinHandle<()>> {
     snapshot
         .probes
         .iter()
@@ -218,7 +234,13 @@ pub fn start_probes(snapshot: &Snapshot) -> Vec<JoinHandle<()>> {
             let _enter = span.enter();
             // Plans name slots of their own view, so this always succeeds.
             let slot = snapshot.health.slot(p.slot)?;
-            Some(health::spawn_probe(p.target, p.monitor.clone(), slot))
+            let (target, monitor) = (p.target, p.monitor.clone());
+            Some(match &observer {
+                Some(o) => {
+                    health::spawn_observed_probe(target, monitor, slot, p.label.clone(), o.clone())
+                }
+                None => health::spawn_probe(target, monitor, slot),
+            })
         })
         .collect()
 }

@@ -454,6 +454,8 @@ mod tests {
             rcode: rcode::NOERROR,
             class,
             qtype,
+            question_type: qtype,
+            client_subnet: false,
             account: AccountName::from_wire(&wire(name)),
             cookie: CookieStatus::Absent,
             question_end: 0,

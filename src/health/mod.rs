@@ -47,7 +47,7 @@ mod tls;
 pub mod view;
 
 pub use monitor::{Monitor, MonitorError, MonitorSpec, Protocol, StatusSpec};
-pub use probe::{probe_once, spawn_probe};
+pub use probe::{probe_once, spawn_observed_probe, spawn_probe, ProbeObserver};
 pub use result::{ProbeFailure, ProbeResult};
 pub use state::{Health, ProbeState, Thresholds, Transition};
 pub use status::StatusSet;

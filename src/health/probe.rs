@@ -82,10 +82,37 @@ async fn attempt(target: SocketAddr, monitor: &Monitor) -> ProbeResult {
 /// handle is aborted (e.g. on reload); aborting mid-probe just closes the
 /// probe's connection.
 pub fn spawn_probe(target: SocketAddr, monitor: Arc<Monitor>, slot: HealthSlot) -> JoinHandle<()> {
-    tokio::spawn(run(target, monitor, slot).in_current_span())
+    tokio::spawn(run(target, monitor, slot, None).in_current_span())
 }
 
-async fn run(target: SocketAddr, monitor: Arc<Monitor>, slot: HealthSlot) {
+/// Hears what probes find, for metrics (`crate::metrics` implements it;
+/// health knows nothing of metrics).
+pub trait ProbeObserver: Send + Sync {
+    /// One probe of `target` for `of` (what is probed) finished, `ok` or
+    /// not, after `took`.
+    fn observe(&self, of: &str, target: SocketAddr, ok: bool, took: Duration);
+    /// The verdict on `target` for `of` changed to `to`.
+    fn changed(&self, of: &str, target: SocketAddr, to: Health);
+}
+
+/// [`spawn_probe`], also telling `observer` each result, its latency and
+/// each change of verdict, with `label` naming what is probed.
+pub fn spawn_observed_probe(
+    target: SocketAddr,
+    monitor: Arc<Monitor>,
+    slot: HealthSlot,
+    label: String,
+    observer: Arc<dyn ProbeObserver>,
+) -> JoinHandle<()> {
+    tokio::spawn(run(target, monitor, slot, Some((label, observer))).in_current_span())
+}
+
+async fn run(
+    target: SocketAddr,
+    monitor: Arc<Monitor>,
+    slot: HealthSlot,
+    observer: Option<(String, Arc<dyn ProbeObserver>)>,
+) {
     let now = || tokio::time::Instant::now().into_std();
     let mut state = ProbeState::new(monitor.thresholds(), slot.health(), now());
     tracing::debug!(%target, protocol = %monitor.protocol(), initial = %state.health(), "probe started");
@@ -96,8 +123,14 @@ async fn run(target: SocketAddr, monitor: Arc<Monitor>, slot: HealthSlot) {
         if let Err(failure) = &result {
             tracing::debug!(%target, %failure, "probe failed");
         }
+        if let Some((label, metrics)) = &observer {
+            metrics.observe(label, target, result.is_ok(), started.elapsed());
+        }
         if let Some(t) = state.on_result(&result, now()) {
             slot.set_health(t.to);
+            if let Some((label, metrics)) = &observer {
+                metrics.changed(label, target, t.to);
+            }
             let held = fmt_duration(Duration::from_secs(t.held.as_secs()));
             match (t.to, &result) {
                 (Health::Down, Err(failure)) => tracing::info!(

@@ -42,6 +42,7 @@ use tokio::sync::mpsc;
 use crate::config::{Config, RunAs, TcpLimits};
 use crate::cookie::CookieSecret;
 use crate::engine::{self, QueryContext, Report};
+use crate::metrics::Metrics;
 use crate::rrl::{RateLimiter, RrlCounters};
 use crate::snapshot::Snapshot;
 use crate::sys;
@@ -70,6 +71,8 @@ pub(crate) fn test_report(len: usize) -> Report {
         rcode: 0,
         class: engine::ResponseClass::Answer,
         qtype: 0,
+        question_type: 0,
+        client_subnet: false,
         account: engine::AccountName::EMPTY,
         cookie: crate::cookie::CookieStatus::Absent,
         question_end: 0,
@@ -163,6 +166,8 @@ pub struct Server {
     rrl_counters: Arc<RrlCounters>,
     /// The DNS cookie secret: configured, or drawn at bind.
     cookies: CookieSecret,
+    /// What was answered, one set of UDP counters per socket.
+    metrics: Arc<Metrics>,
 }
 
 impl Server {
@@ -195,6 +200,7 @@ impl Server {
             tcp.push((actual, listener));
         }
         let rrl_counters = Arc::new(RrlCounters::new(udp.len()));
+        let metrics = Arc::new(Metrics::new(udp.len(), rrl_counters.clone()));
         let cookies = match config.cookie_secret {
             Some(shared) => shared,
             None => CookieSecret::random().map_err(|source| ServerError::Start {
@@ -213,6 +219,7 @@ impl Server {
                 .then(|| Arc::new(RateLimiter::new(&config.rrl))),
             rrl_counters,
             cookies,
+            metrics,
         })
     }
 
@@ -267,6 +274,12 @@ impl Server {
         self.rrl_counters.clone()
     }
 
+    /// The server's metrics, for the admin listener's `/metrics`: read at
+    /// any time, also while serving.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
     /// The bound addresses, one per listen address, in configuration order.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.tcp.iter().map(|(addr, _)| *addr).collect()
@@ -293,6 +306,7 @@ impl Server {
         snapshot: Arc<ArcSwap<Snapshot>>,
         shutdown: F,
     ) -> Result<(), ServerError> {
+        self.metrics.watch(snapshot.clone());
         let handler = move |query: &[u8], ctx: &QueryContext, out: &mut [u8]| {
             // An arc-swap guard: no allocation, no lock, and the snapshot
             // stays alive for this query even if a reload swaps it out.
@@ -347,6 +361,7 @@ impl Server {
             let failed = failed.clone();
             let rrl = self.rrl.clone();
             let counters = self.rrl_counters.clone();
+            let metrics = self.metrics.clone();
             let worker = thread::Builder::new()
                 .name(format!("udp{i}"))
                 .spawn(move || {
@@ -364,6 +379,7 @@ impl Server {
                         &*handler,
                         &cookies,
                         limiter.as_ref(),
+                        metrics.udp_worker(i),
                     );
                     if let Err(e) = result {
                         tracing::error!(listen = %addr, "UDP worker stopped: {e}");
@@ -399,6 +415,7 @@ impl Server {
                     self.limits.clone(),
                     handler.clone(),
                     cookies,
+                    self.metrics.clone(),
                 ));
             }
             tokio::select! {

@@ -34,6 +34,7 @@ use tokio::time::timeout;
 use crate::config::TcpLimits;
 use crate::cookie::CookieSecret;
 use crate::engine::{QueryContext, Transport};
+use crate::metrics::Metrics;
 
 use super::Handler;
 
@@ -150,6 +151,7 @@ pub(crate) async fn serve<H: Handler + Send + Sync + 'static>(
     limits: TcpLimits,
     handler: Arc<H>,
     cookies: CookieSecret,
+    metrics: Arc<Metrics>,
 ) {
     let listen = listener
         .local_addr()
@@ -167,10 +169,18 @@ pub(crate) async fn serve<H: Handler + Send + Sync + 'static>(
                 continue;
             }
         };
-        let Ok(admission) = gate.admit(client.ip()) else {
-            reset(stream);
-            continue;
+        let admission = match gate.admit(client.ip()) {
+            Ok(admission) => admission,
+            Err(refused) => {
+                metrics.tcp_limit_hit(match refused {
+                    Refused::Full => "total",
+                    Refused::ClientFull => "client",
+                });
+                reset(stream);
+                continue;
+            }
         };
+        metrics.tcp_accepted();
         let Ok(local) = stream.local_addr() else {
             continue;
         };
@@ -188,9 +198,15 @@ pub(crate) async fn serve<H: Handler + Send + Sync + 'static>(
         };
         let limits = limits.clone();
         let handler = handler.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             // A connection's errors concern that client alone: not logged.
-            let _ = connection(stream, &ctx, &limits, &*handler, &cookies).await;
+            let counted = |query: &[u8], ctx: &QueryContext, out: &mut [u8]| {
+                let report = handler(query, ctx, out)?;
+                metrics.tcp().count_shared(&report);
+                Some(report)
+            };
+            let _ = connection(stream, &ctx, &limits, &counted, &cookies).await;
             drop(admission);
         });
     }
@@ -331,7 +347,15 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let gate = Arc::new(Gate::new(&limits));
         let secret = CookieSecret::Shared([0; 16]);
-        tokio::spawn(serve(listener, gate, limits, Arc::new(reverse), secret));
+        let metrics = Arc::new(Metrics::new(0, Arc::new(crate::rrl::RrlCounters::new(0))));
+        tokio::spawn(serve(
+            listener,
+            gate,
+            limits,
+            Arc::new(reverse),
+            secret,
+            metrics,
+        ));
         addr
     }
 

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::cookie::CookieSecret;
 use crate::engine::{QueryContext, Transport};
+use crate::metrics::QueryCounters;
 use crate::rrl::{self, RateLimiter, Verdict, WorkerCounters};
 use crate::sys::{self, RecvBatch, SendBatch};
 
@@ -50,7 +51,8 @@ pub(crate) struct Limiter<'a> {
 }
 
 /// Serves queries on `socket` (bound to `bound`) until `stop` is set,
-/// making server cookies with `cookies` and passing each reply through
+/// making server cookies with `cookies`, counting each answer in
+/// `counters` (this worker's own) and passing each reply through
 /// `limiter` when there is one.
 ///
 /// Returns an error only for a failure that will not pass: the socket
@@ -62,6 +64,7 @@ pub(crate) fn serve<H: Handler>(
     handler: &H,
     cookies: &CookieSecret,
     limiter: Option<&Limiter<'_>>,
+    counters: Option<&QueryCounters>,
 ) -> io::Result<()> {
     // The read timeout only bounds how long the stop flag goes unread.
     socket.set_read_timeout(Some(STOP_POLL))?;
@@ -114,6 +117,9 @@ pub(crate) fn serve<H: Handler>(
             let len = report.len;
             if len > REPLY_LEN {
                 continue;
+            }
+            if let Some(counters) = counters {
+                counters.count_owned(&report);
             }
             // Rate limiting judges the reply by the engine's report of it
             // (see `crate::rrl`). TCP never comes here: it cannot be
@@ -226,7 +232,8 @@ mod tests {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let secret = CookieSecret::Shared([0; 16]);
-        let worker = thread::spawn(move || serve(&socket, bound, &flag, &echo, &secret, None));
+        let worker =
+            thread::spawn(move || serve(&socket, bound, &flag, &echo, &secret, None, None));
         (bound.port(), stop, worker)
     }
 
