@@ -58,6 +58,7 @@ unbound unbound
 kresd knot-resolver
 pdns_recursor pdns-recursor
 named bind9
+systemd-analyze systemd
 EOF
     if [ "${#missing[@]}" -eq 0 ]; then
         return

@@ -183,10 +183,15 @@ fn serve(path: &Path) -> anyhow::Result<()> {
             let state_dir = config.state_dir.clone();
             let mut reloader = Reloader::start(path, config, snapshot.clone(), metrics);
             let drain = state_dir.map(|dir| tokio::spawn(drain::watch(dir, snapshot.clone())));
+            // This runs once before the first query is answered, every
+            // socket bound: ready (systemd Type=notify; nothing without
+            // NOTIFY_SOCKET).
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
             tokio::select! {
                 () = reloader.run() => {}
                 () = shutdown_signal() => {}
             }
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
             tracing::info!("shutting down");
             reloader.stop();
             if let Some(d) = drain {

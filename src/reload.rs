@@ -131,8 +131,15 @@ impl Reloader {
             }
         };
         while hangups.recv().await.is_some() {
+            // systemd shows the unit as reloading until READY=1 again
+            // (Type=notify; notify-reload also wants the clock). Without
+            // NOTIFY_SOCKET these do nothing.
+            let mut reloading = vec![sd_notify::NotifyState::Reloading];
+            reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
+            let _ = sd_notify::notify(&reloading);
             // The outcome is logged by `reload`.
             let _ = self.reload().await;
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         }
     }
 

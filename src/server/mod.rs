@@ -37,7 +37,7 @@ use std::task::Poll;
 use std::thread;
 
 use arc_swap::ArcSwap;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, RunAs, TcpLimits};
 use crate::cookie::CookieSecret;
@@ -46,6 +46,11 @@ use crate::metrics::Metrics;
 use crate::rrl::{RateLimiter, RrlCounters};
 use crate::snapshot::Snapshot;
 use crate::sys;
+
+/// The longest a shutdown waits for TCP connections to answer what they
+/// have read; with the UDP workers' half-second poll, a server stops well
+/// within systemd's stop timeout.
+const TCP_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Something that answers one query: writes the reply into the buffer and
 /// reports it (its length, and what rate limiting needs), or returns
@@ -297,8 +302,10 @@ impl Server {
 
     /// Like [`run`](Self::run), but stops when `shutdown` completes (it is
     /// polled on the TCP runtime, so it may use tokio, e.g.
-    /// `tokio::signal::ctrl_c`): open TCP connections are dropped and the
-    /// UDP workers finish their batch and exit, all within about a second.
+    /// `tokio::signal::ctrl_c`): the UDP workers answer the batch they
+    /// read and exit; TCP listeners close, and open connections answer
+    /// the queries that have arrived and close, all within about two and
+    /// a half seconds.
     /// It is polled once before the first query is answered, so what it
     /// sets up on its first poll is in place by then.
     pub fn run_until<F: Future<Output = ()>>(
@@ -399,8 +406,11 @@ impl Server {
         }
         drop(failed);
 
+        // Turns true at shutdown: listeners close, connections answer what
+        // has arrived and close (see `tcp::connection`).
+        let (closing, closed) = watch::channel(false);
+        let gate = Arc::new(tcp::Gate::new(&self.limits));
         let result = runtime.block_on(async {
-            let gate = Arc::new(tcp::Gate::new(&self.limits));
             for (addr, listener) in self.tcp {
                 let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| {
                     ServerError::Bind {
@@ -416,6 +426,7 @@ impl Server {
                     handler.clone(),
                     cookies,
                     self.metrics.clone(),
+                    closed.clone(),
                 ));
             }
             tokio::select! {
@@ -424,8 +435,18 @@ impl Server {
             }
         });
 
+        // UDP workers answer the batch they hold and stop; TCP stops
+        // accepting, and open connections answer the queries that have
+        // arrived, for at most `TCP_DRAIN_LIMIT`.
         stop.store(true, Ordering::Relaxed);
-        // Cancels the accept loops and open connections.
+        let _ = closing.send(true);
+        runtime.block_on(async {
+            let deadline = tokio::time::Instant::now() + TCP_DRAIN_LIMIT;
+            while gate.open() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        });
+        // Cancels whatever is left.
         runtime.shutdown_timeout(udp::STOP_POLL);
         for worker in workers {
             // A worker that panicked has nothing more to report.
