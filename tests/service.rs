@@ -175,3 +175,33 @@ fn sigterm_lets_pipelined_tcp_answers_out_and_exits_0() {
     // The listener is closed: a new connection is refused.
     assert!(TcpStream::connect(server.addr()).is_err());
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = TempDir::new("json-logs");
+    let port = common::free_port();
+    let zones = common::diff_zones();
+    let config = common::write_steerdns_config(&dir, port, &zones, "");
+    let mut command = Command::new(common::steerdns_bin());
+    command
+        .args(["--log-format", "json", "serve", "--config"])
+        .arg(&config);
+    let mut server = ServerProcess::start("steerdns", command, dir, port, &zones[0].origin);
+    server.signal_group(libc::SIGTERM);
+    assert!(server.exit_within(Duration::from_secs(5)).is_some());
+    let stderr = std::fs::read_to_string(server.dir().join("stderr.log")).unwrap();
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let serving = events
+        .iter()
+        .find(|e| e["message"] == "serving")
+        .unwrap_or_else(|| panic!("no `serving` event in:\n{stderr}"));
+    assert_eq!(serving["level"], "INFO", "{serving}");
+    assert_eq!(serving["zones"], 3, "fields are top-level: {serving}");
+    assert!(
+        events.iter().any(|e| e["message"] == "shutting down"),
+        "{stderr}"
+    );
+}
