@@ -154,6 +154,10 @@ pub struct Report {
     pub question_type: u16,
     /// The query carried an EDNS Client Subnet option (RFC 7871).
     pub client_subnet: bool,
+    /// The ECS scope sent back, when the query carried ECS.
+    pub scope: Option<u8>,
+    /// The service (an index into the snapshot's) that answered, if any.
+    pub service: Option<u32>,
     /// The owner the response is accounted to, as BIND and Knot do: the
     /// query name for answers, the wildcard's owner (`*.…`) for answers a
     /// wildcard made, the zone apex for NXDOMAIN and NODATA, the zone cut
@@ -293,6 +297,7 @@ pub fn respond(
     );
     Some(Report {
         client_subnet: edns.client_subnet.is_some(),
+        scope: ecs.map(|(_, scope)| scope),
         ..report(w, q.qtype, outcome.rcode, &trail, cookie)
     })
 }
@@ -398,6 +403,8 @@ fn report(
         },
         question_type: qtype,
         client_subnet: false,
+        scope: None,
+        service: trail.service,
         account,
         cookie,
         question_end,
@@ -445,6 +452,8 @@ struct Trail<'s> {
     zone: Option<&'s Zone>,
     name: AccountName,
     referral: bool,
+    /// The first service that answered.
+    service: Option<u32>,
 }
 
 impl Default for Trail<'_> {
@@ -453,6 +462,7 @@ impl Default for Trail<'_> {
             zone: None,
             name: AccountName::EMPTY,
             referral: false,
+            service: None,
         }
     }
 }
@@ -562,6 +572,7 @@ fn answer<'s>(
                     .service
                     .filter(|_| matches!(q.qtype, rtype::A | rtype::AAAA | rtype::ANY));
                 if let Some(index) = service {
+                    trail.service.get_or_insert(index);
                     // ANY over TCP: every RRset at the name (a service name
                     // holds no static addresses), then the service's; over
                     // UDP the addresses alone (RFC 8482 §4.1).

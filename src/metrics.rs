@@ -481,6 +481,8 @@ mod tests {
             qtype: question_type,
             question_type,
             client_subnet: ecs,
+            scope: None,
+            service: None,
             account: AccountName::EMPTY,
             cookie: crate::cookie::CookieStatus::Absent,
             question_end: 12,

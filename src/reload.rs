@@ -283,6 +283,11 @@ pub fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
     );
     // The drain watcher watches the folder it was started with.
     check(running.state_dir != new.state_dir, "[state] dir");
+    // The workers' samplers and the log writer are made at start.
+    check(
+        running.query_sample != new.query_sample,
+        "[log] query-sample",
+    );
     changed
 }
 
@@ -296,6 +301,7 @@ fn keep_start_only_settings(running: &Config, new: &mut Config) {
     new.rrl = running.rrl.clone();
     new.cookie_secret = running.cookie_secret;
     new.state_dir = running.state_dir.clone();
+    new.query_sample = running.query_sample;
 }
 
 /// Copies the current health of every probe of `old` into the slot of the

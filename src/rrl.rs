@@ -456,6 +456,8 @@ mod tests {
             qtype,
             question_type: qtype,
             client_subnet: false,
+            scope: None,
+            service: None,
             account: AccountName::from_wire(&wire(name)),
             cookie: CookieStatus::Absent,
             question_end: 0,

@@ -176,24 +176,37 @@ fn sigterm_lets_pipelined_tcp_answers_out_and_exits_0() {
     assert!(TcpStream::connect(server.addr()).is_err());
 }
 
-#[test]
-fn json_logs_are_one_object_per_line() {
-    let dir = TempDir::new("json-logs");
+/// Starts `steerdns --log-format json serve` for the test zones with
+/// `extra_server` in its config (one worker).
+fn start_json_logging(tag: &str, extra_server: &str) -> ServerProcess {
+    let dir = TempDir::new(tag);
     let port = common::free_port();
     let zones = common::diff_zones();
-    let config = common::write_steerdns_config(&dir, port, &zones, "");
+    let config = common::write_steerdns_config(&dir, port, &zones, extra_server);
     let mut command = Command::new(common::steerdns_bin());
     command
         .args(["--log-format", "json", "serve", "--config"])
         .arg(&config);
-    let mut server = ServerProcess::start("steerdns", command, dir, port, &zones[0].origin);
-    server.signal_group(libc::SIGTERM);
-    assert!(server.exit_within(Duration::from_secs(5)).is_some());
-    let stderr = std::fs::read_to_string(server.dir().join("stderr.log")).unwrap();
-    let events: Vec<serde_json::Value> = stderr
+    ServerProcess::start("steerdns", command, dir, port, &zones[0].origin)
+}
+
+/// The server's log so far, one JSON object per line (every line must be
+/// one).
+fn json_events(server: &ServerProcess) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(server.dir().join("stderr.log"))
+        .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
+        .collect()
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let mut server = start_json_logging("json-logs", "");
+    server.signal_group(libc::SIGTERM);
+    assert!(server.exit_within(Duration::from_secs(5)).is_some());
+    let events = json_events(&server);
+    let stderr = server.logs();
     let serving = events
         .iter()
         .find(|e| e["message"] == "serving")
@@ -204,4 +217,43 @@ fn json_logs_are_one_object_per_line() {
         events.iter().any(|e| e["message"] == "shutting down"),
         "{stderr}"
     );
+}
+
+#[test]
+fn sampled_query_log_names_client_and_question() {
+    // One worker, so "1 in 2" is exact.
+    let mut server = start_json_logging("query-log", "[log]\nquery-sample = 2\n");
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut reply = [0; 4096];
+    for i in 0..10 {
+        let q = build_query(
+            &name(&format!("q{i}.example.com.")),
+            RecordType::AAAA,
+            &QueryOpts::default(),
+        );
+        client.send_to(&q.to_vec().unwrap(), server.addr()).unwrap();
+        client.recv(&mut reply).unwrap();
+    }
+    // The writer polls every 50 ms.
+    let logged = || -> Vec<serde_json::Value> {
+        json_events(&server)
+            .into_iter()
+            .filter(|e| e["message"] == "query" && e["qtype"] == 28)
+            .collect()
+    };
+    common::eventually(Duration::from_secs(5), "five queries logged", || {
+        logged().len() == 5
+    });
+    let me = client.local_addr().unwrap().to_string();
+    for event in logged() {
+        assert_eq!(event["client"], me.as_str(), "{event}");
+        assert_eq!(event["rcode"], 3, "NXDOMAIN: {event}");
+        let qname = event["qname"].as_str().unwrap();
+        assert!(qname.ends_with(".example.com."), "{event}");
+    }
+    server.signal_group(libc::SIGTERM);
+    assert!(server.exit_within(Duration::from_secs(5)).is_some());
 }

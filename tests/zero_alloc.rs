@@ -630,3 +630,20 @@ fn rate_limited_udp_server_answers_without_allocating() {
         "no reply of the mix is too big"
     );
 }
+
+/// The same with every query offered to the query log (`[log]
+/// query-sample = 1`): workers copy samples into a preallocated queue and
+/// drop what does not fit. (No log subscriber is installed here, so the
+/// writer thread formats nothing; with one, it allocates as it formats,
+/// on its own thread.)
+#[test]
+fn sampled_udp_server_answers_without_allocating() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = common::TempDir::new("zero-alloc");
+    let mut config = config(&dir);
+    config.query_sample = 1;
+    let server = Running::start(config);
+    let measured = server.measure(&query_mix(), 10);
+    server.stop();
+    assert_measured("sampled", &measured);
+}

@@ -71,6 +71,9 @@ pub struct Config {
     /// The MaxMind database geographic and performance routing read
     /// (`[geoip] database`), relative paths resolved.
     pub geoip: Option<PathBuf>,
+    /// `[log] query-sample`: each UDP worker logs 1 in this many queries
+    /// (client, question, rcode, ECS scope, service); 0 logs none.
+    pub query_sample: u32,
     /// The config file, for errors found later (at snapshot load).
     pub file: PathBuf,
 }
@@ -115,6 +118,16 @@ struct Spec {
     #[serde(default, rename = "service")]
     services: Vec<service::ServiceSpec>,
     geoip: Option<GeoipSpec>,
+    log: Option<LogSpec>,
+}
+
+/// The `[log]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct LogSpec {
+    /// 1 in how many UDP queries is logged; 0: none.
+    #[serde(default)]
+    query_sample: u32,
 }
 
 /// The `[geoip]` table as written.
@@ -193,6 +206,7 @@ impl Config {
             monitors,
             services,
             geoip,
+            query_sample: spec.log.map_or(0, |l| l.query_sample),
             file: path.to_path_buf(),
         })
     }

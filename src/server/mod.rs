@@ -24,6 +24,7 @@
 //! The snapshot is read through an [`ArcSwap`] per query, so a reload
 //! stored into it takes effect at once and no query waits for a lock.
 
+mod querylog;
 mod tcp;
 mod udp;
 
@@ -46,6 +47,8 @@ use crate::metrics::Metrics;
 use crate::rrl::{RateLimiter, RrlCounters};
 use crate::snapshot::Snapshot;
 use crate::sys;
+
+use querylog::QueryLog;
 
 /// The longest a shutdown waits for TCP connections to answer what they
 /// have read; with the UDP workers' half-second poll, a server stops well
@@ -78,6 +81,8 @@ pub(crate) fn test_report(len: usize) -> Report {
         qtype: 0,
         question_type: 0,
         client_subnet: false,
+        scope: None,
+        service: None,
         account: engine::AccountName::EMPTY,
         cookie: crate::cookie::CookieStatus::Absent,
         question_end: 0,
@@ -173,6 +178,8 @@ pub struct Server {
     cookies: CookieSecret,
     /// What was answered, one set of UDP counters per socket.
     metrics: Arc<Metrics>,
+    /// `[log] query-sample`: 1 in how many UDP queries is logged, 0 none.
+    query_sample: u32,
 }
 
 impl Server {
@@ -225,6 +232,7 @@ impl Server {
             rrl_counters,
             cookies,
             metrics,
+            query_sample: config.query_sample,
         })
     }
 
@@ -314,17 +322,28 @@ impl Server {
         shutdown: F,
     ) -> Result<(), ServerError> {
         self.metrics.watch(snapshot.clone());
+        let log = QueryLog::start(self.query_sample, snapshot.clone()).map_err(|source| {
+            ServerError::Start {
+                what: "the query log",
+                source,
+            }
+        })?;
         let handler = move |query: &[u8], ctx: &QueryContext, out: &mut [u8]| {
             // An arc-swap guard: no allocation, no lock, and the snapshot
             // stays alive for this query even if a reload swaps it out.
             let snap = snapshot.load();
             engine::respond(query, ctx, &snap, out)
         };
-        self.serve(Arc::new(handler), shutdown)
+        self.serve(Arc::new(handler), log, shutdown)
     }
 
     /// Runs the UDP workers and the TCP runtime with `handler`.
-    fn serve<H, F>(self, handler: Arc<H>, shutdown: F) -> Result<(), ServerError>
+    fn serve<H, F>(
+        self,
+        handler: Arc<H>,
+        log: Option<QueryLog>,
+        shutdown: F,
+    ) -> Result<(), ServerError>
     where
         H: Handler + Send + Sync + 'static,
         F: Future<Output = ()>,
@@ -369,6 +388,7 @@ impl Server {
             let rrl = self.rrl.clone();
             let counters = self.rrl_counters.clone();
             let metrics = self.metrics.clone();
+            let sampler = log.as_ref().map(|log| log.sampler(i));
             let worker = thread::Builder::new()
                 .name(format!("udp{i}"))
                 .spawn(move || {
@@ -386,7 +406,10 @@ impl Server {
                         &*handler,
                         &cookies,
                         limiter.as_ref(),
-                        metrics.udp_worker(i),
+                        udp::Observers {
+                            counters: metrics.udp_worker(i),
+                            sampler,
+                        },
                     );
                     if let Err(e) = result {
                         tracing::error!(listen = %addr, "UDP worker stopped: {e}");
@@ -405,6 +428,8 @@ impl Server {
             }
         }
         drop(failed);
+        // The writer stops once the workers' samplers are gone.
+        drop(log);
 
         // Turns true at shutdown: listeners close, connections answer what
         // has arrived and close (see `tcp::connection`).
@@ -482,6 +507,7 @@ mod tests {
             version: None,
             zones: Vec::new(),
             geoip: None,
+            query_sample: 0,
             state_dir: None,
             monitors: Default::default(),
             services: Vec::new(),
@@ -521,7 +547,7 @@ mod tests {
         let (done, finished) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let running = thread::spawn(move || {
-            let result = server.serve(Arc::new(reverse), async {
+            let result = server.serve(Arc::new(reverse), None, async {
                 let _ = stopped.await;
             });
             done.send(()).unwrap();
