@@ -12,10 +12,11 @@
 //! What a scrape reads from the current snapshot instead of counting:
 //! endpoint health, zone serials and the configuration's age.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -65,6 +66,10 @@ const RCODES: [(u16, &str); 8] = [
     (rcode::BADCOOKIE, "BADCOOKIE"),
 ];
 
+/// Services counted apart, per worker; answers of services past this
+/// index are counted under `other`.
+pub const COUNTED_SERVICES: usize = 1024;
+
 /// Rows of the type × rcode table: the named ones and `other`.
 const TYPE_ROWS: usize = QTYPES.len() + 1;
 const RCODE_COLUMNS: usize = RCODES.len() + 1;
@@ -78,6 +83,10 @@ pub struct QueryCounters {
     by_type_rcode: [[AtomicU64; RCODE_COLUMNS]; TYPE_ROWS],
     ecs: AtomicU64,
     truncated: AtomicU64,
+    /// Answers by the index of the service that gave them (the last slot:
+    /// any index past the others). Indexes are the snapshot's; the scrape
+    /// turns them into names (see [`ServiceTotals`]).
+    services: Box<[AtomicU64]>,
 }
 
 impl Default for QueryCounters {
@@ -86,6 +95,12 @@ impl Default for QueryCounters {
             by_type_rcode: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
             ecs: AtomicU64::new(0),
             truncated: AtomicU64::new(0),
+            // 128 bytes of padding past the last slot: another worker's
+            // array allocated next to this one shares no cache line with
+            // a slot in use.
+            services: (0..=COUNTED_SERVICES + 16)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
         }
     }
 }
@@ -122,6 +137,10 @@ impl QueryCounters {
         if report.class == ResponseClass::Truncated {
             bump(&self.truncated);
         }
+        if let Some(service) = report.service {
+            let slot = (service as usize).min(COUNTED_SERVICES);
+            bump(&self.services[slot]);
+        }
     }
 
     /// Adds `other`'s counts to this one (a scrape's sum over workers).
@@ -136,6 +155,42 @@ impl QueryCounters {
         }
         add(&self.ecs, &other.ecs);
         add(&self.truncated, &other.truncated);
+        for (to, from) in self.services.iter().zip(other.services.iter()) {
+            add(to, from);
+        }
+    }
+}
+
+/// Answers per service name across reloads. The workers count by service
+/// index and never reset (only they write their counters); a reload may
+/// give an index to another service, so at each reload the counts so far
+/// are credited to the names the old snapshot gave the indexes, and the
+/// new names count from there.
+#[derive(Debug, Default)]
+struct ServiceTotals {
+    /// Per index, the summed count already credited to a name.
+    base: Vec<u64>,
+    /// Credited answers per service name (and `other`).
+    by_name: BTreeMap<String, u64>,
+}
+
+impl ServiceTotals {
+    /// Credits `counts` (summed over workers and transports, by index)
+    /// beyond the base to the names `names` gives the indexes, and moves
+    /// the base up.
+    fn credit(&mut self, counts: &[u64], names: &dyn Fn(usize) -> Option<String>) {
+        self.base.resize(counts.len(), 0);
+        for (i, (&count, base)) in counts.iter().zip(self.base.iter_mut()).enumerate() {
+            if count > *base {
+                let name = match i {
+                    COUNTED_SERVICES => None,
+                    _ => names(i),
+                }
+                .unwrap_or_else(|| "other".to_string());
+                *self.by_name.entry(name).or_insert(0) += count - *base;
+                *base = count;
+            }
+        }
     }
 }
 
@@ -208,6 +263,8 @@ struct Scraped {
     snapshot: OnceLock<Arc<ArcSwap<Snapshot>>>,
     /// Unix seconds of the last successful load; 0 before the first.
     loaded_at: AtomicU64,
+    /// Answers per service name up to the last reload (or scrape).
+    services: Mutex<ServiceTotals>,
 }
 
 impl Metrics {
@@ -220,6 +277,7 @@ impl Metrics {
             rrl,
             snapshot: OnceLock::new(),
             loaded_at: AtomicU64::new(0),
+            services: Mutex::new(ServiceTotals::default()),
         });
         let mut registry = Registry::with_prefix("steerdns");
         registry.register_collector(Box::new(scraped.clone()));
@@ -302,6 +360,12 @@ impl Metrics {
         }
     }
 
+    /// Credits the answers counted so far to the services `old` names,
+    /// before a reload swaps in a snapshot whose indexes may name others.
+    pub fn services_replaced(&self, old: &Snapshot) {
+        self.scraped.credit_services(old);
+    }
+
     /// Dates the configuration now (the first load at start).
     pub fn loaded_now(&self) {
         self.scraped.loaded_at.store(unix_now(), Ordering::Relaxed);
@@ -323,6 +387,31 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+impl Scraped {
+    /// Answers per service index so far, over every worker and TCP.
+    fn service_counts(&self) -> Vec<u64> {
+        (0..=COUNTED_SERVICES)
+            .map(|i| {
+                self.udp
+                    .iter()
+                    .chain([&self.tcp])
+                    .map(|c| c.services[i].load(Ordering::Relaxed))
+                    .sum()
+            })
+            .collect()
+    }
+
+    /// Credits the counts so far to the names `snap` gives the indexes.
+    fn credit_services(&self, snap: &Snapshot) {
+        let counts = self.service_counts();
+        let names = |i: usize| snap.services.get(i).map(|s| s.name.to_string());
+        self.services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .credit(&counts, &names);
+    }
 }
 
 impl Collector for Scraped {
@@ -413,7 +502,21 @@ impl Collector for Scraped {
             )?)?;
         }
         if let Some(snapshot) = self.snapshot.get() {
-            encode_snapshot(&mut encoder, &snapshot.load())?;
+            let snap = snapshot.load();
+            self.credit_services(&snap);
+            let totals = self.services.lock().unwrap_or_else(|e| e.into_inner());
+            let mut family = encoder.encode_descriptor(
+                "service_answers",
+                "Queries answered at a service's name, by service",
+                None,
+                counter.metric_type(),
+            )?;
+            for (name, &n) in &totals.by_name {
+                ConstCounter::new(n)
+                    .encode(family.encode_family(&[("service", name.as_str())])?)?;
+            }
+            drop(totals);
+            encode_snapshot(&mut encoder, &snap)?;
         }
         Ok(())
     }
@@ -534,5 +637,32 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
         }
         assert!(!text.contains("config_age_seconds"), "not loaded yet");
+    }
+
+    #[test]
+    fn service_answers_follow_names_across_reloads() {
+        let mut totals = ServiceTotals::default();
+        let before = |i: usize| ["a.test.", "b.test."].get(i).map(|n| n.to_string());
+        let after = |i: usize| ["b.test.", "c.test."].get(i).map(|n| n.to_string());
+        let mut counts = vec![0; COUNTED_SERVICES + 1];
+        (counts[0], counts[1], counts[COUNTED_SERVICES]) = (5, 2, 1);
+        totals.credit(&counts, &before);
+        // After the reload index 0 is b and index 1 is c.
+        (counts[0], counts[1]) = (8, 6);
+        totals.credit(&counts, &after);
+        let got: Vec<(&str, u64)> = totals
+            .by_name
+            .iter()
+            .map(|(k, &v)| (k.as_str(), v))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a.test.", 5),
+                ("b.test.", 2 + 3),
+                ("c.test.", 4),
+                ("other", 1)
+            ]
+        );
     }
 }

@@ -203,6 +203,8 @@ impl Reloader {
             kept_health,
             took: Duration::ZERO,
         };
+        // Answers so far go to the services the old snapshot names.
+        self.metrics.services_replaced(&self.snapshot.load());
         let old = self.snapshot.swap(Arc::new(next));
         let took = started.elapsed();
         self.config = config;

@@ -127,6 +127,10 @@ fn a_scrape_counts_what_was_answered() {
         ("steerdns_ecs_queries_total{transport=\"udp\"}", 4.0),
         ("steerdns_truncated_total{transport=\"udp\"}", 0.0),
         ("steerdns_tcp_connections_total", 3.0),
+        (
+            "steerdns_service_answers_total{service=\"www.svc.test.\"}",
+            37.0,
+        ),
         ("steerdns_zone_serial{zone=\"svc.test.\"}", 2026120101.0),
     ] {
         assert_eq!(sample(&text, series), want, "{series} in:\n{text}");
