@@ -63,6 +63,7 @@ pdns_recursor pdns-recursor
 named bind9
 chromium chromium
 gdnsd gdnsd
+systemd-analyze systemd
 EOF
     if [ "${#missing[@]}" -eq 0 ]; then
         return

@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::cookie::{self, CookieKeys, CookieStatus};
 use crate::name::{copy_lowercase, fmt_wire, parent_wire, MAX_NAME_LEN};
 use crate::policy::{self, Family, Method, Pick, PolicyInput, Target};
-use crate::rr::{rtype, CLASS_IN};
+use crate::rr::{rtype, CLASS_CH, CLASS_IN};
 use crate::snapshot::Snapshot;
 use crate::wire::{
     self, flag, rcode, ClientSubnet, Edns, Full, Header, ParseError, Query, Section, Writer,
@@ -146,8 +146,18 @@ pub struct Report {
     pub rcode: u16,
     /// What kind of response it is.
     pub class: ResponseClass,
-    /// The query type (0 without a question).
+    /// The query type for answers, truncated answers and NODATA, 0 for
+    /// the rest: what rate limiting tells responses apart by.
     pub qtype: u16,
+    /// The query type asked, whatever the response (0 without a question
+    /// or when the query could not be read), for metrics.
+    pub question_type: u16,
+    /// The query carried an EDNS Client Subnet option (RFC 7871).
+    pub client_subnet: bool,
+    /// The ECS scope sent back, when the query carried ECS.
+    pub scope: Option<u8>,
+    /// The service (an index into the snapshot's) that answered, if any.
+    pub service: Option<u32>,
     /// The owner the response is accounted to, as BIND and Knot do: the
     /// query name for answers, the wildcard's owner (`*.…`) for answers a
     /// wildcard made, the zone apex for NXDOMAIN and NODATA, the zone cut
@@ -200,7 +210,7 @@ pub fn respond(
             Err(ParseError::NoQuestion(edns)) => edns,
             Err(_) => None,
         };
-        return Some(error_reply(w, rcode::NOTIMP, our_payload, edns, ctx));
+        return Some(error_reply(w, rcode::NOTIMP, snap, edns, ctx));
     }
     let q = match parsed {
         Ok(q) => q,
@@ -214,25 +224,19 @@ pub fn respond(
                 Some(e) if e.cookie.is_some() && e.version == 0 => rcode::NOERROR,
                 _ => rcode::FORMERR,
             };
-            return Some(error_reply(w, code, our_payload, edns, ctx));
+            return Some(error_reply(w, code, snap, edns, ctx));
         }
         Err(ParseError::Form(_)) | Err(ParseError::Drop) => {
             let mut w = Writer::new(out, 512);
             w.start(header.id, flags, None).ok()?;
-            return Some(error_reply(w, rcode::FORMERR, our_payload, None, ctx));
+            return Some(error_reply(w, rcode::FORMERR, snap, None, ctx));
         }
         Err(ParseError::BadEdns(_)) => {
             // RFC 6891 §7: a problem with the OPT record itself is a FORMERR
             // that carries an OPT record, without options: none was read.
             let mut w = Writer::new(out, 512);
             w.start(header.id, flags, wire::question(query)).ok()?;
-            return Some(error_reply(
-                w,
-                rcode::FORMERR,
-                our_payload,
-                Some(BARE_EDNS),
-                ctx,
-            ));
+            return Some(error_reply(w, rcode::FORMERR, snap, Some(BARE_EDNS), ctx));
         }
     };
 
@@ -260,7 +264,7 @@ pub fn respond(
     };
     if edns.version > 0 {
         // RFC 6891 §6.1.3: BADVERS, answered with the version we do speak.
-        return Some(error_reply(w, rcode::BADVERS, our_payload, Some(edns), ctx));
+        return Some(error_reply(w, rcode::BADVERS, snap, Some(edns), ctx));
     }
     // RFC 7873 §5.2.4: a server cookie that is not valid (another secret,
     // another address, expired) counts as a client cookie alone, answered
@@ -268,8 +272,9 @@ pub fn respond(
     // is kept for what §5.2.3 leaves to policy: rate limiting, whose slip
     // sends it (`crate::rrl::truncate`).
     let (cookie, cookie_option) = answer_cookie(&edns, ctx);
+    let nsid = answer_nsid(&edns, snap);
 
-    let opt_len = Writer::opt_len(edns.client_subnet.as_ref(), cookie_option.is_some());
+    let opt_len = Writer::opt_len(edns.client_subnet.as_ref(), cookie_option.is_some(), nsid);
     w.reserve(opt_len);
     let outcome = answer_or_truncate(&mut w, &q, ctx, &input, snap, flags, &mut trail);
     w.unreserve(opt_len);
@@ -288,8 +293,13 @@ pub fn respond(
         edns.dnssec_ok,
         ecs,
         cookie_option.as_ref(),
+        nsid,
     );
-    Some(report(w, q.qtype, outcome.rcode, &trail, cookie))
+    Some(Report {
+        client_subnet: edns.client_subnet.is_some(),
+        scope: ecs.map(|(_, scope)| scope),
+        ..report(w, q.qtype, outcome.rcode, &trail, cookie)
+    })
 }
 
 /// The OPT record of a query whose OPT could not be read: answered with
@@ -300,6 +310,7 @@ const BARE_EDNS: Edns = Edns {
     dnssec_ok: false,
     client_subnet: None,
     cookie: None,
+    nsid: false,
 };
 
 /// Checks the query's cookie, if any, and makes the COOKIE option of the
@@ -317,13 +328,19 @@ fn answer_cookie(
     }
 }
 
+/// The NSID option's payload when the query asked for it (RFC 5001 §2.1)
+/// and this node does not hide its identity.
+fn answer_nsid<'s>(edns: &Edns, snap: &'s Snapshot) -> Option<&'s [u8]> {
+    snap.identity.nsid().filter(|_| edns.nsid)
+}
+
 /// Ends a response that answers nothing: sets `code`, and when the query
-/// had EDNS, writes OPT with the extended bits of `code` and the cookie
-/// answer (RFC 6891 §7, RFC 7873 §5.2).
+/// had EDNS, writes OPT with the extended bits of `code`, the cookie
+/// answer and the NSID (RFC 6891 §7, RFC 7873 §5.2, RFC 5001 §2.2).
 fn error_reply(
     mut w: Writer<'_>,
     code: u16,
-    our_payload: u16,
+    snap: &Snapshot,
     edns: Option<Edns>,
     ctx: &QueryContext,
 ) -> Report {
@@ -333,11 +350,12 @@ fn error_reply(
         let (status, option) = answer_cookie(&edns, ctx);
         cookie = status;
         let _ = w.opt(
-            our_payload,
+            snap.max_udp_payload,
             (code >> 4) as u8,
             edns.dnssec_ok,
             None,
             option.as_ref(),
+            answer_nsid(&edns, snap),
         );
     }
     let qtype = 0;
@@ -383,6 +401,10 @@ fn report(
             ResponseClass::Answer | ResponseClass::Truncated | ResponseClass::NoData => qtype,
             _ => 0,
         },
+        question_type: qtype,
+        client_subnet: false,
+        scope: None,
+        service: trail.service,
         account,
         cookie,
         question_end,
@@ -430,6 +452,8 @@ struct Trail<'s> {
     zone: Option<&'s Zone>,
     name: AccountName,
     referral: bool,
+    /// The first service that answered.
+    service: Option<u32>,
 }
 
 impl Default for Trail<'_> {
@@ -438,6 +462,7 @@ impl Default for Trail<'_> {
             zone: None,
             name: AccountName::EMPTY,
             referral: false,
+            service: None,
         }
     }
 }
@@ -483,6 +508,9 @@ fn answer<'s>(
 ) -> Result<u16, Full> {
     let udp = ctx.transport == Transport::Udp;
     let refused = Ok(rcode::REFUSED);
+    if q.qclass == CLASS_CH {
+        return answer_chaos(w, q, snap, trail);
+    }
     // Class ANY is answered from class IN, the only class we hold.
     if q.qclass != CLASS_IN && q.qclass != rtype::ANY {
         return refused;
@@ -544,6 +572,7 @@ fn answer<'s>(
                     .service()
                     .filter(|_| matches!(q.qtype, rtype::A | rtype::AAAA | rtype::ANY));
                 if let Some(index) = service {
+                    trail.service.get_or_insert(index);
                     // ANY over TCP: every RRset at the name (a service name
                     // holds no static addresses), then the service's; over
                     // UDP the addresses alone (RFC 8482 §4.1).
@@ -602,6 +631,30 @@ fn answer<'s>(
             }
         }
     }
+    Ok(rcode::NOERROR)
+}
+
+/// Answers a CHAOS-class question about this server (`crate::identity`):
+/// TXT (or ANY) at `id.server`, `version.bind` and their siblings, with
+/// TTL 0 and AA as NSD does; REFUSED for the rest.
+fn answer_chaos(
+    w: &mut Writer<'_>,
+    q: &Query<'_>,
+    snap: &Snapshot,
+    trail: &mut Trail<'_>,
+) -> Result<u16, Full> {
+    let mut lower = [0u8; MAX_NAME_LEN];
+    let len = lowercase_into(&mut lower, q.qname);
+    let rdata = match q.qtype {
+        rtype::TXT | rtype::ANY => snap.identity.chaos_txt(&lower[..len]),
+        _ => None,
+    };
+    let Some(rdata) = rdata else {
+        return Ok(rcode::REFUSED);
+    };
+    trail.name.set(&[], &lower[..len]);
+    w.set_flags(flag::AA);
+    w.record_in(Section::Answer, q.qname, CLASS_CH, rtype::TXT, 0, rdata)?;
     Ok(rcode::NOERROR)
 }
 
@@ -953,6 +1006,7 @@ www A   198.51.100.1
             services: Box::new([]),
             health: crate::health::HealthViewBuilder::default().build(),
             probes: Vec::new(),
+            identity: crate::identity::Identity::new("ns1.test", Some("steerdns test")),
         }
     }
 
@@ -1272,22 +1326,33 @@ www A   198.51.100.1
     }
 
     /// `q` (with an empty OPT record last) with a COOKIE option added.
-    fn with_cookie(mut q: Vec<u8>, cookie: &[u8]) -> Vec<u8> {
+    fn with_cookie(q: Vec<u8>, cookie: &[u8]) -> Vec<u8> {
+        with_option(q, wire::OPTION_COOKIE, cookie)
+    }
+
+    /// `q` (with an OPT record without options last) with option `code`
+    /// added.
+    fn with_option(mut q: Vec<u8>, code: u16, data: &[u8]) -> Vec<u8> {
         let rdlen = q.len() - 2;
-        q[rdlen..].copy_from_slice(&(4 + cookie.len() as u16).to_be_bytes());
-        q.extend_from_slice(&10u16.to_be_bytes());
-        q.extend_from_slice(&(cookie.len() as u16).to_be_bytes());
-        q.extend_from_slice(cookie);
+        q[rdlen..].copy_from_slice(&(4 + data.len() as u16).to_be_bytes());
+        q.extend_from_slice(&code.to_be_bytes());
+        q.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        q.extend_from_slice(data);
         q
     }
 
-    /// The COOKIE option of a reply, if any, read from the OPT record
-    /// where the report says it is.
+    /// The COOKIE option of a reply, if any.
     fn cookie_of(report: &Report, reply: &[u8]) -> Option<Vec<u8>> {
+        option_of(report, reply, wire::OPTION_COOKIE)
+    }
+
+    /// Option `code` of a reply, if any, read from the OPT record where
+    /// the report says it is.
+    fn option_of(report: &Report, reply: &[u8], code: u16) -> Option<Vec<u8>> {
         let mut options = &reply[report.opt_at? + 11..];
         while let [c0, c1, l0, l1, rest @ ..] = options {
             let len = usize::from(u16::from_be_bytes([*l0, *l1]));
-            if u16::from_be_bytes([*c0, *c1]) == wire::OPTION_COOKIE {
+            if u16::from_be_bytes([*c0, *c1]) == code {
                 return Some(rest[..len].to_vec());
             }
             options = &rest[len..];
@@ -1443,5 +1508,106 @@ www A   198.51.100.1
         let m = ask_bytes(&snap, &q, Transport::Udp).unwrap();
         assert_eq!(m.answers().len(), 2);
         assert_eq!(m.answers()[0].dns_class(), DNSClass::IN);
+    }
+
+    #[test]
+    fn nsid_is_answered_when_asked_with_an_empty_option() {
+        let snap = snapshot();
+        let base = query_bytes("www.example.com.", RecordType::A, Some(1232));
+        let (r, reply) = ask_in(&snap, &with_option(base.clone(), 3, &[]), Transport::Udp);
+        assert_eq!(option_of(&r, &reply, 3).as_deref(), Some(&b"ns1.test"[..]));
+        let m = Message::from_vec(&reply).unwrap();
+        assert_eq!(m.answers().len(), 2, "the answer is unchanged");
+        // Not asked, or asked with data (not a request, RFC 5001 §2.1): none.
+        let (r, reply) = ask_in(&snap, &base, Transport::Udp);
+        assert_eq!(option_of(&r, &reply, 3), None);
+        let (r, reply) = ask_in(&snap, &with_option(base.clone(), 3, b"x"), Transport::Udp);
+        assert_eq!(option_of(&r, &reply, 3), None);
+        // Error replies carry it too, as NSD's do.
+        let outside = query_bytes("www.example.org.", RecordType::A, Some(1232));
+        let (r, reply) = ask_in(&snap, &with_option(outside, 3, &[]), Transport::Udp);
+        assert_eq!(r.rcode, rcode::REFUSED);
+        assert_eq!(option_of(&r, &reply, 3).as_deref(), Some(&b"ns1.test"[..]));
+        // A hidden identity sends no NSID.
+        let hidden = Snapshot {
+            identity: crate::identity::Identity::new("", None),
+            ..snapshot()
+        };
+        let (r, reply) = ask_in(&hidden, &with_option(base, 3, &[]), Transport::Udp);
+        assert_eq!(option_of(&r, &reply, 3), None);
+    }
+
+    /// `name` `qtype` in class CH.
+    fn chaos_query(name: &str, qtype: RecordType) -> Vec<u8> {
+        let mut q = query_bytes(name, qtype, None);
+        let class = q.len() - 1;
+        q[class] = 3;
+        q
+    }
+
+    #[test]
+    fn chaos_txt_names_the_server() {
+        let snap = snapshot();
+        let txt = |name: &str, qtype: RecordType| {
+            let m = ask_bytes(&snap, &chaos_query(name, qtype), Transport::Udp).unwrap();
+            let texts: Vec<String> = m
+                .answers()
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {} {} {}",
+                        r.dns_class(),
+                        r.ttl(),
+                        r.record_type(),
+                        r.data()
+                    )
+                })
+                .collect();
+            (m.response_code(), m.authoritative(), texts)
+        };
+        let id = (
+            ResponseCode::NoError,
+            true,
+            vec!["CH 0 TXT ns1.test".to_string()],
+        );
+        assert_eq!(txt("id.server.", RecordType::TXT), id);
+        assert_eq!(txt("ID.Server.", RecordType::TXT).2[0], "CH 0 TXT ns1.test");
+        assert_eq!(txt("hostname.bind.", RecordType::TXT), id);
+        assert_eq!(txt("id.server.", RecordType::ANY), id);
+        assert_eq!(
+            txt("version.bind.", RecordType::TXT).2,
+            ["CH 0 TXT steerdns test"]
+        );
+        assert_eq!(
+            txt("version.server.", RecordType::TXT).2,
+            ["CH 0 TXT steerdns test"]
+        );
+        let refused = (ResponseCode::Refused, false, vec![]);
+        assert_eq!(txt("id.server.", RecordType::A), refused);
+        assert_eq!(txt("authors.bind.", RecordType::TXT), refused);
+        assert_eq!(txt("www.example.com.", RecordType::A), refused);
+        // The report accounts the answer to the name, for RRL.
+        let (r, _) = ask_in(
+            &snap,
+            &chaos_query("id.server.", RecordType::TXT),
+            Transport::Udp,
+        );
+        assert_eq!(
+            (r.class, r.account),
+            (
+                ResponseClass::Answer,
+                AccountName::from_wire(b"\x02id\x06server\x00")
+            )
+        );
+
+        let hidden = Snapshot {
+            identity: crate::identity::Identity::new("", None),
+            ..snapshot()
+        };
+        for name in ["id.server.", "version.bind."] {
+            let q = chaos_query(name, RecordType::TXT);
+            let m = ask_bytes(&hidden, &q, Transport::Udp).unwrap();
+            assert_eq!(m.response_code(), ResponseCode::Refused, "{name}");
+        }
     }
 }

@@ -210,7 +210,7 @@ pub fn explain(snap: &Snapshot, q: &Question) -> Result<Report, ExplainError> {
     let mut w = Writer::new(&mut query, 512);
     // Fits: a name is at most 255 octets.
     let _ = w.start(0x5eed, 0, Some((q.name.wire(), q.qtype, CLASS_IN)));
-    let _ = w.opt(1232, 0, false, ecs.map(|s| (s, 0)), None);
+    let _ = w.opt(1232, 0, false, ecs.map(|s| (s, 0)), None, None);
     let len = w.finish();
     let mut out = vec![0u8; 65_535];
     let n = engine::respond(&query[..len], &ctx, snap, &mut out)

@@ -14,6 +14,8 @@ pub mod engine;
 pub mod explain;
 pub mod geo;
 pub mod health;
+pub mod identity;
+pub mod metrics;
 pub mod name;
 pub mod policy;
 pub mod prefix;

@@ -20,8 +20,20 @@ use steerdns::server::Server;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
+    /// How log lines are written to standard error: `human` (one readable
+    /// line per event) or `json` (one JSON object per line, for log
+    /// collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The `--log-format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,14 +117,19 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let cli = Cli::parse();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Human => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // Fields at the top level, as collectors expect.
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let result = match cli.command {
         Command::Serve { config } => serve(&config),
         Command::Check { config } => check(&config),
@@ -191,6 +208,9 @@ fn serve(path: &Path) -> anyhow::Result<()> {
         "serving"
     );
     let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
+    // What the admin listener serves at /metrics (`metrics.encode()`).
+    let metrics = server.metrics();
+    metrics.loaded_now();
     let background = {
         let snapshot = snapshot.clone();
         let path = path.to_path_buf();
@@ -199,7 +219,7 @@ fn serve(path: &Path) -> anyhow::Result<()> {
             // future: the server polls it on its runtime until a signal
             // arrives.
             let state_dir = config.state_dir.clone();
-            let mut reloader = Reloader::start(path, config, snapshot.clone());
+            let mut reloader = Reloader::start(path, config, snapshot.clone(), metrics.clone());
             let drain = state_dir
                 .clone()
                 .map(|dir| tokio::spawn(drain::watch(dir, snapshot.clone())));
@@ -211,6 +231,7 @@ fn serve(path: &Path) -> anyhow::Result<()> {
                     reload: reloader.handle(),
                     state_dir,
                     started,
+                    metrics: Some(metrics),
                 };
                 tokio::spawn(async move {
                     if let Err(e) = listener.serve(state).await {
@@ -218,10 +239,15 @@ fn serve(path: &Path) -> anyhow::Result<()> {
                     }
                 })
             });
+            // This runs once before the first query is answered, every
+            // socket bound: ready (systemd Type=notify; nothing without
+            // NOTIFY_SOCKET).
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
             tokio::select! {
                 () = reloader.run() => {}
                 () = shutdown_signal() => {}
             }
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
             tracing::info!("shutting down");
             reloader.stop();
             for task in [drain, admin].into_iter().flatten() {

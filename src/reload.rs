@@ -40,6 +40,7 @@ use crate::config::{Config, ConfigError};
 use crate::digest::ConfigDigest;
 use crate::drain::DrainState;
 use crate::health::{self, HealthId, Journal, Monitor, Recorder};
+use crate::metrics::{Metrics, ProbeMetrics};
 use crate::snapshot::{LoadError, ProbeKind, Snapshot};
 
 /// How long the reloader waits for in-flight queries to let go of an old
@@ -146,14 +147,22 @@ pub struct Reloader {
     requests: mpsc::Receiver<ReloadRequest>,
     /// Kept so [`handle`](Self::handle) can hand out senders.
     sender: mpsc::Sender<ReloadRequest>,
+    /// Where reloads and probe results are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Reloader {
     /// Takes charge of `snapshot`, loaded from `config` (read from
-    /// `path`), and starts its probes. Call it inside a tokio runtime.
-    pub fn start(path: PathBuf, config: Config, snapshot: Arc<ArcSwap<Snapshot>>) -> Reloader {
+    /// `path`), and starts its probes, counting reloads and probe results
+    /// in `metrics`. Call it inside a tokio runtime.
+    pub fn start(
+        path: PathBuf,
+        config: Config,
+        snapshot: Arc<ArcSwap<Snapshot>>,
+        metrics: Arc<Metrics>,
+    ) -> Reloader {
         let journal = Arc::new(Journal::new());
-        let probes = start_probes(&snapshot.load(), &journal);
+        let probes = start_probes(&snapshot.load(), &journal, Some(metrics.probes()));
         let (loaded, _) = watch::channel(Loaded {
             digest: None,
             at: SystemTime::now(),
@@ -183,6 +192,7 @@ impl Reloader {
             loaded,
             requests,
             sender,
+            metrics,
         }
     }
 
@@ -228,8 +238,15 @@ impl Reloader {
                     if signal.is_none() {
                         return;
                     }
+                    // systemd shows the unit as reloading until READY=1
+                    // again (Type=notify; notify-reload also wants the
+                    // clock). Without NOTIFY_SOCKET these do nothing.
+                    let mut reloading = vec![sd_notify::NotifyState::Reloading];
+                    reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
+                    let _ = sd_notify::notify(&reloading);
                     // The outcome is logged by `reload`.
                     let _ = self.reload().await;
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
                 }
                 Some(reply) = self.requests.recv() => {
                     let outcome = self.reload().await;
@@ -247,6 +264,7 @@ impl Reloader {
         let started = Instant::now();
         tracing::info!(config = %self.path.display(), "reload started");
         let outcome = self.try_reload(started).await;
+        self.metrics.reloaded(outcome.is_ok());
         let error = outcome.as_ref().err().map(|e| e.to_string());
         self.loaded
             .send_modify(|l| l.last_attempt = Some((SystemTime::now(), error)));
@@ -299,7 +317,7 @@ impl Reloader {
         let kept_health = carry_health(&old, &next);
         apply_drain(config.state_dir.as_deref(), &old, &next);
         drop(old);
-        self.probes = start_probes(&next, &self.journal);
+        self.probes = start_probes(&next, &self.journal, Some(self.metrics.probes()));
         self.journal.retain(|label, target| {
             next.probes
                 .iter()
@@ -313,6 +331,8 @@ impl Reloader {
             kept_health,
             took: Duration::ZERO,
         };
+        // Answers so far go to the services the old snapshot names.
+        self.metrics.services_replaced(&self.snapshot.load());
         let old = self.snapshot.swap(Arc::new(next));
         let took = started.elapsed();
         self.config = config;
@@ -341,8 +361,13 @@ pub fn load(path: &Path) -> Result<(Config, Snapshot), ReloadError> {
 }
 
 /// Starts one probe task per plan of `snapshot`, each in a span naming
-/// what it probes and writing to `journal`. Call it inside a tokio runtime.
-pub fn start_probes(snapshot: &Snapshot, journal: &Arc<Journal>) -> Vec<JoinHandle<()>> {
+/// what it probes, writing to `journal` and telling `observer`, if any,
+/// what it finds. Call it inside a tokio runtime.
+pub fn start_probes(
+    snapshot: &Snapshot,
+    journal: &Arc<Journal>,
+    observer: Option<Arc<ProbeMetrics>>,
+) -> Vec<JoinHandle<()>> {
     snapshot
         .probes
         .iter()
@@ -355,11 +380,15 @@ pub fn start_probes(snapshot: &Snapshot, journal: &Arc<Journal>) -> Vec<JoinHand
                 journal: journal.clone(),
                 label: Arc::from(p.label.as_str()),
             };
-            Some(health::spawn_recorded_probe(
+            let observer = observer
+                .clone()
+                .map(|o| (p.label.clone(), o as Arc<dyn health::ProbeObserver>));
+            Some(health::spawn_watched_probe(
                 p.target,
                 p.monitor.clone(),
                 slot,
-                recorder,
+                Some(recorder),
+                observer,
             ))
         })
         .collect()
@@ -398,6 +427,11 @@ pub fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
     check(running.state_dir != new.state_dir, "[state] dir");
     // The admin listener is bound at start, before privileges are dropped.
     check(running.admin != new.admin, "[admin]");
+    // The workers' samplers and the log writer are made at start.
+    check(
+        running.query_sample != new.query_sample,
+        "[log] query-sample",
+    );
     changed
 }
 
@@ -412,6 +446,7 @@ fn keep_start_only_settings(running: &Config, new: &mut Config) {
     new.cookie_secret = running.cookie_secret;
     new.state_dir = running.state_dir.clone();
     new.admin = running.admin.clone();
+    new.query_sample = running.query_sample;
 }
 
 /// Copies the current health of every probe of `old` into the slot of the

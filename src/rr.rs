@@ -50,8 +50,12 @@ pub mod rtype {
     pub const CAA: u16 = 257;
 }
 
-/// Class IN, the only class served (RFC 1035 §3.2.4).
+/// Class IN, the only class zones are served in (RFC 1035 §3.2.4).
 pub const CLASS_IN: u16 = 1;
+
+/// Class CH (CHAOS), in which servers answer questions about themselves
+/// (`crate::identity`).
+pub const CLASS_CH: u16 = 3;
 
 /// Mnemonics of the types the zone parser knows by name.
 const MNEMONICS: &[(&str, u16)] = &[

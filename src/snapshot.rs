@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::config::{EndpointTarget, ServiceConfig};
 use crate::geo::{GeoTable, Region};
 use crate::health::{Health, HealthId, HealthView, HealthViewBuilder, Monitor};
+use crate::identity::Identity;
 use crate::name::Name;
 use crate::policy::{
     seed_of, Address, Endpoint, Geographic, Method, Multivalue, Peer, Performance, Priority,
@@ -34,6 +35,8 @@ pub struct Snapshot {
     pub health: HealthView,
     /// The probes that keep `health` current; started by the caller.
     pub probes: Vec<ProbePlan>,
+    /// What this node answers NSID and CHAOS `id.server` with.
+    pub identity: Identity,
 }
 
 /// One probe to run: what to probe, how, and which slot it feeds.
@@ -166,6 +169,7 @@ impl Snapshot {
             services: services.into(),
             health: health.build(),
             probes,
+            identity: Identity::new(&config.identity, config.version.as_deref()),
         })
     }
 }

@@ -57,6 +57,9 @@ pub const OPTION_ECS: u16 = 8;
 /// The EDNS option code of COOKIE (RFC 7873 §4).
 pub const OPTION_COOKIE: u16 = 10;
 
+/// The EDNS option code of the Name Server Identifier (RFC 5001 §2.3).
+pub const OPTION_NSID: u16 = 3;
+
 /// The standard query opcode; every other opcode gets NOTIMP (RFC 8906 §3.1.5).
 pub const OPCODE_QUERY: u8 = 0;
 
@@ -131,6 +134,9 @@ pub struct Edns {
     pub client_subnet: Option<ClientSubnet>,
     /// The first COOKIE option, if present and well-formed (RFC 7873 §5.2).
     pub cookie: Option<Cookie>,
+    /// The query asks who answers: it carries an empty NSID option
+    /// (RFC 5001 §2.1).
+    pub nsid: bool,
 }
 
 /// An EDNS Client Subnet option from a query (RFC 7871 §6).
@@ -222,13 +228,14 @@ fn read_edns(msg: &[u8], mut pos: usize, arcount: u16) -> Result<Option<Edns>, P
         if !owner_is_root {
             return Err(ParseError::BadEdns("OPT owner is not the root"));
         }
-        let (client_subnet, cookie) = parse_options(rdata)?;
+        let options = parse_options(rdata)?;
         edns = Some(Edns {
             udp_payload: class.max(MIN_UDP_PAYLOAD),
             version: (ttl >> 16) as u8,
             dnssec_ok: ttl & 0x8000 != 0,
-            client_subnet,
-            cookie,
+            client_subnet: options.client_subnet,
+            cookie: options.cookie,
+            nsid: options.nsid,
         });
     }
     Ok(edns)
@@ -249,12 +256,21 @@ pub fn question(msg: &[u8]) -> Option<(&[u8], u16, u16)> {
     ))
 }
 
+/// The EDNS options of a query that the engine acts on.
+#[derive(Default)]
+struct Options {
+    client_subnet: Option<ClientSubnet>,
+    cookie: Option<Cookie>,
+    nsid: bool,
+}
+
 /// Walks the EDNS options, checking their framing, and returns the Client
-/// Subnet and COOKIE options if there are. Unknown options are ignored
-/// (RFC 6891 §6.1.2).
-fn parse_options(mut rdata: &[u8]) -> Result<(Option<ClientSubnet>, Option<Cookie>), ParseError> {
+/// Subnet and COOKIE options and the NSID request if there are. Unknown
+/// options are ignored (RFC 6891 §6.1.2).
+fn parse_options(mut rdata: &[u8]) -> Result<Options, ParseError> {
     let mut ecs = None;
     let mut cookie = None;
+    let mut nsid = false;
     while !rdata.is_empty() {
         let [c0, c1, l0, l1, rest @ ..] = rdata else {
             return Err(ParseError::BadEdns("short EDNS option header"));
@@ -276,11 +292,18 @@ fn parse_options(mut rdata: &[u8]) -> Result<(Option<ClientSubnet>, Option<Cooki
                 cookie =
                     Some(Cookie::parse(data).ok_or(ParseError::BadEdns("COOKIE option length"))?);
             }
+            // RFC 5001 §2.1: a request is an empty NSID option; one with
+            // data is not a request, and is ignored as NSD and Knot do.
+            OPTION_NSID => nsid |= data.is_empty(),
             _ => {}
         }
         rdata = &rest[len..];
     }
-    Ok((ecs, cookie))
+    Ok(Options {
+        client_subnet: ecs,
+        cookie,
+        nsid,
+    })
 }
 
 /// Reads an ECS option body, applying the checks of RFC 7871 §6 and §7.1.
@@ -551,8 +574,8 @@ impl<'a> Writer<'a> {
         self.buf[3] = (self.buf[3] & 0xf0) | (rcode & 0xf) as u8;
     }
 
-    /// Appends one record. `owner` and names inside `rdata` are compressed
-    /// where RFC 3597 §4 allows it (the RFC 1035 types only).
+    /// Appends one record of class IN. `owner` and names inside `rdata`
+    /// are compressed where RFC 3597 §4 allows it (the RFC 1035 types only).
     pub fn record(
         &mut self,
         section: Section,
@@ -561,8 +584,22 @@ impl<'a> Writer<'a> {
         ttl: u32,
         rdata: &[u8],
     ) -> Result<(), Full> {
+        self.record_in(section, owner, crate::rr::CLASS_IN, rr_type, ttl, rdata)
+    }
+
+    /// Appends one record of `class`: [`Writer::record`] for the CHAOS
+    /// answers of `crate::identity`.
+    pub fn record_in(
+        &mut self,
+        section: Section,
+        owner: &[u8],
+        class: u16,
+        rr_type: u16,
+        ttl: u32,
+        rdata: &[u8],
+    ) -> Result<(), Full> {
         let mark = (self.len, self.nlabels);
-        let result = self.try_record(owner, rr_type, ttl, rdata);
+        let result = self.try_record(owner, class, rr_type, ttl, rdata);
         match result {
             Ok(()) => {
                 self.counts[section as usize] += 1;
@@ -578,6 +615,7 @@ impl<'a> Writer<'a> {
     fn try_record(
         &mut self,
         owner: &[u8],
+        class: u16,
         rr_type: u16,
         ttl: u32,
         rdata: &[u8],
@@ -585,7 +623,7 @@ impl<'a> Writer<'a> {
         self.name(owner)?;
         // Type, class, TTL and a placeholder RDLENGTH in one write.
         let [t0, t1] = rr_type.to_be_bytes();
-        let [c0, c1] = crate::rr::CLASS_IN.to_be_bytes();
+        let [c0, c1] = class.to_be_bytes();
         let [l0, l1, l2, l3] = ttl.to_be_bytes();
         self.bytes(&[t0, t1, c0, c1, l0, l1, l2, l3, 0, 0])?;
         let rdlen_at = self.len - 2;
@@ -611,8 +649,9 @@ impl<'a> Writer<'a> {
     }
 
     /// Appends the OPT record of a response (RFC 6891 §6.1.2), echoing the
-    /// Client Subnet option with its scope when the query had one, and
-    /// the COOKIE option (client and server cookie) when given.
+    /// Client Subnet option with its scope when the query had one, the
+    /// COOKIE option (client and server cookie) and the NSID option
+    /// (RFC 5001 §2.2) when given.
     pub fn opt(
         &mut self,
         udp_payload: u16,
@@ -620,6 +659,7 @@ impl<'a> Writer<'a> {
         dnssec_ok: bool,
         ecs: Option<(ClientSubnet, u8)>,
         cookie: Option<&[u8; cookie::OPTION_LEN]>,
+        nsid: Option<&[u8]>,
     ) -> Result<(), Full> {
         let mark = self.len;
         let ttl = (u32::from(ext_rcode) << 24) | if dnssec_ok { 0x8000 } else { 0 };
@@ -628,12 +668,17 @@ impl<'a> Writer<'a> {
             self.bytes(&rtype::OPT.to_be_bytes())?;
             self.bytes(&udp_payload.to_be_bytes())?;
             self.bytes(&ttl.to_be_bytes())?;
-            let rdlen = Writer::opt_len(ecs.as_ref().map(|(s, _)| s), cookie.is_some()) - 11;
+            let rdlen = Writer::opt_len(ecs.as_ref().map(|(s, _)| s), cookie.is_some(), nsid) - 11;
             self.bytes(&(rdlen as u16).to_be_bytes())?;
             if let Some(cookie) = cookie {
                 self.bytes(&OPTION_COOKIE.to_be_bytes())?;
                 self.bytes(&(cookie::OPTION_LEN as u16).to_be_bytes())?;
                 self.bytes(cookie)?;
+            }
+            if let Some(nsid) = nsid {
+                self.bytes(&OPTION_NSID.to_be_bytes())?;
+                self.bytes(&(nsid.len() as u16).to_be_bytes())?;
+                self.bytes(nsid)?;
             }
             match ecs {
                 None => Ok(()),
@@ -669,9 +714,10 @@ impl<'a> Writer<'a> {
     }
 
     /// The size of the OPT record [`Writer::opt`] would write.
-    pub fn opt_len(ecs: Option<&ClientSubnet>, cookie: bool) -> usize {
+    pub fn opt_len(ecs: Option<&ClientSubnet>, cookie: bool, nsid: Option<&[u8]>) -> usize {
         let cookie_len = if cookie { 4 + cookie::OPTION_LEN } else { 0 };
-        11 + cookie_len + ecs.map_or(0, |s| 8 + usize::from(s.source_prefix).div_ceil(8))
+        let nsid_len = nsid.map_or(0, |n| 4 + n.len());
+        11 + cookie_len + nsid_len + ecs.map_or(0, |s| 8 + usize::from(s.source_prefix).div_ceil(8))
     }
 
     /// Writes the section counts and returns the message length.

@@ -263,6 +263,33 @@ fn every_route_answers_over_loopback_without_a_token() {
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(v["config_sha256"].as_str().unwrap().len(), 64);
 
+    // Prometheus metrics: the DNS queries sent so far are counted, and
+    // the zone's serial is there.
+    let metrics = node.get("/metrics");
+    assert_eq!(metrics.status, 200, "{metrics:?}");
+    assert!(
+        metrics
+            .head
+            .contains("content-type: application/openmetrics-text")
+            || metrics.head.contains("content-type: text/plain"),
+        "{}",
+        metrics.head
+    );
+    assert!(
+        metrics
+            .body
+            .contains("steerdns_queries_total{transport=\"udp\""),
+        "{}",
+        metrics.body
+    );
+    assert!(
+        metrics
+            .body
+            .contains("steerdns_zone_serial{zone=\"example.com.\"}"),
+        "{}",
+        metrics.body
+    );
+
     let status = node.get("/api/v1/status").json();
     assert_eq!(status["config"]["sha256"], v["config_sha256"]);
     let files = status["config"]["files"].as_array().unwrap();
@@ -329,8 +356,6 @@ fn every_route_answers_over_loopback_without_a_token() {
     let missing = node.get("/api/v1/nothing");
     assert_eq!(missing.status, 404);
     assert!(missing.json()["error"].is_string());
-    // No /metrics here: that route belongs to the metrics module.
-    assert_eq!(node.get("/metrics").status, 404);
     let wrong = http(node.admin, "DELETE", "/api/v1/reload", &[], "");
     assert_eq!(wrong.status, 405);
     assert!(wrong.head.contains("allow: POST"), "{}", wrong.head);

@@ -401,3 +401,60 @@ fn dig_gets_a_server_cookie_and_is_answered_when_it_returns_it() {
         "for our client cookie",
     );
 }
+
+#[test]
+fn dig_learns_which_node_answered() {
+    let Some(dig_bin) = common::require_tool("dig", "dnsutils") else {
+        return;
+    };
+    let server = common::start_steerdns(
+        &common::diff_zones(),
+        "identity = \"ns1.fra.example\"\nversion = \"steerdns 9\"\n",
+    );
+    let port = server.port();
+
+    // NSID (RFC 5001) beside an ordinary answer, over UDP and TCP.
+    for transport in ["+notcp", "+tcp"] {
+        let www = dig(
+            &dig_bin,
+            port,
+            &["+nsid", transport, "www.example.com", "A"],
+        );
+        www.expect(www.status() == "NOERROR", "the answer is unchanged");
+        www.expect(
+            www.text.contains("(\"ns1.fra.example\")"),
+            "the OPT record names the node",
+        );
+    }
+    let plain = dig(&dig_bin, port, &["www.example.com", "A"]);
+    plain.expect(!plain.text.contains("NSID"), "no NSID unless asked");
+
+    for name in ["id.server", "hostname.bind"] {
+        let id = dig(&dig_bin, port, &["CH", "TXT", name]);
+        id.expect(id.status() == "NOERROR", "id.server is answered");
+        id.expect(id.flags().contains(&"aa"), "the answer is authoritative");
+        id.expect(
+            id.section("ANSWER") == [format!("{name}. 0 CH TXT \"ns1.fra.example\"")],
+            "the answer is the identity",
+        );
+    }
+    let version = dig(&dig_bin, port, &["CH", "TXT", "version.bind", "+tcp"]);
+    version.expect(
+        version.section("ANSWER") == ["version.bind. 0 CH TXT \"steerdns 9\""],
+        "the answer is the version",
+    );
+    let other = dig(&dig_bin, port, &["CH", "TXT", "authors.bind"]);
+    other.expect(other.status() == "REFUSED", "other CHAOS names are refused");
+
+    // Defaults: the host name, and the version hidden.
+    let server = common::start_steerdns(&common::diff_zones(), "");
+    let port = server.port();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let id = dig(&dig_bin, port, &["CH", "TXT", "id.server"]);
+    id.expect(
+        id.section("ANSWER") == [format!("id.server. 0 CH TXT \"{}\"", host.trim())],
+        "the identity is the host name",
+    );
+    let version = dig(&dig_bin, port, &["CH", "TXT", "version.server"]);
+    version.expect(version.status() == "REFUSED", "the version is hidden");
+}

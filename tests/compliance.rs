@@ -564,7 +564,7 @@ const ISC_PROBES: &[IscCase] = &[
     isc(
         "optlist",
         IscProbe::EDNS.options(OPTLIST).cookie(),
-        &["ok", "cookie", "subnet"],
+        &["ok", "nsid", "cookie", "subnet"],
     ),
     isc(
         "ednstcp",
@@ -591,7 +591,12 @@ const ISC_PROBES: &[IscCase] = &[
     isc("tcp", IscProbe::BASE.tcp(), &["ok"]),
     isc("docd", IscProbe::EDNS.flags(DO).header(CD), &["ok"]),
     isc("edns1do", IscProbe::EDNS.flags(DO).version(1), &["ok"]),
-    isc("ednsnsid", IscProbe::EDNS.options(OPT_NSID), &["ok"]),
+    // NSID is answered with the identity, the host name by default.
+    isc(
+        "ednsnsid",
+        IscProbe::EDNS.options(OPT_NSID),
+        &["ok", "nsid"],
+    ),
     isc(
         "ednscookie",
         IscProbe::EDNS.options(OPT_COOKIE).cookie(),
@@ -606,7 +611,7 @@ const ISC_PROBES: &[IscCase] = &[
     isc(
         "edns1nsid",
         IscProbe::EDNS.options(OPT_NSID).version(1),
-        &["ok"],
+        &["ok", "nsid"],
     ),
     isc(
         "edns1cookie",

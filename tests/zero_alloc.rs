@@ -4,7 +4,8 @@
 //!
 //! The mix covers static answers of every kind (positive, wildcard,
 //! negative, referral, ANY, REFUSED, BADVERS, FORMERR), with and without
-//! EDNS and EDNS Client Subnet, and every routing method of [`METHODS`].
+//! EDNS and EDNS Client Subnet, every routing method of [`METHODS`], and
+//! the questions about the server (NSID, CHAOS TXT).
 //! The server runs two UDP workers on 127.0.0.1 and two on ::1; clients
 //! on both families send bursts, so that `recvmmsg` returns several
 //! datagrams at once, and the test checks that every worker answered.
@@ -180,7 +181,8 @@ fn config(dir: &common::TempDir) -> Config {
     dir.write("svc.test.zone", SERVICE_ZONE);
     write_geo_database(&dir.path().join("geo.mmdb"));
     let mut text = format!(
-        "[server]\nlisten = [\"127.0.0.1:53\"]\nworkers = 2\nmax-udp-payload = 1232\n\n\
+        "[server]\nlisten = [\"127.0.0.1:53\"]\nworkers = 2\nmax-udp-payload = 1232\n\
+         identity = \"ns1.zero-alloc\"\nversion = \"steerdns test\"\n\n\
          [geoip]\ndatabase = \"geo.mmdb\"\n\n\
          [[zone]]\norigin = \"example.com.\"\nfile = \"{}\"\n\n\
          [[zone]]\norigin = \"svc.test.\"\nfile = \"svc.test.zone\"\n",
@@ -239,7 +241,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// A mix of queries: positive, wildcard, negative, referral, ANY, REFUSED,
 /// each routing method, each without EDNS, with EDNS and with ECS; then
 /// BADVERS and FORMERR, DNS cookies (client cookie alone, a bad server
-/// cookie, no question).
+/// cookie, no question), NSID and CHAOS TXT.
 fn query_mix() -> Vec<Vec<u8>> {
     let mut questions = vec![
         ("www.example.com.", RecordType::A),
@@ -282,6 +284,19 @@ fn query_mix() -> Vec<Vec<u8>> {
         bare.drain(12..12 + question);
         bare[5] = 0;
         queries.push(bare);
+    }
+    // Which node answered: an empty NSID option, and CHAOS TXT at the
+    // identity, the version and a name that is REFUSED.
+    let mut nsid = query("www.example.com.", RecordType::A, Opt::Plain);
+    let rdlen = nsid.len() - 2;
+    nsid[rdlen..].copy_from_slice(&4u16.to_be_bytes());
+    nsid.extend([0, 3, 0, 0]);
+    queries.push(nsid);
+    for name in ["id.server.", "VERSION.bind.", "authors.bind."] {
+        let mut q = query(name, RecordType::TXT, Opt::None);
+        let class = q.len() - 1;
+        q[class] = 3;
+        queries.push(q);
     }
     queries
 }
@@ -662,4 +677,21 @@ fn rate_limited_udp_server_answers_without_allocating() {
         measured.warm_up.truncated + seen.truncated,
         "no reply of the mix is too big"
     );
+}
+
+/// The same with every query offered to the query log (`[log]
+/// query-sample = 1`): workers copy samples into a preallocated queue and
+/// drop what does not fit. (No log subscriber is installed here, so the
+/// writer thread formats nothing; with one, it allocates as it formats,
+/// on its own thread.)
+#[test]
+fn sampled_udp_server_answers_without_allocating() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = common::TempDir::new("zero-alloc");
+    let mut config = config(&dir);
+    config.query_sample = 1;
+    let server = Running::start(config);
+    let measured = server.measure(&query_mix(), 10);
+    server.stop();
+    assert_measured("sampled", &measured);
 }

@@ -41,6 +41,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/v1/drain", "GET, POST"),
     ("/api/v1/undrain", "POST"),
     ("/api/v1/reload", "POST"),
+    ("/metrics", "GET"),
 ];
 
 /// A response with its whole body.
@@ -136,6 +137,14 @@ impl Api {
             ("/api/v1/drain", _, true) => self.drain(request, true).await,
             ("/api/v1/undrain", _, true) => self.drain(request, false).await,
             ("/api/v1/reload", _, true) => self.reload().await,
+            ("/metrics", true, _) => match &self.state.metrics {
+                Some(m) => reply(
+                    StatusCode::OK,
+                    crate::metrics::CONTENT_TYPE,
+                    m.encode().into_bytes(),
+                ),
+                None => error(StatusCode::NOT_FOUND, "no metrics in this process"),
+            },
             _ => {
                 let mut reply = error(
                     StatusCode::METHOD_NOT_ALLOWED,

@@ -58,6 +58,8 @@ pub struct AdminState {
     pub state_dir: Option<PathBuf>,
     /// When the server started.
     pub started: (Instant, SystemTime),
+    /// The counters served at `/metrics`.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// The admin listener, bound. See the [module documentation](self).

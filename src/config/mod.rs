@@ -28,7 +28,7 @@ use std::sync::Arc;
 pub use admin::AdminConfig;
 pub(crate) use rrl::{v4_mask, v6_mask};
 pub use rrl::{ClientPrefix, RrlConfig, MAX_RRL_RATE, MAX_RRL_SLIP, MAX_RRL_WINDOW};
-pub use server::{RunAs, MAX_UDP_PAYLOAD_LIMIT};
+pub use server::{RunAs, MAX_IDENTITY_LEN, MAX_UDP_PAYLOAD_LIMIT};
 pub use service::{EndpointConfig, EndpointTarget, ProbeTarget, ServiceConfig};
 pub use tcp::TcpLimits;
 pub use zone::ZoneSource;
@@ -55,6 +55,12 @@ pub struct Config {
     /// `[server] cookie-secret`: a DNS cookie secret shared by anycast
     /// nodes (RFC 9018 §6); without it, each server draws its own.
     pub cookie_secret: Option<crate::cookie::CookieSecret>,
+    /// `[server] identity`: the name this node gives in NSID (RFC 5001) and
+    /// CHAOS `id.server` answers; the host name by default, empty to hide.
+    pub identity: String,
+    /// `[server] version`: the CHAOS `version.server` answer; hidden
+    /// (REFUSED) by default.
+    pub version: Option<String>,
     /// Zones to serve.
     pub zones: Vec<ZoneSource>,
     /// Where drain state is kept across restarts; the only place steerdns
@@ -69,6 +75,9 @@ pub struct Config {
     pub geoip: Option<PathBuf>,
     /// The admin HTTP listener (`[admin]`), if any.
     pub admin: Option<AdminConfig>,
+    /// `[log] query-sample`: each UDP worker logs 1 in this many queries
+    /// (client, question, rcode, ECS scope, service); 0 logs none.
+    pub query_sample: u32,
     /// The config file, for errors found later (at snapshot load).
     pub file: PathBuf,
 }
@@ -114,6 +123,16 @@ struct Spec {
     services: Vec<service::ServiceSpec>,
     geoip: Option<GeoipSpec>,
     admin: Option<admin::AdminSpec>,
+    log: Option<LogSpec>,
+}
+
+/// The `[log]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct LogSpec {
+    /// 1 in how many UDP queries is logged; 0: none.
+    #[serde(default)]
+    query_sample: u32,
 }
 
 /// The `[geoip]` table as written.
@@ -186,6 +205,8 @@ impl Config {
             workers: server.workers,
             max_udp_payload: server.max_udp_payload,
             cookie_secret: server.cookie_secret,
+            identity: server.identity,
+            version: server.version,
             tcp,
             rrl,
             run_as,
@@ -195,6 +216,7 @@ impl Config {
             services,
             geoip,
             admin,
+            query_sample: spec.log.map_or(0, |l| l.query_sample),
             file: path.to_path_buf(),
         })
     }

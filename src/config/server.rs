@@ -1,5 +1,6 @@
 //! The `[server]` table: where to listen, how many UDP workers, the
-//! largest UDP response, and the account to run as.
+//! largest UDP response, the account to run as, and what the server says
+//! about itself (NSID and CHAOS TXT, see `crate::identity`).
 
 use std::net::SocketAddr;
 
@@ -34,6 +35,16 @@ fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// Default identity: the host name, as NSD and Knot report; hidden when
+/// it cannot be read.
+fn default_identity() -> String {
+    crate::sys::host_name().unwrap_or_default()
+}
+
+/// Longest `identity` or `version`: one TXT character-string (RFC 1035
+/// §3.3), so the CHAOS answer is a single string as other servers send.
+pub const MAX_IDENTITY_LEN: usize = 255;
+
 /// The `[server]` table as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -44,6 +55,8 @@ pub(super) struct ServerSpec {
     user: Option<Spanned<String>>,
     group: Option<Spanned<String>>,
     cookie_secret: Option<Spanned<String>>,
+    identity: Option<Spanned<String>>,
+    version: Option<Spanned<String>>,
 }
 
 /// The validated `[server]` table; [`Config`](super::Config) holds its
@@ -55,6 +68,10 @@ pub(super) struct Server {
     /// `cookie-secret`: a DNS cookie secret shared by anycast nodes
     /// (RFC 9018 §6).
     pub(super) cookie_secret: Option<CookieSecret>,
+    /// `identity`: the NSID and `id.server` answer; empty hides it.
+    pub(super) identity: String,
+    /// `version`: the `version.server` answer; `None` hides it.
+    pub(super) version: Option<String>,
     /// Checked by the loader after `[tcp]` and `[rrl]`, the order in which
     /// mistakes have always been reported.
     pub(super) run_as: RunAsSpec,
@@ -98,11 +115,31 @@ impl Server {
                 )
             })?),
         };
+        let short = |v: Spanned<String>, field: &str| {
+            if v.get_ref().len() > MAX_IDENTITY_LEN {
+                return Err(Invalid::at(
+                    &v,
+                    format!("server.{field}: longer than {MAX_IDENTITY_LEN} bytes"),
+                ));
+            }
+            Ok(v.into_inner())
+        };
+        let identity = match spec.identity {
+            Some(v) => short(v, "identity")?,
+            None => default_identity(),
+        };
+        // An empty version is hidden too, as an empty identity is.
+        let version = match spec.version {
+            Some(v) => Some(short(v, "version")?).filter(|v| !v.is_empty()),
+            None => None,
+        };
         Ok(Server {
             listen: spec.listen.into_inner(),
             workers,
             max_udp_payload,
             cookie_secret,
+            identity,
+            version,
             run_as: RunAsSpec {
                 user: spec.user,
                 group: spec.group,
@@ -177,6 +214,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains(":3: server.user: must not be empty"), "{e}");
+    }
+
+    #[test]
+    fn identity_defaults_to_the_host_name_and_version_to_hidden() {
+        let c = parse_with("").unwrap();
+        assert_eq!(Some(c.identity), crate::sys::host_name());
+        assert_eq!(c.version, None);
+        let text = MINIMAL.replace(
+            "[[zone]]",
+            "identity = \"ns1.fra\"\nversion = \"steerdns 1\"\n[[zone]]",
+        );
+        let c = Config::from_str(&text, Path::new("x.toml")).unwrap();
+        assert_eq!(
+            (c.identity.as_str(), c.version.as_deref()),
+            ("ns1.fra", Some("steerdns 1"))
+        );
+        let long = "x".repeat(256);
+        let text = MINIMAL.replace("[[zone]]", &format!("identity = \"{long}\"\n[[zone]]"));
+        let e = Config::from_str(&text, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(":3: server.identity: longer than 255 bytes"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub mod view;
 
 pub use journal::{HealthChange, Journal, LastProbe, Recorder};
 pub use monitor::{Monitor, MonitorError, MonitorSpec, Protocol, StatusSpec};
-pub use probe::{probe_once, spawn_probe, spawn_recorded_probe};
+pub use probe::{probe_once, spawn_probe, spawn_watched_probe, ProbeObserver};
 pub use result::{ProbeFailure, ProbeResult};
 pub use state::{Health, ProbeState, Thresholds, Transition};
 pub use status::StatusSet;

@@ -83,19 +83,30 @@ async fn attempt(target: SocketAddr, monitor: &Monitor) -> ProbeResult {
 /// handle is aborted (e.g. on reload); aborting mid-probe just closes the
 /// probe's connection.
 pub fn spawn_probe(target: SocketAddr, monitor: Arc<Monitor>, slot: HealthSlot) -> JoinHandle<()> {
-    tokio::spawn(run(target, monitor, slot, None).in_current_span())
+    tokio::spawn(run(target, monitor, slot, None, None).in_current_span())
 }
 
-/// Like [`spawn_probe`], and also writes every result, its latency and
-/// each change of health to `recorder`'s [`Journal`](super::Journal), for
-/// the admin API.
-pub fn spawn_recorded_probe(
+/// Hears what probes find, for metrics (`crate::metrics` implements it;
+/// health knows nothing of metrics).
+pub trait ProbeObserver: Send + Sync {
+    /// One probe of `target` for `of` (what is probed) finished, `ok` or
+    /// not, after `took`.
+    fn observe(&self, of: &str, target: SocketAddr, ok: bool, took: Duration);
+    /// The verdict on `target` for `of` changed to `to`.
+    fn changed(&self, of: &str, target: SocketAddr, to: Health);
+}
+
+/// [`spawn_probe`], also writing every result, its latency and each change
+/// of health to `recorder`'s [`Journal`](super::Journal) (the admin API)
+/// and telling `observer` (metrics), whose label names what is probed.
+pub fn spawn_watched_probe(
     target: SocketAddr,
     monitor: Arc<Monitor>,
     slot: HealthSlot,
-    recorder: Recorder,
+    recorder: Option<Recorder>,
+    observer: Option<(String, Arc<dyn ProbeObserver>)>,
 ) -> JoinHandle<()> {
-    tokio::spawn(run(target, monitor, slot, Some(recorder)).in_current_span())
+    tokio::spawn(run(target, monitor, slot, recorder, observer).in_current_span())
 }
 
 async fn run(
@@ -103,6 +114,7 @@ async fn run(
     monitor: Arc<Monitor>,
     slot: HealthSlot,
     recorder: Option<Recorder>,
+    observer: Option<(String, Arc<dyn ProbeObserver>)>,
 ) {
     let now = || tokio::time::Instant::now().into_std();
     let mut state = ProbeState::new(monitor.thresholds(), slot.health(), now());
@@ -125,8 +137,14 @@ async fn run(
                 state.health(),
             );
         }
+        if let Some((label, metrics)) = &observer {
+            metrics.observe(label, target, result.is_ok(), started.elapsed());
+        }
         if let Some(t) = transition {
             slot.set_health(t.to);
+            if let Some((label, metrics)) = &observer {
+                metrics.changed(label, target, t.to);
+            }
             let held = fmt_duration(Duration::from_secs(t.held.as_secs()));
             match (t.to, &result) {
                 (Health::Down, Err(failure)) => tracing::info!(

@@ -24,6 +24,7 @@
 //! The snapshot is read through an [`ArcSwap`] per query, so a reload
 //! stored into it takes effect at once and no query waits for a lock.
 
+mod querylog;
 mod tcp;
 mod udp;
 
@@ -37,14 +38,22 @@ use std::task::Poll;
 use std::thread;
 
 use arc_swap::ArcSwap;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, RunAs, TcpLimits};
 use crate::cookie::CookieSecret;
 use crate::engine::{self, QueryContext, Report};
+use crate::metrics::Metrics;
 use crate::rrl::{RateLimiter, RrlCounters};
 use crate::snapshot::Snapshot;
 use crate::sys;
+
+use querylog::QueryLog;
+
+/// The longest a shutdown waits for TCP connections to answer what they
+/// have read; with the UDP workers' half-second poll, a server stops well
+/// within systemd's stop timeout.
+const TCP_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Something that answers one query: writes the reply into the buffer and
 /// reports it (its length, and what rate limiting needs), or returns
@@ -70,6 +79,10 @@ pub(crate) fn test_report(len: usize) -> Report {
         rcode: 0,
         class: engine::ResponseClass::Answer,
         qtype: 0,
+        question_type: 0,
+        client_subnet: false,
+        scope: None,
+        service: None,
         account: engine::AccountName::EMPTY,
         cookie: crate::cookie::CookieStatus::Absent,
         question_end: 0,
@@ -167,6 +180,10 @@ pub struct Server {
     rrl_counters: Arc<RrlCounters>,
     /// The DNS cookie secret: configured, or drawn at bind.
     cookies: CookieSecret,
+    /// What was answered, one set of UDP counters per socket.
+    metrics: Arc<Metrics>,
+    /// `[log] query-sample`: 1 in how many UDP queries is logged, 0 none.
+    query_sample: u32,
 }
 
 impl Server {
@@ -213,6 +230,7 @@ impl Server {
             tcp.push((actual, listener));
         }
         let rrl_counters = Arc::new(RrlCounters::new(udp.len()));
+        let metrics = Arc::new(Metrics::new(udp.len(), rrl_counters.clone()));
         let cookies = match config.cookie_secret {
             Some(shared) => shared,
             None => CookieSecret::random().map_err(|source| ServerError::Start {
@@ -231,6 +249,8 @@ impl Server {
                 .then(|| Arc::new(RateLimiter::new(&config.rrl))),
             rrl_counters,
             cookies,
+            metrics,
+            query_sample: config.query_sample,
         })
     }
 
@@ -285,6 +305,12 @@ impl Server {
         self.rrl_counters.clone()
     }
 
+    /// The server's metrics, for the admin listener's `/metrics`: read at
+    /// any time, also while serving.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
     /// The bound addresses, one per listen address, in configuration order.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.tcp.iter().map(|(addr, _)| *addr).collect()
@@ -302,8 +328,10 @@ impl Server {
 
     /// Like [`run`](Self::run), but stops when `shutdown` completes (it is
     /// polled on the TCP runtime, so it may use tokio, e.g.
-    /// `tokio::signal::ctrl_c`): open TCP connections are dropped and the
-    /// UDP workers finish their batch and exit, all within about a second.
+    /// `tokio::signal::ctrl_c`): the UDP workers answer the batch they
+    /// read and exit; TCP listeners close, and open connections answer
+    /// the queries that have arrived and close, all within about two and
+    /// a half seconds.
     /// It is polled once before the first query is answered, so what it
     /// sets up on its first poll is in place by then.
     pub fn run_until<F: Future<Output = ()>>(
@@ -311,17 +339,29 @@ impl Server {
         snapshot: Arc<ArcSwap<Snapshot>>,
         shutdown: F,
     ) -> Result<(), ServerError> {
+        self.metrics.watch(snapshot.clone());
+        let log = QueryLog::start(self.query_sample, snapshot.clone()).map_err(|source| {
+            ServerError::Start {
+                what: "the query log",
+                source,
+            }
+        })?;
         let handler = move |query: &[u8], ctx: &QueryContext, out: &mut [u8]| {
             // An arc-swap guard: no allocation, no lock, and the snapshot
             // stays alive for this query even if a reload swaps it out.
             let snap = snapshot.load();
             engine::respond(query, ctx, &snap, out)
         };
-        self.serve(Arc::new(handler), shutdown)
+        self.serve(Arc::new(handler), log, shutdown)
     }
 
     /// Runs the UDP workers and the TCP runtime with `handler`.
-    fn serve<H, F>(self, handler: Arc<H>, shutdown: F) -> Result<(), ServerError>
+    fn serve<H, F>(
+        self,
+        handler: Arc<H>,
+        log: Option<QueryLog>,
+        shutdown: F,
+    ) -> Result<(), ServerError>
     where
         H: Handler + Send + Sync + 'static,
         F: Future<Output = ()>,
@@ -365,6 +405,8 @@ impl Server {
             let failed = failed.clone();
             let rrl = self.rrl.clone();
             let counters = self.rrl_counters.clone();
+            let metrics = self.metrics.clone();
+            let sampler = log.as_ref().map(|log| log.sampler(i));
             let worker = thread::Builder::new()
                 .name(format!("udp{i}"))
                 .spawn(move || {
@@ -382,6 +424,10 @@ impl Server {
                         &*handler,
                         &cookies,
                         limiter.as_ref(),
+                        udp::Observers {
+                            counters: metrics.udp_worker(i),
+                            sampler,
+                        },
                     );
                     if let Err(e) = result {
                         tracing::error!(listen = %addr, "UDP worker stopped: {e}");
@@ -400,9 +446,14 @@ impl Server {
             }
         }
         drop(failed);
+        // The writer stops once the workers' samplers are gone.
+        drop(log);
 
+        // Turns true at shutdown: listeners close, connections answer what
+        // has arrived and close (see `tcp::connection`).
+        let (closing, closed) = watch::channel(false);
+        let gate = Arc::new(tcp::Gate::new(&self.limits));
         let result = runtime.block_on(async {
-            let gate = Arc::new(tcp::Gate::new(&self.limits));
             for (addr, listener) in self.tcp {
                 let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| {
                     ServerError::Bind {
@@ -417,6 +468,8 @@ impl Server {
                     self.limits.clone(),
                     handler.clone(),
                     cookies,
+                    self.metrics.clone(),
+                    closed.clone(),
                 ));
             }
             tokio::select! {
@@ -425,8 +478,18 @@ impl Server {
             }
         });
 
+        // UDP workers answer the batch they hold and stop; TCP stops
+        // accepting, and open connections answer the queries that have
+        // arrived, for at most `TCP_DRAIN_LIMIT`.
         stop.store(true, Ordering::Relaxed);
-        // Cancels the accept loops and open connections.
+        let _ = closing.send(true);
+        runtime.block_on(async {
+            let deadline = tokio::time::Instant::now() + TCP_DRAIN_LIMIT;
+            while gate.open() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        });
+        // Cancels whatever is left.
         runtime.shutdown_timeout(udp::STOP_POLL);
         for worker in workers {
             // A worker that panicked has nothing more to report.
@@ -458,8 +521,11 @@ mod tests {
             rrl: Default::default(),
             run_as: None,
             cookie_secret: None,
+            identity: String::new(),
+            version: None,
             zones: Vec::new(),
             geoip: None,
+            query_sample: 0,
             state_dir: None,
             monitors: Default::default(),
             services: Vec::new(),
@@ -500,7 +566,7 @@ mod tests {
         let (done, finished) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let running = thread::spawn(move || {
-            let result = server.serve(Arc::new(reverse), async {
+            let result = server.serve(Arc::new(reverse), None, async {
                 let _ = stopped.await;
             });
             done.send(()).unwrap();

@@ -27,13 +27,15 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::time::timeout;
 
 use crate::config::TcpLimits;
 use crate::cookie::CookieSecret;
 use crate::engine::{QueryContext, Transport};
+use crate::metrics::Metrics;
 
 use super::Handler;
 
@@ -45,6 +47,11 @@ const QUERY_CAPACITY: usize = 512;
 
 /// How long a closing connection may take to flush its last reply.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// At shutdown, how long a connection waits for the rest of a query on
+/// its way: pipelined queries a client sent before the shutdown are in
+/// the socket buffer already, so this only has to cover a slow network.
+pub(crate) const DRAIN_WAIT: Duration = Duration::from_millis(200);
 
 /// Admission control shared by every listener: counts open connections,
 /// overall and per client address.
@@ -90,6 +97,11 @@ impl Gate {
             max_per_client: limits.max_connections_per_client,
             open: Mutex::new(OpenConnections::default()),
         }
+    }
+
+    /// Connections open now.
+    pub(crate) fn open(&self) -> usize {
+        self.lock().total
     }
 
     /// Admits one more connection from `client`, if both caps allow.
@@ -150,12 +162,20 @@ pub(crate) async fn serve<H: Handler + Send + Sync + 'static>(
     limits: TcpLimits,
     handler: Arc<H>,
     cookies: CookieSecret,
+    metrics: Arc<Metrics>,
+    mut closing: watch::Receiver<bool>,
 ) {
     let listen = listener
         .local_addr()
         .map_or_else(|e| e.to_string(), |addr| addr.to_string());
     loop {
-        let (stream, client) = match listener.accept().await {
+        // At shutdown the listener closes first: new connections are
+        // refused while open ones finish (see `connection`).
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = closing.wait_for(|&closing| closing) => return,
+        };
+        let (stream, client) = match accepted {
             Ok(accepted) => accepted,
             // The client gave up before we accepted; nothing to do.
             Err(e) if is_connection_error(&e) => continue,
@@ -167,10 +187,18 @@ pub(crate) async fn serve<H: Handler + Send + Sync + 'static>(
                 continue;
             }
         };
-        let Ok(admission) = gate.admit(client.ip()) else {
-            reset(stream);
-            continue;
+        let admission = match gate.admit(client.ip()) {
+            Ok(admission) => admission,
+            Err(refused) => {
+                metrics.tcp_limit_hit(match refused {
+                    Refused::Full => "total",
+                    Refused::ClientFull => "client",
+                });
+                reset(stream);
+                continue;
+            }
         };
+        metrics.tcp_accepted();
         let Ok(local) = stream.local_addr() else {
             continue;
         };
@@ -188,9 +216,16 @@ pub(crate) async fn serve<H: Handler + Send + Sync + 'static>(
         };
         let limits = limits.clone();
         let handler = handler.clone();
+        let metrics = metrics.clone();
+        let closing = closing.clone();
         tokio::spawn(async move {
             // A connection's errors concern that client alone: not logged.
-            let _ = connection(stream, &ctx, &limits, &*handler, &cookies).await;
+            let counted = |query: &[u8], ctx: &QueryContext, out: &mut [u8]| {
+                let report = handler(query, ctx, out)?;
+                metrics.tcp().count_shared(&report);
+                Some(report)
+            };
+            let _ = connection(stream, &ctx, &limits, &counted, &cookies, closing).await;
             drop(admission);
         });
     }
@@ -210,14 +245,17 @@ fn is_connection_error(error: &io::Error) -> bool {
 /// Answers the queries on one connection until the client closes it, its
 /// first query takes longer than `limits.initial_timeout` or a later one
 /// longer than `limits.idle_timeout`, it has had
-/// `limits.max_queries_per_connection` queries (0: no limit), or it sends
-/// something unusable.
+/// `limits.max_queries_per_connection` queries (0: no limit), it sends
+/// something unusable, or the server shuts down (`closing` turns true):
+/// then the queries that have arrived are answered, and the connection
+/// closes once none follows within [`DRAIN_WAIT`].
 async fn connection<S, H>(
     stream: S,
     ctx: &QueryContext,
     limits: &TcpLimits,
     handler: &H,
     cookies: &CookieSecret,
+    mut closing: watch::Receiver<bool>,
 ) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -226,10 +264,12 @@ where
     // Reads are buffered, so pipelined queries cost one read between them;
     // writes pass straight through BufReader.
     let mut stream = BufReader::new(stream);
-    let mut query = Vec::with_capacity(QUERY_CAPACITY);
+    // The length prefix and the message as they arrive.
+    let mut frame = Vec::with_capacity(2 + QUERY_CAPACITY);
     // Prefix and message, so each reply is one write.
     let mut reply = vec![0; 2 + MAX_MESSAGE];
     let mut answered: u32 = 0;
+    let mut shutting_down = *closing.borrow();
     loop {
         if limits.max_queries_per_connection != 0 && answered >= limits.max_queries_per_connection {
             break;
@@ -237,15 +277,35 @@ where
         // RFC 7766 §6.2.3: close a connection idle too long. The timer
         // covers the whole query, so a slow trickle is idle too. A real
         // client sends its first query right after connecting, so the
-        // first one gets a shorter leash.
-        let wait = if answered == 0 {
+        // first one gets a shorter leash; at shutdown, only what is
+        // already on its way is waited for.
+        let wait = if shutting_down {
+            DRAIN_WAIT
+        } else if answered == 0 {
             limits.initial_timeout
         } else {
             limits.idle_timeout
         };
-        match timeout(wait, read_message(&mut stream, &mut query)).await {
+        let read = timeout(wait, read_message(&mut stream, &mut frame));
+        let read = if shutting_down {
+            read.await
+        } else {
+            tokio::select! {
+                read = read => read,
+                // `read_message` keeps what it read in `frame`, so the
+                // read resumes with the shorter wait. A dropped sender
+                // means shutdown too.
+                _ = closing.wait_for(|&closing| closing) => {
+                    shutting_down = true;
+                    continue;
+                }
+            }
+        };
+        match read {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(e),
+            // Nothing more arrived: close in order.
+            Err(_) if shutting_down => break,
             Err(_) => return Err(io::ErrorKind::TimedOut.into()),
         }
         answered = answered.saturating_add(1);
@@ -258,7 +318,9 @@ where
             cookie_keys: cookies.keys(now),
             ..*ctx
         };
-        let Some(len) = handler(&query, &ctx, &mut reply[2..]).map(|r| r.len) else {
+        let answer = handler(&frame[2..], &ctx, &mut reply[2..]).map(|r| r.len);
+        frame.clear();
+        let Some(len) = answer else {
             continue;
         };
         let Ok(prefix) = u16::try_from(len) else {
@@ -276,24 +338,43 @@ where
     Ok(())
 }
 
-/// Reads one length-prefixed message into `buf`. A zero length is an
-/// error: no DNS message is empty.
-async fn read_message<R: AsyncRead + Unpin>(stream: &mut R, buf: &mut Vec<u8>) -> io::Result<()> {
-    let mut prefix = [0; 2];
-    stream.read_exact(&mut prefix).await?;
-    let len = usize::from(u16::from_be_bytes(prefix));
-    if len == 0 {
-        return Err(io::ErrorKind::InvalidData.into());
+/// Reads until `frame` holds one whole message with its two-byte length
+/// prefix. A zero length is an error: no DNS message is empty.
+///
+/// Cancel-safe: every byte taken from the stream is in `frame` (BufReader's
+/// `fill_buf` loses nothing when dropped), so a read interrupted by
+/// shutdown can be resumed. The caller clears `frame` after each message.
+async fn read_message<R: AsyncBufRead + Unpin>(
+    stream: &mut R,
+    frame: &mut Vec<u8>,
+) -> io::Result<()> {
+    loop {
+        let need = match frame.as_slice() {
+            [hi, lo, ..] => match usize::from(u16::from_be_bytes([*hi, *lo])) {
+                0 => return Err(io::ErrorKind::InvalidData.into()),
+                len => 2 + len,
+            },
+            _ => 2,
+        };
+        if frame.len() == need {
+            return Ok(());
+        }
+        let available = stream.fill_buf().await?;
+        if available.is_empty() {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let take = available.len().min(need - frame.len());
+        frame.extend_from_slice(&available[..take]);
+        stream.consume(take);
     }
-    buf.resize(len, 0);
-    stream.read_exact(buf).await?;
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::SocketAddr;
+
+    use tokio::io::AsyncReadExt;
     use tokio::net::TcpStream;
 
     use crate::engine::Report;
@@ -331,7 +412,19 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let gate = Arc::new(Gate::new(&limits));
         let secret = CookieSecret::Shared([0; 16]);
-        tokio::spawn(serve(listener, gate, limits, Arc::new(reverse), secret));
+        let metrics = Arc::new(Metrics::new(0, Arc::new(crate::rrl::RrlCounters::new(0))));
+        // Never shut down: the sender lives as long as the test process.
+        let (closing, closed) = watch::channel(false);
+        Box::leak(Box::new(closing));
+        tokio::spawn(serve(
+            listener,
+            gate,
+            limits,
+            Arc::new(reverse),
+            secret,
+            metrics,
+            closed,
+        ));
         addr
     }
 

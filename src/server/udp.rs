@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use crate::cookie::CookieSecret;
 use crate::engine::{QueryContext, Transport};
+use crate::metrics::QueryCounters;
+
+use super::querylog::Sampler;
 use crate::rrl::{self, RateLimiter, Verdict, WorkerCounters};
 use crate::sys::{self, RecvBatch, SendBatch};
 
@@ -49,9 +52,19 @@ pub(crate) struct Limiter<'a> {
     pub epoch: u64,
 }
 
+/// What a worker tells about the queries it answers: its own metrics
+/// counters and, when `[log] query-sample` is set, its query log sampler.
+#[derive(Debug, Default)]
+pub(crate) struct Observers<'a> {
+    /// This worker's query counters.
+    pub counters: Option<&'a QueryCounters>,
+    /// This worker's sampler.
+    pub sampler: Option<Sampler>,
+}
+
 /// Serves queries on `socket` (bound to `bound`) until `stop` is set,
-/// making server cookies with `cookies` and passing each reply through
-/// `limiter` when there is one.
+/// making server cookies with `cookies`, telling `observers` of each
+/// answer and passing each reply through `limiter` when there is one.
 ///
 /// Returns an error only for a failure that will not pass: the socket
 /// itself is unusable. Passing errors are logged, at most once a second.
@@ -62,6 +75,7 @@ pub(crate) fn serve<H: Handler>(
     handler: &H,
     cookies: &CookieSecret,
     limiter: Option<&Limiter<'_>>,
+    mut observers: Observers<'_>,
 ) -> io::Result<()> {
     // The read timeout only bounds how long the stop flag goes unread.
     socket.set_read_timeout(Some(STOP_POLL))?;
@@ -114,6 +128,12 @@ pub(crate) fn serve<H: Handler>(
             let len = report.len;
             if len > REPLY_LEN {
                 continue;
+            }
+            if let Some(counters) = observers.counters {
+                counters.count_owned(&report);
+            }
+            if let Some(sampler) = observers.sampler.as_mut() {
+                sampler.offer(query.data, query.source, &report);
             }
             // Rate limiting judges the reply by the engine's report of it
             // (see `crate::rrl`). TCP never comes here: it cannot be
@@ -226,7 +246,17 @@ mod tests {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let secret = CookieSecret::Shared([0; 16]);
-        let worker = thread::spawn(move || serve(&socket, bound, &flag, &echo, &secret, None));
+        let worker = thread::spawn(move || {
+            serve(
+                &socket,
+                bound,
+                &flag,
+                &echo,
+                &secret,
+                None,
+                Observers::default(),
+            )
+        });
         (bound.port(), stop, worker)
     }
 

@@ -73,6 +73,20 @@ pub(crate) fn local_addresses() -> io::Result<Vec<IpAddr>> {
     Ok(out)
 }
 
+/// This machine's host name (gethostname(2)), what NSD and Knot report as
+/// their identity by default; `None` when it cannot be read or is not
+/// UTF-8.
+pub(crate) fn host_name() -> Option<String> {
+    // HOST_NAME_MAX is 64 on Linux; a larger buffer leaves room for a NUL.
+    let mut buf = [0u8; 256];
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return None;
+    }
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8(buf[..len].to_vec()).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +98,11 @@ mod tests {
             addrs.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)),
             "{addrs:?}"
         );
+    }
+
+    #[test]
+    fn host_name_is_the_kernels() {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(host_name().as_deref(), Some(kernel.trim_end()));
     }
 }

@@ -6,7 +6,7 @@
 //!   messages, so a wildcard socket answers from the address it was asked
 //!   on.
 //! - `host`: facts about the machine and process: the coarse monotonic
-//!   clock, ignoring SIGHUP, the interfaces' addresses.
+//!   clock, ignoring SIGHUP, the interfaces' addresses, the host name.
 //! - `account`: user and group lookups and dropping root.
 
 #[cfg(not(target_os = "linux"))]
@@ -17,5 +17,5 @@ mod host;
 mod socket;
 
 pub(crate) use account::{current_ids, lookup_group, lookup_user, switch_ids};
-pub(crate) use host::{coarse_seconds, ignore_hangup, local_addresses};
+pub(crate) use host::{coarse_seconds, host_name, ignore_hangup, local_addresses};
 pub(crate) use socket::{bind_tcp, bind_udp, RecvBatch, SendBatch};

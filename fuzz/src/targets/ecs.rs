@@ -37,12 +37,12 @@ fn write_with_writer(subnet: &ClientSubnet) -> Vec<u8> {
     let mut buf = [0u8; 128];
     let mut w = Writer::new(&mut buf, 128);
     w.start(0, 0x8000, None).expect("a header fits");
-    w.opt(1232, 0, false, Some((*subnet, 0)), None)
+    w.opt(1232, 0, false, Some((*subnet, 0)), None, None)
         .expect("an OPT with ECS fits in 128 octets");
     let len = w.finish();
     assert_eq!(
         len - 12,
-        Writer::opt_len(Some(subnet), false),
+        Writer::opt_len(Some(subnet), false, None),
         "Writer::opt_len"
     );
     // Root owner, type, class, TTL, RDLENGTH; then one option.
