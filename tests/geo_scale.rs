@@ -18,7 +18,8 @@
 //! ```
 //!
 //! `GEO_SCALE_V4`, `GEO_SCALE_V6` and `GEO_SCALE_RECORDS` change the sizes
-//! (defaults 2,500,000, 1,000,000 and 100,000). In an optimised build the
+//! (defaults 2,500,000, 1,000,000 and 100,000); `GEO_SCALE_OUT=FILE` keeps
+//! a copy of the database (the geographic benchmark scenario uses it). In an optimised build the
 //! test fails when the load takes more than [`MAX_LOAD`] of CPU time (user
 //! and system: wall time on a busy machine says more about the machine)
 //! or the peak resident set passes [`MAX_RSS_MIB`].
@@ -306,6 +307,10 @@ fn a_geolite2_city_sized_database_loads_in_seconds() {
         size as f64 / 1048576.0,
         t.elapsed()
     );
+    // bench/scenarios/40-geo.sh keeps the database for its servers.
+    if let Ok(out) = std::env::var("GEO_SCALE_OUT") {
+        std::fs::copy(dir.path().join("geo.mmdb"), &out).expect("copy the database out");
+    }
 
     dir.write(
         "example.com.zone",
