@@ -582,15 +582,12 @@ fn answer<'s>(
                     match write_service(w, owner, index, snap, input, q.qtype, zone, scope)? {
                         Served::Done(rcode) => return Ok(rcode),
                         Served::Cname(target) => {
-                            len = lowercase_into(&mut lower, target);
                             owner = target;
-                            match find_zone(snap, &lower[..len], q.qtype) {
-                                Some(z) => {
-                                    zone = z;
-                                    trail.zone = Some(z);
-                                }
-                                None => return Ok(rcode::NOERROR),
-                            }
+                            let Some(next) = follow(snap, target, q.qtype, &mut lower) else {
+                                return Ok(rcode::NOERROR);
+                            };
+                            (len, zone) = next;
+                            trail.zone = Some(zone);
                             continue;
                         }
                     }
@@ -601,16 +598,13 @@ fn answer<'s>(
                         return Ok(rcode::NOERROR);
                     }
                     let target: &[u8] = cname.first();
-                    len = lowercase_into(&mut lower, target);
                     owner = target;
-                    match find_zone(snap, &lower[..len], q.qtype) {
-                        Some(z) => {
-                            zone = z;
-                            trail.zone = Some(z);
-                        }
-                        // The chain leaves our zones: the resolver goes on.
-                        None => return Ok(rcode::NOERROR),
-                    }
+                    // The chain leaves our zones: the resolver goes on.
+                    let Some(next) = follow(snap, target, q.qtype, &mut lower) else {
+                        return Ok(rcode::NOERROR);
+                    };
+                    (len, zone) = next;
+                    trail.zone = Some(zone);
                     continue;
                 }
                 if q.qtype == rtype::ANY {
@@ -666,6 +660,20 @@ pub fn service_at(snap: &Snapshot, name: &[u8]) -> Option<u32> {
         Lookup::Found { node, .. } => node.service(),
         _ => None,
     }
+}
+
+/// Moves a lookup to a CNAME's `target` (from a zone or a CNAME
+/// endpoint): writes its lowercased form into `lower` and returns its
+/// length and the zone that answers for it, or `None` when the target
+/// lies outside our zones.
+fn follow<'s>(
+    snap: &'s Snapshot,
+    target: &[u8],
+    qtype: u16,
+    lower: &mut [u8; MAX_NAME_LEN],
+) -> Option<(usize, &'s Zone)> {
+    let len = lowercase_into(lower, target);
+    find_zone(snap, &lower[..len], qtype).map(|zone| (len, zone))
 }
 
 /// The zone that answers for `name`: the longest match, except that DS at
