@@ -288,6 +288,41 @@ impl<K: RunKey, V> Runs<K, V> {
     }
 }
 
+impl<K: RunKey, V> Runs<K, V> {
+    /// Both tables walked together: a run for every stretch where neither
+    /// changes, valued `f(self's value, other's value)`, equal neighbours
+    /// merged. Linear in the runs of the two.
+    fn zip<W, X: PartialEq>(
+        &self,
+        other: &Runs<K, W>,
+        f: &mut impl FnMut(&V, &W) -> X,
+    ) -> Runs<K, X> {
+        let mut starts: Vec<K> = Vec::new();
+        let mut values: Vec<X> = Vec::new();
+        let (mut i, mut j) = (0, 0);
+        // Both start at address 0; each step moves to the nearer next start.
+        loop {
+            let start = self.starts[i].max(other.starts[j]);
+            let value = f(&self.values[i], &other.values[j]);
+            if values.last() != Some(&value) {
+                starts.push(start);
+                values.push(value);
+            }
+            match (self.starts.get(i + 1), other.starts.get(j + 1)) {
+                (None, None) => break,
+                (Some(a), Some(b)) if a == b => (i, j) = (i + 1, j + 1),
+                (Some(a), Some(b)) if a < b => i += 1,
+                (Some(_), None) => i += 1,
+                _ => j += 1,
+            }
+        }
+        Runs {
+            starts: starts.into(),
+            values: values.into(),
+        }
+    }
+}
+
 /// Builds one family's runs from disjoint networks given in address order
 /// (as an mmdb tree walk yields them), in time linear in their number:
 /// the gaps between them get the default, and neighbours with equal values
@@ -389,6 +424,21 @@ impl<V> PrefixTable<V> {
         PrefixTable {
             v4: self.v4.map(&f),
             v6: self.v6.map(&f),
+        }
+    }
+
+    /// This table laid over `other`: every address gets `f(its value here,
+    /// its value there)`. Scopes stay exact, since a run ends wherever
+    /// either table's does (e.g. an operator's prefix overrides laid over
+    /// a geo table's networks).
+    pub fn zip<W, X: PartialEq>(
+        &self,
+        other: &PrefixTable<W>,
+        mut f: impl FnMut(&V, &W) -> X,
+    ) -> PrefixTable<X> {
+        PrefixTable {
+            v4: self.v4.zip(&other.v4, &mut f),
+            v6: self.v6.zip(&other.v6, &mut f),
         }
     }
 
@@ -559,6 +609,48 @@ mod tests {
         let all = t.map(|_| ());
         assert_eq!(all.lookup(ip("10.1.0.0"), 32), (&(), 0));
         assert_eq!(all.runs(), 2);
+    }
+
+    #[test]
+    fn zipped_tables_answer_and_scope_as_one_table() {
+        // A "geo" table and operator overrides inside and across its runs;
+        // laid over it, every address answers as the table built from all
+        // the prefixes at once (overrides most specific), scopes included.
+        let base = [("10.0.0.0/8", 1), ("10.1.0.0/16", 2), ("2001:db8::/32", 3)];
+        let over = [
+            ("10.1.2.0/24", 10),
+            ("10.0.0.0/9", 11),
+            ("11.0.0.0/8", 12),
+            ("2001:db8:1::/48", 13),
+        ];
+        let zipped = table(&base).zip(&table(&over), |&b, &o| if o != 0 { o } else { b });
+        let mut all = PrefixTableBuilder::default();
+        for &(prefix, v) in base.iter().chain(&over) {
+            all.insert(p(prefix), v);
+        }
+        // Overrides win over base prefixes of any length.
+        let oracle = all.build(0, |vs| **vs.iter().find(|v| ***v >= 10).unwrap_or(&vs[0]));
+        for a in [
+            "10.1.2.3",
+            "10.1.3.1",
+            "10.0.0.1",
+            "10.127.255.255",
+            "10.128.0.1",
+            "10.200.0.1",
+            "11.1.1.1",
+            "12.0.0.1",
+            "9.255.255.255",
+            "0.0.0.0",
+            "255.255.255.255",
+            "2001:db8:1::1",
+            "2001:db8:2::1",
+            "2001:db9::1",
+            "::",
+        ] {
+            assert_eq!(zipped.lookup(ip(a), 128), oracle.lookup(ip(a), 128), "{a}");
+        }
+        assert_eq!(zipped.lookup(ip("10.1.2.3"), 32), (&10, 24));
+        assert_eq!(zipped.runs(), oracle.runs());
     }
 
     #[test]

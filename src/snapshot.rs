@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::config::{EndpointTarget, ServiceConfig};
-use crate::geo::{GeoTable, Region};
+use crate::geo::GeoTable;
 use crate::health::{Health, HealthId, HealthView, HealthViewBuilder, Monitor};
 use crate::identity::Identity;
 use crate::name::Name;
@@ -372,13 +372,17 @@ fn endpoint_rule(
                     .position(|e| &e.name == name)
                     .map(|i| i as u16)
             };
-            let lists = |map: &[(Region, Vec<String>)]| -> Vec<(Region, Vec<u16>)> {
+            // Regions' and prefixes' endpoint names as indexes.
+            fn lists<K: Copy>(
+                map: &[(K, Vec<String>)],
+                index: impl Fn(&String) -> Option<u16> + Copy,
+            ) -> Vec<(K, Vec<u16>)> {
                 map.iter()
-                    .map(|(r, names)| (*r, names.iter().filter_map(index).collect()))
+                    .map(|(k, names)| (*k, names.iter().filter_map(index).collect()))
                     .collect()
-            };
+            }
             if sc.routing == Routing::Geographic {
-                Method::Geographic(Geographic::new(geo, lists(&sc.regions)))
+                Method::Geographic(Geographic::new(geo, lists(&sc.regions, index)))
             } else {
                 let locations = sc
                     .endpoints
@@ -388,7 +392,8 @@ fn endpoint_rule(
                 Method::Performance(Performance::new(
                     geo,
                     locations,
-                    lists(&sc.overrides),
+                    lists(&sc.overrides, index),
+                    lists(&sc.prefix_overrides, index),
                     sc.default_endpoint.as_ref().and_then(index),
                     sc.answers,
                 ))

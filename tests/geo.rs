@@ -61,6 +61,7 @@ endpoints = [
   {{ name = "sfo", addresses = ["192.0.2.3"], location = [37.8, -122.4] }},
   {{ name = "iad", addresses = ["192.0.2.4"], location = [38.9, -77.0] }},
 ]
+overrides = {{ "81.2.69.128/25" = ["sfo"] }}
 "#
             ),
         );
@@ -153,6 +154,16 @@ fn clients_in_different_places_get_their_own_endpoint_and_scope() {
             .0,
         a("192.0.2.2")
     );
+    // An operator's prefix override: half of London's /24 goes to sfo;
+    // each half is its own scope.
+    assert_eq!(
+        geo.ask("near.example.com.", RecordType::A, "81.2.69.128", 25),
+        (a("192.0.2.3"), Some(25))
+    );
+    assert_eq!(
+        geo.ask("near.example.com.", RecordType::A, "81.2.69.0", 25),
+        (a("192.0.2.1"), Some(25))
+    );
     // Unplaced: the default.
     assert_eq!(
         geo.ask("near.example.com.", RecordType::A, "192.0.2.0", 24)
@@ -198,6 +209,28 @@ fn clients_in_different_places_get_their_own_endpoint_and_scope() {
         text.contains("iad: 3") && text.contains("km away"),
         "{text}"
     );
+    let out = Command::new(steerdns_bin())
+        .args([
+            "explain",
+            "--client",
+            "81.2.69.200/32",
+            "near.example.com",
+            "--config",
+        ])
+        .arg(&geo.config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "override 81.2.69.128/25 matches: [sfo] first",
+        "ECS scope /25",
+    ] {
+        assert!(
+            text.contains(want),
+            "missing {want:?}:
+{text}"
+        );
+    }
 }
 
 #[test]

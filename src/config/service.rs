@@ -52,6 +52,9 @@ pub struct ServiceConfig {
     /// Performance routing: regions whose endpoint order the operator
     /// measured, overriding distance.
     pub overrides: Vec<(Region, Vec<String>)>,
+    /// Performance routing: client prefixes whose endpoint order the
+    /// operator measured; they win over region overrides and distance.
+    pub prefix_overrides: Vec<(Prefix, Vec<String>)>,
     /// Performance routing: the endpoint for clients the database cannot
     /// place.
     pub default_endpoint: Option<String>,
@@ -202,25 +205,71 @@ pub(super) fn needing_geoip(
         .map(|s| (s.routing_span.clone(), s.routing.name()))
 }
 
-/// A `regions` or `overrides` table: each key a region (refused when it is
-/// not one, or when two keys name the same region), each value endpoint
-/// names of `endpoints` (refused when unknown).
+/// A `regions` table: each key a region (refused when it is not one, or
+/// when two keys name the same region), each value endpoint names of
+/// `endpoints` (refused when unknown).
 fn region_map(
     table: Spanned<BTreeMap<String, Spanned<Vec<String>>>>,
     key: &str,
     endpoints: &[EndpointConfig],
     disabled: &HashSet<String>,
 ) -> Result<Vec<(Region, Vec<String>)>, Invalid> {
-    let mut out: Vec<(Region, Vec<String>)> = Vec::new();
     let span = table.span();
-    for (name, list) in table.into_inner() {
-        let region: Region = name
+    let out = keyed_lists(table.into_inner(), key, "region", endpoints, disabled)?;
+    if out.is_empty() {
+        return Err(Invalid::new(span, format!("{key}: is empty")));
+    }
+    Ok(out)
+}
+
+/// Performance routing's `overrides`: keys with a `/` are client prefixes
+/// (`203.0.113.0/24`), the others regions; each gets a measured endpoint
+/// order.
+type Overrides = (Vec<(Region, Vec<String>)>, Vec<(Prefix, Vec<String>)>);
+
+/// Reads an `overrides` table (see [`Overrides`]).
+fn override_map(
+    table: Spanned<BTreeMap<String, Spanned<Vec<String>>>>,
+    key: &str,
+    endpoints: &[EndpointConfig],
+    disabled: &HashSet<String>,
+) -> Result<Overrides, Invalid> {
+    let span = table.span();
+    let (prefixes, regions): (BTreeMap<_, _>, BTreeMap<_, _>) = table
+        .into_inner()
+        .into_iter()
+        .partition(|(k, _)| k.contains('/'));
+    let regions = keyed_lists(regions, key, "region", endpoints, disabled)?;
+    let prefixes = keyed_lists(prefixes, key, "prefix", endpoints, disabled)?;
+    if regions.is_empty() && prefixes.is_empty() {
+        return Err(Invalid::new(span, format!("{key}: is empty")));
+    }
+    Ok((regions, prefixes))
+}
+
+/// Lists of endpoint names keyed by a region or a prefix: each key read as
+/// a `K` (refused when it is not one, or when two keys name the same `K`:
+/// one key, one list), each name one of `endpoints` (a disabled endpoint
+/// stays named in the file but leaves the list).
+fn keyed_lists<K>(
+    table: BTreeMap<String, Spanned<Vec<String>>>,
+    key: &str,
+    what: &str,
+    endpoints: &[EndpointConfig],
+    disabled: &HashSet<String>,
+) -> Result<Vec<(K, Vec<String>)>, Invalid>
+where
+    K: std::str::FromStr<Err: std::fmt::Display> + PartialEq + std::fmt::Display,
+{
+    let mut out: Vec<(K, Vec<String>)> = Vec::new();
+    for (name, list) in table {
+        let k: K = name
             .parse()
             .map_err(|e| Invalid::at(&list, format!("{key}: {e}")))?;
-        if let Some((_, _)) = out.iter().find(|(r, _)| *r == region) {
+        if out.iter().any(|(seen, _)| *seen == k) {
             return Err(Invalid::at(
                 &list,
-                format!("{key}: region {region} is listed twice (one region, one list)"),
+                format!("{key}: {what} {k} is listed twice (one {what}, one list)"),
             ));
         }
         if list.get_ref().is_empty() {
@@ -234,15 +283,11 @@ fn region_map(
                     format!("{key}.{name}: no endpoint named {e:?}"),
                 ));
             }
-            // A disabled endpoint stays named in the file but out of the list.
             if !disabled.contains(e) {
                 names.push(e.clone());
             }
         }
-        out.push((region, names));
-    }
-    if out.is_empty() {
-        return Err(Invalid::new(span, format!("{key}: is empty")));
+        out.push((k, names));
     }
     Ok(out)
 }
@@ -437,9 +482,9 @@ pub(super) fn services(
             }
             None => Vec::new(),
         };
-        let overrides = match sv.overrides {
-            Some(t) => region_map(t, "service.overrides", &endpoints, &disabled)?,
-            None => Vec::new(),
+        let (overrides, prefix_overrides) = match sv.overrides {
+            Some(t) => override_map(t, "service.overrides", &endpoints, &disabled)?,
+            None => (Vec::new(), Vec::new()),
         };
         let default_endpoint = match &sv.default {
             Some(d) if !endpoints.iter().any(|e| &e.name == d.get_ref()) => {
@@ -470,6 +515,7 @@ pub(super) fn services(
             endpoints,
             regions,
             overrides,
+            prefix_overrides,
             default_endpoint,
             answers,
             routing_span: sv.routing.span(),
@@ -888,6 +934,22 @@ mod tests {
             .map(|(r, _)| r.to_string())
             .collect();
         assert_eq!(regions, ["*", "EU", "GB"]);
+        // Performance overrides: region keys and prefix keys, apart.
+        let perf = format!(
+            "{geo}routing = \"performance\"\nendpoints = [\n\
+             {{ name = \"lon\", addresses = [\"192.0.2.1\"], location = [51.5, -0.1] }},\n\
+             {{ name = \"fra\", addresses = [\"192.0.2.2\"], location = [50.1, 8.7] }},\n]\n\
+             overrides = {{ \"GB\" = [\"fra\"], \"203.0.113.0/24\" = [\"lon\", \"fra\"] }}\n"
+        );
+        let c = parse_with(&perf).unwrap();
+        assert_eq!(c.services[0].overrides.len(), 1);
+        assert_eq!(
+            c.services[0].prefix_overrides,
+            [(
+                "203.0.113.0/24".parse().unwrap(),
+                vec!["lon".to_string(), "fra".to_string()]
+            )]
+        );
 
         let cases: &[(&str, usize, &str)] = &[
             (
@@ -927,6 +989,24 @@ mod tests {
                 "routing = \"performance\"\ndefault = \"b\"\nendpoints = [{ name = \"a\", addresses = [\"192.0.2.1\"], location = [1.0, 2.0] }]\n",
                 6,
                 "service.default: no enabled endpoint named \"b\"",
+            ),
+            (
+                "routing = \"performance\"\nendpoints = [{ name = \"a\", addresses = [\"192.0.2.1\"], location = [1.0, 2.0] }]\n\
+                 overrides = { \"203.0.113.1/24\" = [\"a\"] }\n",
+                7,
+                "service.overrides: 203.0.113.1/24 has bits set past its prefix length (did you mean 203.0.113.0/24?)",
+            ),
+            (
+                "routing = \"performance\"\nendpoints = [{ name = \"a\", addresses = [\"192.0.2.1\"], location = [1.0, 2.0] }]\n\
+                 overrides = { \"2001:db8::/32\" = [\"a\"], \"2001:DB8::/32\" = [\"a\"] }\n",
+                7,
+                "prefix 2001:db8::/32 is listed twice",
+            ),
+            (
+                "routing = \"performance\"\nendpoints = [{ name = \"a\", addresses = [\"192.0.2.1\"], location = [1.0, 2.0] }]\n\
+                 overrides = { \"10.0.0.0/8\" = [\"b\"] }\n",
+                7,
+                "service.overrides.10.0.0.0/8: no endpoint named \"b\"",
             ),
             (
                 "routing = \"weighted\"\nregions = { \"GB\" = [\"a\"] }\nendpoints = [{ name = \"a\", addresses = [\"192.0.2.1\"] }]\n",

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use super::{first_fit, Ask, Choice, PolicyInput, Step, Trace};
 use crate::geo::{GeoTable, Location, Region};
-use crate::prefix::PrefixTable;
+use crate::prefix::{Prefix, PrefixTable, PrefixTableBuilder};
 
 /// Per-place fallback chains over a geo table; shared by geographic and
 /// performance routing.
@@ -56,6 +56,46 @@ impl GeoChains {
         let table = geo.map_locations(|id| of_place.get(id as usize).copied().unwrap_or(unplaced));
         GeoChains {
             geo,
+            table,
+            chains: chains.into(),
+        }
+    }
+
+    /// The same chains with `overrides` laid over them: a client inside one
+    /// of the prefixes (the most specific) tries its list first, then its
+    /// place's chain. The table's runs split at the prefixes' edges, so
+    /// scopes stay exact on both sides of them.
+    pub fn with_prefix_overrides(self, overrides: &[(Prefix, Vec<u16>)]) -> GeoChains {
+        if overrides.is_empty() {
+            return self;
+        }
+        let mut by_prefix = PrefixTableBuilder::default();
+        for (i, (prefix, _)) in overrides.iter().enumerate() {
+            by_prefix.insert(*prefix, Some(i));
+        }
+        let by_prefix = by_prefix.build(None, |most_specific_first| *most_specific_first[0]);
+        let mut chains: Vec<Box<[u16]>> = self.chains.into_vec();
+        let mut interned: HashMap<Box<[u16]>, u32> = chains
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.clone(), i as u32))
+            .collect();
+        let table = self.table.zip(&by_prefix, |&chain, over| {
+            let Some(o) = *over else { return chain };
+            let mut merged: Vec<u16> = overrides[o].1.clone();
+            for &e in chains[chain as usize].iter() {
+                if !merged.contains(&e) {
+                    merged.push(e);
+                }
+            }
+            let merged: Box<[u16]> = merged.into();
+            *interned.entry(merged.clone()).or_insert_with(|| {
+                chains.push(merged);
+                (chains.len() - 1) as u32
+            })
+        });
+        GeoChains {
+            geo: self.geo,
             table,
             chains: chains.into(),
         }

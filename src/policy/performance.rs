@@ -6,7 +6,8 @@
 //! endpoints ordered by great-circle distance, so a query costs one table
 //! lookup and the health checks of the nearest endpoints, with no
 //! trigonometry. An operator's measured order for a region (`overrides`)
-//! takes precedence over distance for clients in that region; clients the
+//! takes precedence over distance for clients in that region, and one for
+//! a client prefix over both; clients the
 //! database cannot place get the `default` endpoint first. The ECS scope is
 //! the database's network for the client.
 
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use super::geographic::GeoChains;
 use super::{first_fit, fit, serves_family, Ask, Choice, Chosen, EndpointSet, Step, Trace};
 use crate::geo::{distance_km, GeoTable, Location, Region};
+use crate::prefix::Prefix;
 
 /// A performance service, compiled.
 #[derive(Debug, Clone)]
@@ -25,6 +27,8 @@ pub struct Performance {
     answers: u8,
     /// Endpoint coordinates, for explanations.
     locations: Box<[(f64, f64)]>,
+    /// The operator's prefix overrides, for explanations.
+    prefixes: Box<[(Prefix, Box<[u16]>)]>,
 }
 
 impl Performance {
@@ -34,6 +38,7 @@ impl Performance {
         geo: Arc<GeoTable>,
         locations: Vec<(f64, f64)>,
         overrides: Vec<(Region, Vec<u16>)>,
+        prefixes: Vec<(Prefix, Vec<u16>)>,
         default: Option<u16>,
         answers: u8,
     ) -> Performance {
@@ -70,11 +75,13 @@ impl Performance {
                 new
             });
             chain
-        });
+        })
+        .with_prefix_overrides(&prefixes);
         Performance {
             chains,
             answers,
             locations: locations.into(),
+            prefixes: prefixes.into_iter().map(|(p, l)| (p, l.into())).collect(),
         }
     }
 
@@ -95,6 +102,23 @@ impl Performance {
         if trace.enabled() {
             let (location, text) = self.chains.describe(input, scope);
             trace.step(|| Step::note(0, text));
+            let over = self
+                .prefixes
+                .iter()
+                .filter(|(p, _)| p.contains(input.client))
+                .max_by_key(|(p, _)| p.len);
+            if let Some((prefix, list)) = over {
+                let names: Vec<&str> = list
+                    .iter()
+                    .map(|&i| &*rule.endpoints[usize::from(i)].name)
+                    .collect();
+                trace.step(|| {
+                    Step::note(
+                        0,
+                        format!("override {prefix} matches: [{}] first", names.join(", ")),
+                    )
+                });
+            }
             let place = location.degrees();
             for &i in chain {
                 let i = usize::from(i);
@@ -146,6 +170,14 @@ mod tests {
     use crate::health::{Health, HealthViewBuilder};
 
     fn service(overrides: &[(&str, &[u16])], answers: u8) -> (Vec<ServiceRule>, HealthView) {
+        with_prefixes(overrides, &[], answers)
+    }
+
+    fn with_prefixes(
+        overrides: &[(&str, &[u16])],
+        prefixes: &[(&str, &[u16])],
+        answers: u8,
+    ) -> (Vec<ServiceRule>, HealthView) {
         let mut b = HealthViewBuilder::default();
         let eps = endpoints(
             &mut b,
@@ -181,8 +213,18 @@ mod tests {
             .iter()
             .map(|(r, l)| (r.parse::<Region>().unwrap(), l.to_vec()))
             .collect();
-        let method =
-            Method::Performance(Performance::new(world(), at, overrides, Some(3), answers));
+        let prefixes = prefixes
+            .iter()
+            .map(|(p, l)| (p.parse().unwrap(), l.to_vec()))
+            .collect();
+        let method = Method::Performance(Performance::new(
+            world(),
+            at,
+            overrides,
+            prefixes,
+            Some(3),
+            answers,
+        ));
         (vec![rule("near.example.com.", method, eps)], b.build())
     }
 
@@ -206,6 +248,25 @@ mod tests {
         assert_eq!(ask(&s, &h, "81.2.69.9").0, ["fra"], "next nearest");
         // Unplaced clients get the default first.
         assert_eq!(ask(&s, &h, "192.0.2.9").0, ["iad"]);
+    }
+
+    #[test]
+    fn prefix_overrides_win_and_keep_scopes_exact() {
+        // 81.2.69.0/24 is London in the test world (scope 24 above); the
+        // operator measured that 81.2.69.128/25 is better served by iad.
+        let (s, h) = with_prefixes(&[("GB", &[2])], &[("81.2.69.128/25", &[3, 1])], 1);
+        assert_eq!(ask(&s, &h, "81.2.69.200"), (vec!["iad".into()], 25));
+        // The other half keeps its region override, with a scope that
+        // leaves the prefix out.
+        assert_eq!(ask(&s, &h, "81.2.69.9"), (vec!["sfo".into()], 25));
+        // The prefix's list first, then the client's own chain.
+        h.set_health(s[0].endpoints[3].slot, Health::Down);
+        assert_eq!(ask(&s, &h, "81.2.69.200").0, ["fra"]);
+        h.set_health(s[0].endpoints[1].slot, Health::Down);
+        assert_eq!(ask(&s, &h, "81.2.69.200").0, ["sfo"], "GB's override next");
+        // An override for clients the database cannot place.
+        let (s, h) = with_prefixes(&[], &[("192.0.2.0/24", &[1])], 1);
+        assert_eq!(ask(&s, &h, "192.0.2.9").0, ["fra"]);
     }
 
     #[test]
