@@ -15,7 +15,9 @@
 //! (RFC 7871 §7.2.1): the widest aligned block around the client that gets
 //! the same answer, never longer than the database's own network (merging
 //! only widens it). IPv4 clients are looked up in IPv4
-//! terms also in IPv6-structured databases, which keep IPv4 under `::/96`.
+//! terms also in IPv6-structured databases, which keep IPv4 under `::/96`;
+//! IPv4 written in IPv6 (`::ffff:a.b.c.d`, 6to4 `2002::/16`), which those
+//! databases keep only as aliases, is looked up as the IPv4 it carries.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -400,7 +402,7 @@ impl GeoTable {
     /// `source_prefix`).
     #[inline]
     pub fn lookup(&self, address: IpAddr, source_prefix: u8) -> (LocationId, u8) {
-        let (&id, scope) = self.table.lookup(address, source_prefix);
+        let (&id, scope) = self.table.lookup_embedded(address, source_prefix);
         (id, scope)
     }
 

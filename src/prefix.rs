@@ -415,6 +415,22 @@ impl<V> PrefixTable<V> {
         }
     }
 
+    /// [`lookup`](Self::lookup), with IPv4 clients written in IPv6 (see
+    /// [`embedded_ipv4`]) looked up as the IPv4 clients they are; the scope
+    /// is then in IPv6 terms again. Location databases keep these blocks
+    /// only as aliases of their IPv4 tree, so without this such clients
+    /// would all land in one unplaced block.
+    #[inline]
+    pub fn lookup_embedded(&self, address: IpAddr, source_prefix: u8) -> (&V, u8) {
+        match embedded_ipv4(address, source_prefix) {
+            Some((v4, v4_source, above)) => {
+                let (value, scope) = self.lookup(v4, v4_source);
+                (value, scope + above)
+            }
+            None => self.lookup(address, source_prefix),
+        }
+    }
+
     /// The same table with every value mapped through `f`, neighbouring
     /// runs that map to equal values merged. Scopes then widen to what the
     /// new values tell apart: a geo table of locations mapped to one
@@ -446,6 +462,26 @@ impl<V> PrefixTable<V> {
     pub fn runs(&self) -> usize {
         self.v4.starts.len() + self.v6.starts.len()
     }
+}
+
+/// The IPv4 address inside an IPv4-mapped (`::ffff:0:0/96`, RFC 4291
+/// §2.5.5.2) or 6to4 (`2002::/16`, RFC 3056) IPv6 address, with the bits of
+/// it the source prefix discloses and the bits above it. `None` for other
+/// addresses, and when the prefix stops before the IPv4 part starts.
+pub fn embedded_ipv4(address: IpAddr, source_prefix: u8) -> Option<(IpAddr, u8, u8)> {
+    let IpAddr::V6(v6) = address else {
+        return None;
+    };
+    let bits = u128::from(v6);
+    let (v4, above) = if bits >> 32 == 0xffff {
+        (bits as u32, 96)
+    } else if bits >> 112 == 0x2002 {
+        ((bits >> 80) as u32, 16)
+    } else {
+        return None;
+    };
+    let disclosed = source_prefix.checked_sub(above)?.min(32);
+    Some((IpAddr::V4(v4.into()), disclosed, above))
 }
 
 /// Address width of the family.
@@ -651,6 +687,34 @@ mod tests {
         }
         assert_eq!(zipped.lookup(ip("10.1.2.3"), 32), (&10, 24));
         assert_eq!(zipped.runs(), oracle.runs());
+    }
+
+    #[test]
+    fn ipv4_written_in_ipv6_is_looked_up_as_ipv4() {
+        let entries = [("10.1.0.0/16", 2), ("2002::/16", 9)];
+        let t = table(&entries);
+        // Mapped: the IPv4 answer, scope 96 + the IPv4 scope, capped by
+        // the source prefix.
+        assert_eq!(t.lookup_embedded(ip("::ffff:10.1.2.3"), 128), (&2, 112));
+        assert_eq!(t.lookup_embedded(ip("::ffff:10.1.2.0"), 104), (&2, 104));
+        assert_eq!(t.lookup_embedded(ip("::ffff:192.0.2.1"), 120), (&0, 97));
+        // 6to4: the IPv4 address is bits 16..48.
+        assert_eq!(t.lookup_embedded(ip("2002:a01:203::1"), 56), (&2, 32));
+        // A prefix that ends before the IPv4 part: an IPv6 lookup.
+        assert_eq!(
+            t.lookup_embedded(ip("2002::1"), 8),
+            t.lookup(ip("2002::1"), 8)
+        );
+        assert_eq!(
+            t.lookup_embedded(ip("::ffff:10.1.2.3"), 64),
+            t.lookup(ip("::ffff:10.1.2.3"), 64)
+        );
+        // Other IPv6 addresses and IPv4 as before.
+        assert_eq!(
+            t.lookup_embedded(ip("2001:db8::1"), 56),
+            t.lookup(ip("2001:db8::1"), 56)
+        );
+        assert_eq!(t.lookup_embedded(ip("10.1.2.3"), 24), (&2, 16));
     }
 
     #[test]

@@ -138,6 +138,17 @@ fn clients_in_different_places_get_their_own_endpoint_and_scope() {
         ),
         (a("2001:db8::3"), Some(48))
     );
+    // IPv4 written in IPv6 (mapped, 6to4) is placed as that IPv4 client;
+    // the scope counts the IPv6 bits above it.
+    assert_eq!(
+        geo.ask("geo.example.com.", RecordType::A, "::ffff:81.2.69.0", 120),
+        (a("192.0.2.1"), Some(120))
+    );
+    assert_eq!(
+        geo.ask("geo.example.com.", RecordType::A, "2002:d8a0:5300::", 40),
+        (a("192.0.2.3"), Some(40)),
+        "6to4 of 216.160.83.0/24 (US-CA)"
+    );
     // Never longer than the source prefix.
     assert_eq!(
         geo.ask("geo.example.com.", RecordType::A, "81.2.0.0", 16).1,

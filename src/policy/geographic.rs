@@ -104,7 +104,9 @@ impl GeoChains {
     /// The client's chain and the scope it holds for.
     #[inline]
     pub fn chain(&self, input: &PolicyInput) -> (&[u16], u8) {
-        let (&chain, scope) = self.table.lookup(input.client, input.source_prefix);
+        let (&chain, scope) = self
+            .table
+            .lookup_embedded(input.client, input.source_prefix);
         (&self.chains[chain as usize], scope)
     }
 
