@@ -661,56 +661,58 @@ impl<'a> Writer<'a> {
         cookie: Option<&[u8; cookie::OPTION_LEN]>,
         nsid: Option<&[u8]>,
     ) -> Result<(), Full> {
-        let mark = self.len;
-        let ttl = (u32::from(ext_rcode) << 24) | if dnssec_ok { 0x8000 } else { 0 };
-        let result = (|| {
-            self.bytes(&[0])?;
-            self.bytes(&rtype::OPT.to_be_bytes())?;
-            self.bytes(&udp_payload.to_be_bytes())?;
-            self.bytes(&ttl.to_be_bytes())?;
-            let rdlen = Writer::opt_len(ecs.as_ref().map(|(s, _)| s), cookie.is_some(), nsid) - 11;
-            self.bytes(&(rdlen as u16).to_be_bytes())?;
-            if let Some(cookie) = cookie {
-                self.bytes(&OPTION_COOKIE.to_be_bytes())?;
-                self.bytes(&(cookie::OPTION_LEN as u16).to_be_bytes())?;
-                self.bytes(cookie)?;
-            }
-            if let Some(nsid) = nsid {
-                self.bytes(&OPTION_NSID.to_be_bytes())?;
-                self.bytes(&(nsid.len() as u16).to_be_bytes())?;
-                self.bytes(nsid)?;
-            }
-            match ecs {
-                None => Ok(()),
-                Some((subnet, scope)) => {
-                    let octets = usize::from(subnet.source_prefix).div_ceil(8);
-                    self.bytes(&OPTION_ECS.to_be_bytes())?;
-                    self.bytes(&(4 + octets as u16).to_be_bytes())?;
-                    let (family, addr): (u16, [u8; 16]) = match subnet.address {
-                        IpAddr::V4(a) => {
-                            let mut b = [0; 16];
-                            b[..4].copy_from_slice(&a.octets());
-                            (1, b)
-                        }
-                        IpAddr::V6(a) => (2, a.octets()),
-                    };
-                    self.bytes(&family.to_be_bytes())?;
-                    self.bytes(&[subnet.source_prefix, scope])?;
-                    self.bytes(&addr[..octets])
-                }
-            }
-        })();
-        match result {
-            Ok(()) => {
-                self.counts[Section::Additional as usize] += 1;
-                self.opt_at = Some(mark);
-                Ok(())
-            }
-            Err(Full) => {
-                self.len = mark;
-                Err(Full)
-            }
+        // One bounds check, then fixed-offset stores: this runs for every
+        // EDNS query, and a dozen small appends cost several times more.
+        let len = Writer::opt_len(ecs.as_ref().map(|(s, _)| s), cookie.is_some(), nsid);
+        let start = self.len;
+        let end = start + len;
+        if end > self.limit {
+            return Err(Full);
         }
+        let ttl = (u32::from(ext_rcode) << 24) | if dnssec_ok { 0x8000 } else { 0 };
+        let out = &mut self.buf[start..end];
+        out[0] = 0; // the root owner
+        out[1..3].copy_from_slice(&rtype::OPT.to_be_bytes());
+        out[3..5].copy_from_slice(&udp_payload.to_be_bytes());
+        out[5..9].copy_from_slice(&ttl.to_be_bytes());
+        out[9..11].copy_from_slice(&((len - 11) as u16).to_be_bytes());
+        let mut at = 11;
+        let mut option = |code: u16, data: &[&[u8]]| {
+            let data_len: usize = data.iter().map(|d| d.len()).sum();
+            out[at..at + 2].copy_from_slice(&code.to_be_bytes());
+            out[at + 2..at + 4].copy_from_slice(&(data_len as u16).to_be_bytes());
+            at += 4;
+            for d in data {
+                out[at..at + d.len()].copy_from_slice(d);
+                at += d.len();
+            }
+        };
+        if let Some(cookie) = cookie {
+            option(OPTION_COOKIE, &[cookie]);
+        }
+        if let Some(nsid) = nsid {
+            option(OPTION_NSID, &[nsid]);
+        }
+        if let Some((subnet, scope)) = ecs {
+            let octets = usize::from(subnet.source_prefix).div_ceil(8);
+            let (family, addr): (u16, [u8; 16]) = match subnet.address {
+                IpAddr::V4(a) => {
+                    let mut b = [0; 16];
+                    b[..4].copy_from_slice(&a.octets());
+                    (1, b)
+                }
+                IpAddr::V6(a) => (2, a.octets()),
+            };
+            let [f0, f1] = family.to_be_bytes();
+            option(
+                OPTION_ECS,
+                &[&[f0, f1, subnet.source_prefix, scope], &addr[..octets]],
+            );
+        }
+        self.len = end;
+        self.counts[Section::Additional as usize] += 1;
+        self.opt_at = Some(start);
+        Ok(())
     }
 
     /// The size of the OPT record [`Writer::opt`] would write.
@@ -731,6 +733,7 @@ impl<'a> Writer<'a> {
         self.len
     }
 
+    #[inline]
     fn bytes(&mut self, bytes: &[u8]) -> Result<(), Full> {
         let end = self.len + bytes.len();
         if end > self.limit {
