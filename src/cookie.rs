@@ -178,6 +178,42 @@ impl CookieSecret {
     }
 }
 
+/// A worker's copy of the keys in force, derived again only when the
+/// rotation period changes: deriving costs two SipHash runs, and a worker
+/// at low load asks for the keys for every query it receives.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyCache {
+    secret: CookieSecret,
+    period: Option<u32>,
+    keys: CookieKeys,
+}
+
+impl KeyCache {
+    /// A cache of `secret`'s keys, empty.
+    pub fn new(secret: CookieSecret) -> KeyCache {
+        KeyCache {
+            secret,
+            period: None,
+            keys: CookieKeys {
+                current: [0; 16],
+                previous: [0; 16],
+            },
+        }
+    }
+
+    /// The keys in force at `now` (Unix seconds), as
+    /// [`CookieSecret::keys`] gives them.
+    #[inline]
+    pub fn keys(&mut self, now: u32) -> CookieKeys {
+        let period = now / ROTATION;
+        if self.period != Some(period) {
+            self.keys = self.secret.keys(now);
+            self.period = Some(period);
+        }
+        self.keys
+    }
+}
+
 /// The key of one rotation period: SipHash-2-4 with 128-bit output, a PRF,
 /// so one period's key tells nothing of another's or of the secret.
 fn derive(secret: &[u8; 16], period: u32) -> [u8; 16] {
@@ -455,6 +491,22 @@ mod tests {
             CookieStatus::Valid
         );
         assert_ne!(CookieSecret::random().unwrap(), secret);
+    }
+
+    #[test]
+    fn a_key_cache_follows_the_rotation() {
+        let secret = CookieSecret::random().unwrap();
+        let mut cache = KeyCache::new(secret);
+        let day = 20_000 * ROTATION;
+        for now in [
+            day + 5,
+            day + ROTATION - 1,
+            day + ROTATION,
+            day + 3 * ROTATION,
+            day,
+        ] {
+            assert_eq!(cache.keys(now), secret.keys(now), "at {now}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::cookie::CookieSecret;
+use crate::cookie::{CookieSecret, KeyCache};
 use crate::engine::{QueryContext, Transport};
 use crate::metrics::QueryCounters;
 
@@ -82,6 +82,7 @@ pub(crate) fn serve<H: Handler>(
     let mut queries = RecvBatch::new(BATCH, QUERY_LEN);
     let mut replies = SendBatch::new(BATCH, REPLY_LEN);
     let mut log = ErrorLog::new(bound);
+    let mut cookie_keys = KeyCache::new(*cookies);
 
     while !stop.load(Ordering::Relaxed) {
         let received = match queries.recv(socket) {
@@ -103,7 +104,7 @@ pub(crate) fn serve<H: Handler>(
         let now = limiter.map_or(0, |l| sys::coarse_seconds().wrapping_sub(l.epoch) as u32);
         // Cookies carry wall-clock time (RFC 9018 §4.3), also read once.
         let unix_now = super::unix_seconds();
-        let cookie_keys = cookies.keys(unix_now);
+        let cookie_keys = cookie_keys.keys(unix_now);
         for i in 0..received {
             let Some(query) = queries.get(i) else {
                 continue;
