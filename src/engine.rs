@@ -15,7 +15,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::cookie::{self, CookieKeys, CookieStatus};
-use crate::name::{copy_lowercase, fmt_wire, parent_wire, MAX_NAME_LEN};
+use crate::name::{copy_lowercase, lowercase_word, parent_wire, MAX_NAME_LEN};
 use crate::policy::{self, Family, Method, Pick, PolicyInput, Target};
 use crate::rr::{rtype, CLASS_CH, CLASS_IN};
 use crate::snapshot::Snapshot;
@@ -77,64 +77,59 @@ pub enum ResponseClass {
     Error,
 }
 
-/// The name a response is accounted to, lowercase, in uncompressed wire
-/// format; empty for errors. A fixed buffer, so reporting it allocates
-/// nothing and borrows nothing.
-#[derive(Clone, Copy)]
-pub struct AccountName {
-    len: u8,
-    bytes: [u8; MAX_NAME_LEN],
-}
+/// The owner a response is accounted to, kept as a digest of its
+/// lowercase wire name: a [`Report`] is copied from the engine to the
+/// worker loop for every query, and a name buffer would make it hundreds
+/// of bytes. Equal names in any case give equal accounts; two names that
+/// share a digest (one pair in 2^64) would only share a rate-limit balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Account(u64);
 
-impl AccountName {
-    /// The empty name of errors.
-    pub const EMPTY: AccountName = AccountName {
-        len: 0,
-        bytes: [0; MAX_NAME_LEN],
-    };
+impl Account {
+    /// The account of errors, which are charged to none.
+    pub const NONE: Account = Account(0);
 
-    /// `name` (uncompressed wire format) lowered, as the engine reports it.
-    pub fn from_wire(name: &[u8]) -> AccountName {
-        let mut account = AccountName::EMPTY;
-        account.set(&[], name);
-        account
+    /// The account of `name` (uncompressed wire format, any case).
+    pub fn of(name: &[u8]) -> Account {
+        Account::digest_of(0x9e37_79b9_7f4a_7c15, name)
     }
 
-    /// The name in wire format.
-    pub fn wire(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
+    /// The account of the wildcard `*` under `parent` (wire format): all
+    /// the names one wildcard answers share it, as BIND and Knot charge
+    /// them.
+    pub fn wildcard(parent: &[u8]) -> Account {
+        Account::digest_of(0x2a2a_2a2a_2a2a_2a2a, parent)
     }
 
-    /// Sets the name to `prefix` then `name`, lowered (RFC 4343); cut to
-    /// the buffer, which a wire name always fits.
-    fn set(&mut self, prefix: &[u8], name: &[u8]) {
-        let start = prefix.len().min(MAX_NAME_LEN);
-        let len = (start + name.len()).min(MAX_NAME_LEN);
-        self.bytes[..start].copy_from_slice(&prefix[..start]);
-        copy_lowercase(&mut self.bytes[start..len], &name[..len - start]);
-        self.len = len as u8;
-    }
-}
-
-impl std::fmt::Debug for AccountName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Errors have no account name; the root is ".".
-        if self.len == 0 {
-            return f.write_str("(none)");
+    /// FxHash over the lowered name, eight bytes at a time, finished by
+    /// MurmurHash3's mixer: this runs once per query.
+    fn digest_of(seed: u64, name: &[u8]) -> Account {
+        let mix = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
+        let mut h = mix(seed, name.len() as u64);
+        let mut words = name.chunks_exact(8);
+        for w in &mut words {
+            let mut b = [0; 8];
+            b.copy_from_slice(w);
+            h = mix(h, lowercase_word(u64::from_le_bytes(b)));
         }
-        let mut text = String::new();
-        fmt_wire(self.wire(), &mut text)?;
-        f.write_str(&text)
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut b = [0; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            h = mix(h, lowercase_word(u64::from_le_bytes(b)));
+        }
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        // 0 is NONE's.
+        Account(h.max(1))
+    }
+
+    /// The digest, for hashing into the rate limiter's table.
+    pub fn digest(self) -> u64 {
+        self.0
     }
 }
-
-impl PartialEq for AccountName {
-    fn eq(&self, other: &AccountName) -> bool {
-        self.wire() == other.wire()
-    }
-}
-
-impl Eq for AccountName {}
 
 /// What [`respond`] wrote, for rate limiting and the slip reply: a `Copy`
 /// value, so reporting allocates nothing.
@@ -162,7 +157,7 @@ pub struct Report {
     /// query name for answers, the wildcard's owner (`*.…`) for answers a
     /// wildcard made, the zone apex for NXDOMAIN and NODATA, the zone cut
     /// for referrals, nothing for errors.
-    pub account: AccountName,
+    pub account: Account,
     /// What the client's DNS cookie proved (RFC 7873).
     pub cookie: CookieStatus,
     /// Where the question ends: header and question, what a truncated
@@ -380,16 +375,15 @@ fn report(
         rcode::NOERROR if w.count(Section::Authority) > 0 => ResponseClass::NoData,
         _ => ResponseClass::Error,
     };
-    let mut account = AccountName::EMPTY;
-    match (class, trail.zone) {
+    let account = match (class, trail.zone) {
         (ResponseClass::NxDomain | ResponseClass::NoData, Some(zone)) => {
-            account.set(&[], zone.apex.wire())
+            Account::of(zone.apex.wire())
         }
         (ResponseClass::Answer | ResponseClass::Truncated | ResponseClass::Referral, _) => {
-            account = trail.name
+            trail.name
         }
-        _ => {}
-    }
+        _ => Account::NONE,
+    };
     let question_end = w.question_end();
     let opt_at = w.opt_at();
     Report {
@@ -450,7 +444,7 @@ pub fn policy_input(ctx: &QueryContext, ecs: Option<ClientSubnet>, id: u16) -> P
 /// it, or the zone cut of a referral).
 struct Trail<'s> {
     zone: Option<&'s Zone>,
-    name: AccountName,
+    name: Account,
     referral: bool,
     /// The first service that answered.
     service: Option<u32>,
@@ -460,7 +454,7 @@ impl Default for Trail<'_> {
     fn default() -> Self {
         Trail {
             zone: None,
-            name: AccountName::EMPTY,
+            name: Account::NONE,
             referral: false,
             service: None,
         }
@@ -545,7 +539,7 @@ fn answer<'s>(
                     w.clear_flags(flag::AA);
                 }
                 let cut_owner = strip_labels(owner, depth);
-                trail.name.set(&[], strip_labels(name, depth));
+                trail.name = Account::of(strip_labels(name, depth));
                 trail.referral = true;
                 let ns = node.get(rtype::NS).ok_or(Full)?;
                 write_set(w, Section::Authority, cut_owner, ns)?;
@@ -564,8 +558,8 @@ fn answer<'s>(
                 // fresh account.
                 if hop == 0 {
                     match wildcard {
-                        Some(at) => trail.name.set(b"\x01*", &name[at..]),
-                        None => trail.name.set(&[], name),
+                        Some(at) => trail.name = Account::wildcard(&name[at..]),
+                        None => trail.name = Account::of(name),
                     }
                 }
                 let service = node
@@ -646,7 +640,7 @@ fn answer_chaos(
     let Some(rdata) = rdata else {
         return Ok(rcode::REFUSED);
     };
-    trail.name.set(&[], &lower[..len]);
+    trail.name = Account::of(&lower[..len]);
     w.set_flags(flag::AA);
     w.record_in(Section::Answer, q.qname, CLASS_CH, rtype::TXT, 0, rdata)?;
     Ok(rcode::NOERROR)
@@ -1602,10 +1596,7 @@ www A   198.51.100.1
         );
         assert_eq!(
             (r.class, r.account),
-            (
-                ResponseClass::Answer,
-                AccountName::from_wire(b"\x02id\x06server\x00")
-            )
+            (ResponseClass::Answer, Account::of(b"\x02id\x06server\x00"))
         );
 
         let hidden = Snapshot {

@@ -573,7 +573,7 @@ fn encode_snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::AccountName;
+    use crate::engine::Account;
     use crate::rrl::Verdict;
 
     fn report(question_type: u16, rcode: u16, class: ResponseClass, ecs: bool) -> Report {
@@ -586,7 +586,7 @@ mod tests {
             client_subnet: ecs,
             scope: None,
             service: None,
-            account: AccountName::EMPTY,
+            account: Account::NONE,
             cookie: crate::cookie::CookieStatus::Absent,
             question_end: 12,
             opt_at: None,

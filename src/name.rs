@@ -210,7 +210,7 @@ pub fn copy_lowercase(dst: &mut [u8], src: &[u8]) {
 /// [`copy_lowercase`] of eight bytes in a word. Each sum stays below 256 per
 /// byte, so no carry crosses into the next byte; a byte's top bit then
 /// says whether it was at least `A`, or above `Z`.
-fn lowercase_word(x: u64) -> u64 {
+pub(crate) fn lowercase_word(x: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const TOP: u64 = ONES * 0x80;
     let low = x & !TOP;

@@ -191,7 +191,7 @@ impl RateLimiter {
             h,
             (family << 24) | ((report.class as u64) << 16) | u64::from(report.qtype),
         );
-        h = mix_bytes(h, report.account.wire());
+        h = mix(h, report.account.digest());
         (finish(h) as usize) & self.mask
     }
 
@@ -279,31 +279,6 @@ fn finish(mut h: u64) -> u64 {
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;
-    h
-}
-
-/// Mixes `bytes`, eight at a time. Account names come lowercased from
-/// the engine, so case cannot make a new account.
-fn mix_bytes(mut h: u64, bytes: &[u8]) -> u64 {
-    let word = |chunk: &[u8]| {
-        let mut w = [0; 8];
-        w[..chunk.len()].copy_from_slice(chunk);
-        u64::from_le_bytes(w)
-    };
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        h = mix(h, word(chunk));
-    }
-    let rest = chunks.remainder().len();
-    if rest > 0 {
-        // The last eight bytes, overlapping the previous chunk, spare a
-        // variable-length copy; short strings take the slow way.
-        let tail = match bytes.len().checked_sub(8) {
-            Some(start) => word(&bytes[start..]),
-            None => word(bytes),
-        };
-        h = mix(h, tail ^ rest as u64);
-    }
     h
 }
 
@@ -425,7 +400,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::cookie::CookieSecret;
-    use crate::engine::{respond, AccountName, QueryContext, Transport};
+    use crate::engine::{respond, Account, QueryContext, Transport};
     use crate::name::Name;
     use crate::rr::rtype;
     use crate::snapshot::Snapshot;
@@ -458,7 +433,7 @@ mod tests {
             client_subnet: false,
             scope: None,
             service: None,
-            account: AccountName::from_wire(&wire(name)),
+            account: Account::of(&wire(name)),
             cookie: CookieStatus::Absent,
             question_end: 0,
             opt_at: None,
@@ -475,7 +450,7 @@ mod tests {
 
     fn error() -> Report {
         Report {
-            account: AccountName::EMPTY,
+            account: Account::NONE,
             ..report(ResponseClass::Error, ".", 0)
         }
     }
@@ -541,43 +516,47 @@ mod tests {
             let mut out = vec![0; 4096];
             respond(&query(name, qtype, None), &ctx, &snap, &mut out).unwrap()
         };
-        let account = |r: Report| (r.class, format!("{:?}", r.account), r.qtype);
-        let answer = (ResponseClass::Answer, "www.example.com.".into(), rtype::A);
+        let account = |r: Report| (r.class, r.account, r.qtype);
+        let of = |name: &str| Account::of(&wire(name));
+        let answer = (ResponseClass::Answer, of("www.example.com."), rtype::A);
         assert_eq!(account(ask("www.example.com.", rtype::A)), answer);
-        // Case does not make another account.
+        // Case does not make another account; another name does.
         assert_eq!(account(ask("WWW.Example.COM.", rtype::A)), answer);
+        assert_ne!(of("www.example.com."), of("www.example.org."));
+        assert_ne!(of("www.example.com."), Account::NONE);
         // A CNAME chain is counted to the name asked.
         assert_eq!(
             account(ask("api.example.com.", rtype::A)).1,
-            "api.example.com."
+            of("api.example.com.")
         );
         // Every name a wildcard answers shares the wildcard's account.
         let wild = (
             ResponseClass::Answer,
-            "*.apps.example.com.".into(),
+            Account::wildcard(&wire("apps.example.com.")),
             rtype::A,
         );
+        assert_ne!(wild.1, of("apps.example.com."));
         assert_eq!(account(ask("x.apps.example.com.", rtype::A)), wild);
         assert_eq!(account(ask("Y.Z.apps.example.com.", rtype::A)), wild);
         // NODATA and NXDOMAIN: the zone.
         assert_eq!(
             account(ask("www.example.com.", rtype::MX)),
-            (ResponseClass::NoData, "example.com.".into(), rtype::MX)
+            (ResponseClass::NoData, of("example.com."), rtype::MX)
         );
         assert_eq!(
             account(ask("x.apps.example.com.", rtype::MX)).1,
-            "example.com."
+            of("example.com.")
         );
         assert_eq!(
             account(ask("nope.example.com.", rtype::A)),
-            (ResponseClass::NxDomain, "example.com.".into(), 0)
+            (ResponseClass::NxDomain, of("example.com."), 0)
         );
         // Referrals: the delegation, whatever the name below it.
-        let referral = (ResponseClass::Referral, "lab.example.com.".into(), 0);
+        let referral = (ResponseClass::Referral, of("lab.example.com."), 0);
         assert_eq!(account(ask("host.lab.example.com.", rtype::A)), referral);
         assert_eq!(account(ask("a.b.lab.example.com.", rtype::A)), referral);
         // Errors: no name.
-        let refused = (ResponseClass::Error, "(none)".into(), 0);
+        let refused = (ResponseClass::Error, Account::NONE, 0);
         assert_eq!(account(ask("example.org.", rtype::A)), refused);
         assert_eq!(account(ask("example.com.", rtype::AXFR)), refused);
     }

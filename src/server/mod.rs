@@ -83,7 +83,7 @@ pub(crate) fn test_report(len: usize) -> Report {
         client_subnet: false,
         scope: None,
         service: None,
-        account: engine::AccountName::EMPTY,
+        account: engine::Account::NONE,
         cookie: crate::cookie::CookieStatus::Absent,
         question_end: 0,
         opt_at: None,

@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use crate::engine::{AccountName, Report};
+use crate::engine::Report;
+use crate::name::{copy_lowercase, MAX_NAME_LEN};
 use crate::snapshot::Snapshot;
 use crate::wire;
 
@@ -38,11 +39,41 @@ const POLL: Duration = Duration::from_millis(50);
 pub(crate) struct Sample {
     client: SocketAddr,
     /// The question name as asked (lowercased), empty without a question.
-    qname: AccountName,
+    qname: QName,
     qtype: u16,
     rcode: u16,
     scope: Option<u8>,
     service: Option<u32>,
+}
+
+/// A sampled question name, lowercase wire format, in a fixed buffer so
+/// that a sample is `Copy` and sampling allocates nothing.
+#[derive(Debug, Clone, Copy)]
+struct QName {
+    len: u8,
+    bytes: [u8; MAX_NAME_LEN],
+}
+
+impl QName {
+    /// No question.
+    const EMPTY: QName = QName {
+        len: 0,
+        bytes: [0; MAX_NAME_LEN],
+    };
+
+    /// `name` (uncompressed wire format) lowered (RFC 4343).
+    fn lowered(name: &[u8]) -> QName {
+        let mut q = QName::EMPTY;
+        let len = name.len().min(MAX_NAME_LEN);
+        copy_lowercase(&mut q.bytes[..len], &name[..len]);
+        q.len = len as u8;
+        q
+    }
+
+    /// The name in wire format.
+    fn wire(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
 }
 
 /// A worker's side of the query log: its countdown and the channel.
@@ -64,8 +95,8 @@ impl Sampler {
         }
         self.countdown = self.every;
         let (qname, qtype) = match wire::question(query) {
-            Some((name, qtype, _)) => (AccountName::from_wire(name), qtype),
-            None => (AccountName::EMPTY, 0),
+            Some((name, qtype, _)) => (QName::lowered(name), qtype),
+            None => (QName::EMPTY, 0),
         };
         let sample = Sample {
             client,
