@@ -24,7 +24,18 @@ struct Runs<K, V> {
     starts: Box<[K]>,
     /// The value of each run.
     values: Box<[V]>,
+    /// For large tables, the run holding the first address of each block
+    /// of [`BUCKETS`] (the top 16 bits of an address); empty otherwise. A
+    /// lookup then searches the few runs inside one block instead of all
+    /// of them: a GeoLite2-City table has millions of IPv4 runs.
+    index: Box<[u32]>,
 }
+
+/// Blocks of the first-level index: the top 16 bits of an address.
+const BUCKET_BITS: u8 = 16;
+/// Tables with more runs than this get an index; smaller ones are searched
+/// whole, faster than touching a 256 KiB index.
+const INDEX_ABOVE: usize = 4096;
 
 /// The integer a run start is stored as: `u32` for IPv4 (a GeoLite2-City
 /// table has millions of IPv4 runs; a quarter of the room of `u128`),
@@ -245,18 +256,53 @@ impl<K: RunKey, V: Clone + PartialEq> Runs<K, V> {
                 values.push(value);
             }
         }
-        Runs {
-            starts: starts.into(),
-            values: values.into(),
-        }
+        Runs::new(starts.into(), values.into())
     }
 }
 
 impl<K: RunKey, V> Runs<K, V> {
+    /// Runs from their starts (the first 0) and values, indexed when large.
+    fn new(starts: Box<[K]>, values: Box<[V]>) -> Runs<K, V> {
+        let index = if starts.len() > INDEX_ABOVE {
+            let shift = K::BITS - BUCKET_BITS;
+            (0..=1u128 << BUCKET_BITS)
+                .map(|b| {
+                    // The entry past the last block stands for the space's
+                    // last address.
+                    let first = match b < 1 << BUCKET_BITS {
+                        true => K::narrow(b << shift),
+                        false => K::narrow(max_key(K::BITS)),
+                    };
+                    // Fits: a table never has 2^32 runs.
+                    (starts.partition_point(|&s| s <= first) - 1) as u32
+                })
+                .collect()
+        } else {
+            Box::default()
+        };
+        Runs {
+            starts,
+            values,
+            index,
+        }
+    }
+
+    #[inline]
     fn lookup(&self, key: u128, source_prefix: u8) -> (&V, u8) {
         let narrow = K::narrow(key);
-        // `starts[0]` is 0, so the partition point is at least 1.
-        let i = self.starts.partition_point(|&s| s <= narrow) - 1;
+        // The run holding `key` lies between the runs holding its block's
+        // first address and the next block's (the last entry covers the
+        // end of the space).
+        let (lo, hi) = match self.index.is_empty() {
+            true => (0, self.starts.len()),
+            false => {
+                let b = (key >> (K::BITS - BUCKET_BITS)) as usize;
+                (self.index[b] as usize, self.index[b + 1] as usize + 1)
+            }
+        };
+        // `starts[lo]` is at most the key, so the partition point is at
+        // least 1.
+        let i = lo + self.starts[lo..hi].partition_point(|&s| s <= narrow) - 1;
         let lo = self.starts[i].wide();
         let hi = self.starts.get(i + 1).map(|&s| s.wide() - 1);
         let mut scope = 0;
@@ -281,10 +327,7 @@ impl<K: RunKey, V> Runs<K, V> {
                 values.push(value);
             }
         }
-        Runs {
-            starts: starts.into(),
-            values: values.into(),
-        }
+        Runs::new(starts.into(), values.into())
     }
 }
 
@@ -316,10 +359,7 @@ impl<K: RunKey, V> Runs<K, V> {
                 _ => j += 1,
             }
         }
-        Runs {
-            starts: starts.into(),
-            values: values.into(),
-        }
+        Runs::new(starts.into(), values.into())
     }
 }
 
@@ -387,10 +427,7 @@ impl<K: RunKey, V: Clone + PartialEq> SortedRuns<K, V> {
             let default = self.default.clone();
             self.run(self.next, default);
         }
-        Runs {
-            starts: self.starts.into(),
-            values: self.values.into(),
-        }
+        Runs::new(self.starts.into(), self.values.into())
     }
 }
 
@@ -715,6 +752,53 @@ mod tests {
             t.lookup(ip("2001:db8::1"), 56)
         );
         assert_eq!(t.lookup_embedded(ip("10.1.2.3"), 24), (&2, 16));
+    }
+
+    #[test]
+    fn indexed_lookups_match_a_whole_search() {
+        // Tables past INDEX_ABOVE runs, both families, runs spread
+        // unevenly (dense low blocks, sparse high ones, one run across
+        // many blocks): every lookup agrees with a search of all runs.
+        fn check<K: RunKey>(starts: Vec<K>) {
+            let values: Vec<u32> = (0..starts.len() as u32).collect();
+            let indexed = Runs::new(starts.clone().into(), values.clone().into());
+            assert!(!indexed.index.is_empty());
+            let whole = Runs {
+                starts: starts.clone().into(),
+                values: values.into(),
+                index: Box::default(),
+            };
+            let mut probes: Vec<u128> = vec![0, max_key(K::BITS)];
+            for s in &starts {
+                let s = s.wide();
+                probes.extend([
+                    s,
+                    s.saturating_sub(1),
+                    s.saturating_add(1).min(max_key(K::BITS)),
+                ]);
+            }
+            for shift in 0..K::BITS {
+                probes.push((1u128 << shift) - 1);
+                probes.push(1u128 << shift);
+            }
+            for k in probes {
+                for source in [K::BITS, K::BITS / 2, 8] {
+                    assert_eq!(indexed.lookup(k, source), whole.lookup(k, source), "{k:#x}");
+                }
+            }
+        }
+        let v4: Vec<u32> = std::iter::once(0)
+            .chain((1..6000u32).map(|i| i * 97))
+            .chain((0..200u32).map(|i| 0x8000_0000 + i * 0x0040_0000))
+            .chain([0xffff_fff0, 0xffff_ffff])
+            .collect();
+        check(v4);
+        let v6: Vec<u128> = std::iter::once(0)
+            .chain((1..5000u128).map(|i| (0x2001_0db8u128 << 96) + (i << 80)))
+            .chain((0..100u128).map(|i| (0xfc00u128 << 112) + (i << 100)))
+            .chain([u128::MAX])
+            .collect();
+        check(v6);
     }
 
     #[test]
