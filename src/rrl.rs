@@ -458,6 +458,7 @@ mod tests {
             client_subnet: false,
             scope: None,
             service: None,
+            endpoints: crate::policy::EndpointSet::new(),
             account: AccountName::from_wire(&wire(name)),
             cookie: CookieStatus::Absent,
             question_end: 0,

@@ -7,6 +7,7 @@
 mod common;
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +17,9 @@ use hickory_proto::rr::RecordType;
 
 use common::{query, query_ecs, QueryOpts};
 use steerdns::config::Config;
-use steerdns::reload::Reloader;
-use steerdns::server::Server;
+use steerdns::metrics::Metrics;
+use steerdns::reload::{ReloadHandle, Reloader};
+use steerdns::server::{Server, ServerError};
 use steerdns::snapshot::Snapshot;
 
 /// The value of the sample line `series` (name and labels exactly as
@@ -26,6 +28,81 @@ fn sample(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .map_or(0.0, |v| v.parse().unwrap())
+}
+
+/// A server running in this process with its reloader, as `serve` runs
+/// them, stopped on drop.
+struct Running {
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    reload: ReloadHandle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), ServerError>>>,
+}
+
+impl Running {
+    /// Starts the server the config file at `path` describes.
+    fn start(path: PathBuf) -> Running {
+        let config = Config::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::load(&config).unwrap()));
+        let server = Server::bind(&config).unwrap();
+        let addr: SocketAddr = server.local_addrs()[0];
+        let metrics = server.metrics();
+        metrics.loaded_now();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        let background = {
+            let (snapshot, metrics) = (snapshot.clone(), metrics.clone());
+            async move {
+                let mut reloader = Reloader::start(path, config, snapshot, metrics);
+                let _ = handle_tx.send(reloader.handle());
+                tokio::select! {
+                    _ = stopped => {}
+                    _ = reloader.run() => {}
+                }
+                reloader.stop();
+            }
+        };
+        let thread = std::thread::spawn(move || server.run_until(snapshot, background));
+        let reload = handle_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the reloader starts");
+        Running {
+            addr,
+            metrics,
+            reload,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Reloads the config file as SIGHUP does; panics when refused.
+    fn reload(&self) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcome = runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), self.reload.reload()).await
+        });
+        outcome
+            .expect("the reload finishes")
+            .unwrap_or_else(|e| panic!("reload refused: {e}"));
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let result = thread.join();
+            if !std::thread::panicking() {
+                result.unwrap().unwrap();
+            }
+        }
+    }
 }
 
 #[test]
@@ -51,22 +128,8 @@ fn a_scrape_counts_what_was_answered() {
          {{ name = \"b\", addresses = [\"127.0.0.2\"], priority = 2, monitor = \"down\" }},\n]\n"
     );
     let path = dir.write("steerdns.toml", &text);
-    let config = Config::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
-    let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::load(&config).unwrap()));
-    let server = Server::bind(&config).unwrap();
-    let addr: SocketAddr = server.local_addrs()[0];
-    let metrics = server.metrics();
-    metrics.loaded_now();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let background = {
-        let (snapshot, metrics) = (snapshot.clone(), metrics.clone());
-        async move {
-            let mut reloader = Reloader::start(path, config, snapshot, metrics);
-            let _ = stopped.await;
-            reloader.stop();
-        }
-    };
-    let running = std::thread::spawn(move || server.run_until(snapshot, background));
+    let running = Running::start(path);
+    let (addr, metrics) = (running.addr, running.metrics.clone());
 
     // Known traffic: 30 A over UDP (three workers share them), 4 with
     // ECS, 5 NXDOMAIN, 2 REFUSED; 3 A over TCP.
@@ -155,7 +218,115 @@ fn a_scrape_counts_what_was_answered() {
     assert!(line("steerdns_probe_changes_total{", &down_target).contains("to=\"down\""));
     assert!(text.contains("steerdns_probe_duration_seconds_bucket{"));
     assert!(sample(&text, "steerdns_config_age_seconds") < 60.0);
+}
 
-    let _ = stop.send(());
-    running.join().unwrap().unwrap();
+/// The zone of the endpoint tests.
+const SVC_ZONE: &str =
+    "$TTL 300\n@ SOA ns1 hostmaster 2026120101 7200 900 1209600 60\n@ NS ns1\nns1 A 192.0.2.53\n";
+
+/// `steerdns_endpoint_answers_total` for `service` and `endpoint`.
+fn endpoint_answers(text: &str, service: &str, endpoint: &str) -> f64 {
+    sample(
+        text,
+        &format!(
+            "steerdns_endpoint_answers_total{{service=\"{service}\",endpoint=\"{endpoint}\"}}"
+        ),
+    )
+}
+
+#[test]
+fn answers_are_counted_by_endpoint_across_nesting_and_reloads() {
+    let dir = common::TempDir::new("metrics-endpoints");
+    dir.write("svc.test.zone", SVC_ZONE);
+    let head = "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 2\n\
+                [[zone]]\norigin = \"svc.test.\"\nfile = \"svc.test.zone\"\n";
+    let multivalue = |y: &str| {
+        format!(
+            "[[service]]\nname = \"mv.svc.test.\"\nrouting = \"multivalue\"\nendpoints = [\n\
+             {{ name = \"x\", addresses = [\"192.0.2.11\", \"2001:db8::11\"] }},\n\
+             {{ name = \"{y}\", addresses = [\"192.0.2.12\"] }},\n]\n"
+        )
+    };
+    let nested = "[[service]]\nname = \"top.svc.test.\"\nrouting = \"priority\"\nendpoints = [\n\
+                  { name = \"inner\", service = \"mv.svc.test.\", priority = 1 },\n\
+                  { name = \"backup\", addresses = [\"192.0.2.99\"], priority = 2 },\n]\n";
+    let alias = "[[service]]\nname = \"alias.svc.test.\"\nrouting = \"priority\"\nendpoints = [\n\
+                 { name = \"c\", cname = \"www.example.org.\", priority = 1 },\n]\n";
+    // A `self` service has no endpoints: the numbering skips it.
+    let itself = "[[service]]\nname = \"self.svc.test.\"\nrouting = \"self\"\n";
+    let path = dir.write(
+        "steerdns.toml",
+        &format!("{head}{itself}{}{nested}{alias}", multivalue("y")),
+    );
+    let running = Running::start(path);
+    let addr = running.addr;
+    let udp = QueryOpts::default();
+    let ask = |name: &str, rtype: RecordType, times: usize| {
+        for _ in 0..times {
+            let m = query(addr, name, rtype, &udp).unwrap();
+            assert_eq!(m.response_code(), ResponseCode::NoError, "{name} {rtype}");
+        }
+    };
+    // Multivalue answers every endpoint with an address of the family;
+    // a nested answer counts for the endpoints of the service that
+    // decided it; ANY over UDP answers both families but counts an
+    // endpoint once; a CNAME endpoint counts too.
+    ask("mv.svc.test.", RecordType::A, 5);
+    ask("mv.svc.test.", RecordType::AAAA, 3);
+    ask("top.svc.test.", RecordType::A, 4);
+    ask("mv.svc.test.", RecordType::ANY, 2);
+    ask("alias.svc.test.", RecordType::A, 2);
+    // NODATA answers no endpoint.
+    ask("alias.svc.test.", RecordType::TXT, 1);
+
+    let text = running.metrics.encode();
+    for (service, endpoint, want) in [
+        ("mv.svc.test.", "x", 5.0 + 3.0 + 4.0 + 2.0),
+        ("mv.svc.test.", "y", 5.0 + 4.0 + 2.0),
+        ("top.svc.test.", "inner", 0.0),
+        ("top.svc.test.", "backup", 0.0),
+        ("alias.svc.test.", "c", 2.0),
+    ] {
+        assert_eq!(
+            endpoint_answers(&text, service, endpoint),
+            want,
+            "{service} {endpoint} in:\n{text}"
+        );
+    }
+    assert_eq!(
+        sample(
+            &text,
+            "steerdns_service_answers_total{service=\"top.svc.test.\"}"
+        ),
+        4.0
+    );
+
+    // Answers after that scrape and before the reload are named at the
+    // reload, by the snapshot they were made under.
+    ask("mv.svc.test.", RecordType::A, 2);
+    // The reload moves every service and endpoint to another index and
+    // renames y to z: counts stay with the names they were made under.
+    dir.write(
+        "steerdns.toml",
+        &format!("{head}{alias}{itself}{nested}{}", multivalue("z")),
+    );
+    running.reload();
+    ask("mv.svc.test.", RecordType::A, 3);
+    ask("alias.svc.test.", RecordType::A, 1);
+    ask("self.svc.test.", RecordType::A, 1);
+    let text = running.metrics.encode();
+    for (service, endpoint, want) in [
+        ("mv.svc.test.", "x", 14.0 + 2.0 + 3.0),
+        ("mv.svc.test.", "y", 11.0 + 2.0),
+        ("mv.svc.test.", "z", 3.0),
+        ("alias.svc.test.", "c", 3.0),
+        ("top.svc.test.", "inner", 0.0),
+        ("other", "other", 0.0),
+    ] {
+        assert_eq!(
+            endpoint_answers(&text, service, endpoint),
+            want,
+            "{service} {endpoint} in:\n{text}"
+        );
+    }
 }
