@@ -234,6 +234,18 @@ fn endpoint_answers(text: &str, service: &str, endpoint: &str) -> f64 {
     )
 }
 
+/// Checks `steerdns_endpoint_answers_total` for each (service, endpoint,
+/// count) of `want`.
+fn assert_endpoint_answers(text: &str, want: &[(&str, &str, f64)]) {
+    for &(service, endpoint, n) in want {
+        assert_eq!(
+            endpoint_answers(text, service, endpoint),
+            n,
+            "{service} {endpoint} in:\n{text}"
+        );
+    }
+}
+
 #[test]
 fn answers_are_counted_by_endpoint_across_nesting_and_reloads() {
     let dir = common::TempDir::new("metrics-endpoints");
@@ -280,19 +292,16 @@ fn answers_are_counted_by_endpoint_across_nesting_and_reloads() {
     ask("alias.svc.test.", RecordType::TXT, 1);
 
     let text = running.metrics.encode();
-    for (service, endpoint, want) in [
-        ("mv.svc.test.", "x", 5.0 + 3.0 + 4.0 + 2.0),
-        ("mv.svc.test.", "y", 5.0 + 4.0 + 2.0),
-        ("top.svc.test.", "inner", 0.0),
-        ("top.svc.test.", "backup", 0.0),
-        ("alias.svc.test.", "c", 2.0),
-    ] {
-        assert_eq!(
-            endpoint_answers(&text, service, endpoint),
-            want,
-            "{service} {endpoint} in:\n{text}"
-        );
-    }
+    assert_endpoint_answers(
+        &text,
+        &[
+            ("mv.svc.test.", "x", 5.0 + 3.0 + 4.0 + 2.0),
+            ("mv.svc.test.", "y", 5.0 + 4.0 + 2.0),
+            ("top.svc.test.", "inner", 0.0),
+            ("top.svc.test.", "backup", 0.0),
+            ("alias.svc.test.", "c", 2.0),
+        ],
+    );
     assert_eq!(
         sample(
             &text,
@@ -315,18 +324,15 @@ fn answers_are_counted_by_endpoint_across_nesting_and_reloads() {
     ask("alias.svc.test.", RecordType::A, 1);
     ask("self.svc.test.", RecordType::A, 1);
     let text = running.metrics.encode();
-    for (service, endpoint, want) in [
-        ("mv.svc.test.", "x", 14.0 + 2.0 + 3.0),
-        ("mv.svc.test.", "y", 11.0 + 2.0),
-        ("mv.svc.test.", "z", 3.0),
-        ("alias.svc.test.", "c", 3.0),
-        ("top.svc.test.", "inner", 0.0),
-        ("other", "other", 0.0),
-    ] {
-        assert_eq!(
-            endpoint_answers(&text, service, endpoint),
-            want,
-            "{service} {endpoint} in:\n{text}"
-        );
-    }
+    assert_endpoint_answers(
+        &text,
+        &[
+            ("mv.svc.test.", "x", 14.0 + 2.0 + 3.0),
+            ("mv.svc.test.", "y", 11.0 + 2.0),
+            ("mv.svc.test.", "z", 3.0),
+            ("alias.svc.test.", "c", 3.0),
+            ("top.svc.test.", "inner", 0.0),
+            ("other", "other", 0.0),
+        ],
+    );
 }
