@@ -394,6 +394,22 @@ impl Metrics {
         self.scraped.credit_services(old);
     }
 
+    /// Answers so far per service name (as `service_answers` reports
+    /// them), for rates on the status page. Empty until
+    /// [`Metrics::watch`] names the services.
+    pub fn service_totals(&self) -> BTreeMap<String, u64> {
+        let Some(snapshot) = self.scraped.snapshot.get() else {
+            return BTreeMap::new();
+        };
+        self.scraped.credit_services(&snapshot.load());
+        self.scraped
+            .services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_name
+            .clone()
+    }
+
     /// Dates the configuration now (the first load at start).
     pub fn loaded_now(&self) {
         self.scraped.loaded_at.store(unix_now(), Ordering::Relaxed);
