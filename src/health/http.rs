@@ -82,7 +82,7 @@ fn host(check: &HttpCheck, target: SocketAddr) -> HeaderValue {
 /// and judges the response against `check`.
 pub(crate) async fn exchange<S>(stream: S, check: &HttpCheck, target: SocketAddr) -> ProbeResult
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
         // Header names go out as `Host`, `X-Probe`, ...: some payloads'
