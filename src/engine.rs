@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::cookie::{self, CookieKeys, CookieStatus};
 use crate::name::{copy_lowercase, lowercase_word, parent_wire, MAX_NAME_LEN};
-use crate::policy::{self, Family, Method, Pick, PolicyInput, Target};
+use crate::policy::{self, EndpointSet, Family, Method, Pick, PolicyInput, Target};
 use crate::rr::{rtype, CLASS_CH, CLASS_IN};
 use crate::snapshot::Snapshot;
 use crate::wire::{
@@ -153,6 +153,10 @@ pub struct Report {
     pub scope: Option<u8>,
     /// The service (an index into the snapshot's) that answered, if any.
     pub service: Option<u32>,
+    /// The endpoints whose records the answer holds, by their numbers in
+    /// the snapshot ([`Snapshot::endpoint_number`], capped at `u16::MAX`),
+    /// each once: what metrics count answers by endpoint with.
+    pub endpoints: EndpointSet,
     /// The owner the response is accounted to, as BIND and Knot do: the
     /// query name for answers, the wildcard's owner (`*.…`) for answers a
     /// wildcard made, the zone apex for NXDOMAIN and NODATA, the zone cut
@@ -399,6 +403,7 @@ fn report(
         client_subnet: false,
         scope: None,
         service: trail.service,
+        endpoints: trail.endpoints,
         account,
         cookie,
         question_end,
@@ -448,6 +453,8 @@ struct Trail<'s> {
     referral: bool,
     /// The first service that answered.
     service: Option<u32>,
+    /// The endpoints answered with (see [`Report::endpoints`]).
+    endpoints: EndpointSet,
 }
 
 impl Default for Trail<'_> {
@@ -457,6 +464,7 @@ impl Default for Trail<'_> {
             name: Account::NONE,
             referral: false,
             service: None,
+            endpoints: EndpointSet::new(),
         }
     }
 }
@@ -573,7 +581,10 @@ fn answer<'s>(
                     if q.qtype == rtype::ANY && !udp {
                         write_any(w, owner, node, udp)?;
                     }
-                    match write_service(w, owner, index, snap, input, q.qtype, zone, scope)? {
+                    let answered = &mut trail.endpoints;
+                    match write_service(
+                        w, owner, index, snap, input, q.qtype, zone, scope, answered,
+                    )? {
                         Served::Done(rcode) => return Ok(rcode),
                         Served::Cname(target) => {
                             owner = target;
@@ -703,6 +714,7 @@ fn write_service<'s>(
     qtype: u16,
     zone: &Zone,
     scope: &mut u8,
+    answered: &mut EndpointSet,
 ) -> Result<Served<'s>, Full> {
     let families: &[Family] = match qtype {
         rtype::A => &[Family::V4],
@@ -722,7 +734,8 @@ fn write_service<'s>(
             } => {
                 let rule = &snap.services[service as usize];
                 let mut n = 0;
-                for e in set.iter().map(|i| &rule.endpoints[i]) {
+                for (i, e) in set.iter().map(|i| (i, &rule.endpoints[i])) {
+                    let number = snap.endpoint_number(service, i);
                     match &e.target {
                         Target::Addresses(list) => {
                             let usable = list.iter().filter(|a| {
@@ -734,12 +747,14 @@ fn write_service<'s>(
                                 }
                                 write_address(w, owner, d.ttl, a.ip)?;
                                 n += 1;
+                                answered.insert(number);
                             }
                         }
                         // A CNAME is alone at its name (RFC 1034 §3.6.2), so
                         // it answers every family; ANY gets it once.
                         Target::Cname(target) if written == 0 => {
                             w.record(Section::Answer, owner, rtype::CNAME, d.ttl, target.wire())?;
+                            answered.insert(number);
                             return Ok(match qtype {
                                 rtype::ANY => Served::Done(rcode::NOERROR),
                                 _ => Served::Cname(target.wire()),
@@ -1009,6 +1024,7 @@ www A   198.51.100.1
             health: crate::health::HealthViewBuilder::default().build(),
             probes: Vec::new(),
             identity: crate::identity::Identity::new("ns1.test", Some("steerdns test")),
+            first_endpoint: Box::new([]),
         }
     }
 

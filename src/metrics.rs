@@ -70,6 +70,11 @@ const RCODES: [(u16, &str); 8] = [
 /// index are counted under `other`.
 pub const COUNTED_SERVICES: usize = 1024;
 
+/// Endpoints counted apart, per worker, by their numbers in the snapshot
+/// ([`Snapshot::endpoint_number`]); answers with endpoints past this
+/// number are counted under `other`.
+pub const COUNTED_ENDPOINTS: usize = 4096;
+
 /// Rows of the type × rcode table: the named ones and `other`.
 const TYPE_ROWS: usize = QTYPES.len() + 1;
 const RCODE_COLUMNS: usize = RCODES.len() + 1;
@@ -87,6 +92,9 @@ pub struct QueryCounters {
     /// any index past the others). Indexes are the snapshot's; the scrape
     /// turns them into names (see [`ServiceTotals`]).
     services: Box<[AtomicU64]>,
+    /// Answers by the number of each endpoint they held (the last slot:
+    /// any number past the others), named at scrape like `services`.
+    endpoints: Box<[AtomicU64]>,
 }
 
 impl Default for QueryCounters {
@@ -98,11 +106,17 @@ impl Default for QueryCounters {
             // 128 bytes of padding past the last slot: another worker's
             // array allocated next to this one shares no cache line with
             // a slot in use.
-            services: (0..=COUNTED_SERVICES + 16)
-                .map(|_| AtomicU64::new(0))
-                .collect(),
+            services: padded_slots(COUNTED_SERVICES),
+            endpoints: padded_slots(COUNTED_ENDPOINTS),
         }
     }
+}
+
+/// Counters `0..=last` and 128 bytes of padding past the last: another
+/// worker's array allocated next to this one shares no cache line with a
+/// slot in use.
+fn padded_slots(last: usize) -> Box<[AtomicU64]> {
+    (0..=last + 16).map(|_| AtomicU64::new(0)).collect()
 }
 
 impl QueryCounters {
@@ -141,6 +155,9 @@ impl QueryCounters {
             let slot = (service as usize).min(COUNTED_SERVICES);
             bump(&self.services[slot]);
         }
+        for number in report.endpoints.iter() {
+            bump(&self.endpoints[number.min(COUNTED_ENDPOINTS)]);
+        }
     }
 
     /// Adds `other`'s counts to this one (a scrape's sum over workers).
@@ -158,36 +175,43 @@ impl QueryCounters {
         for (to, from) in self.services.iter().zip(other.services.iter()) {
             add(to, from);
         }
+        for (to, from) in self.endpoints.iter().zip(other.endpoints.iter()) {
+            add(to, from);
+        }
     }
 }
 
-/// Answers per service name across reloads. The workers count by service
-/// index and never reset (only they write their counters); a reload may
-/// give an index to another service, so at each reload the counts so far
-/// are credited to the names the old snapshot gave the indexes, and the
-/// new names count from there.
+/// Answers per name across reloads, for services (named by the service)
+/// and endpoints (by service and endpoint). The workers count by index
+/// and never reset (only they write their counters); a reload may give an
+/// index to another service or endpoint, so at each reload the counts so
+/// far are credited to the names the old snapshot gave the indexes, and
+/// the new names count from there.
 #[derive(Debug, Default)]
-struct ServiceTotals {
+struct NamedTotals<K> {
     /// Per index, the summed count already credited to a name.
     base: Vec<u64>,
-    /// Credited answers per service name (and `other`).
-    by_name: BTreeMap<String, u64>,
+    /// Credited answers per name (and `other`).
+    by_name: BTreeMap<K, u64>,
 }
 
-impl ServiceTotals {
-    /// Credits `counts` (summed over workers and transports, by index)
-    /// beyond the base to the names `names` gives the indexes, and moves
-    /// the base up.
-    fn credit(&mut self, counts: &[u64], names: &dyn Fn(usize) -> Option<String>) {
+/// Answers per service name.
+type ServiceTotals = NamedTotals<String>;
+
+/// Answers per (service name, endpoint name).
+type EndpointTotals = NamedTotals<(String, String)>;
+
+impl<K: Ord> NamedTotals<K> {
+    /// Credits `counts` (summed over workers and transports, by index;
+    /// the last index is the overflow) beyond the base to the names
+    /// `names` gives the indexes, or to `other`, and moves the base up.
+    fn credit(&mut self, counts: &[u64], names: &dyn Fn(usize) -> Option<K>, other: fn() -> K) {
         self.base.resize(counts.len(), 0);
+        let overflow = counts.len().saturating_sub(1);
         for (i, (&count, base)) in counts.iter().zip(self.base.iter_mut()).enumerate() {
             if count > *base {
-                let name = match i {
-                    COUNTED_SERVICES => None,
-                    _ => names(i),
-                }
-                .unwrap_or_else(|| "other".to_string());
-                *self.by_name.entry(name).or_insert(0) += count - *base;
+                let name = if i == overflow { None } else { names(i) };
+                *self.by_name.entry(name.unwrap_or_else(other)).or_insert(0) += count - *base;
                 *base = count;
             }
         }
@@ -265,6 +289,8 @@ struct Scraped {
     loaded_at: AtomicU64,
     /// Answers per service name up to the last reload (or scrape).
     services: Mutex<ServiceTotals>,
+    /// Answers per endpoint up to the last reload (or scrape).
+    endpoints: Mutex<EndpointTotals>,
 }
 
 impl Metrics {
@@ -278,6 +304,7 @@ impl Metrics {
             snapshot: OnceLock::new(),
             loaded_at: AtomicU64::new(0),
             services: Mutex::new(ServiceTotals::default()),
+            endpoints: Mutex::new(EndpointTotals::default()),
         });
         let mut registry = Registry::with_prefix("steerdns");
         registry.register_collector(Box::new(scraped.clone()));
@@ -360,10 +387,27 @@ impl Metrics {
         }
     }
 
-    /// Credits the answers counted so far to the services `old` names,
-    /// before a reload swaps in a snapshot whose indexes may name others.
+    /// Credits the answers counted so far to the services and endpoints
+    /// `old` names, before a reload swaps in a snapshot whose indexes may
+    /// name others.
     pub fn services_replaced(&self, old: &Snapshot) {
         self.scraped.credit_services(old);
+    }
+
+    /// Answers so far per service name (as `service_answers` reports
+    /// them), for rates on the status page. Empty until
+    /// [`Metrics::watch`] names the services.
+    pub fn service_totals(&self) -> BTreeMap<String, u64> {
+        let Some(snapshot) = self.scraped.snapshot.get() else {
+            return BTreeMap::new();
+        };
+        self.scraped.credit_services(&snapshot.load());
+        self.scraped
+            .services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_name
+            .clone()
     }
 
     /// Dates the configuration now (the first load at start).
@@ -390,27 +434,41 @@ fn unix_now() -> u64 {
 }
 
 impl Scraped {
-    /// Answers per service index so far, over every worker and TCP.
-    fn service_counts(&self) -> Vec<u64> {
-        (0..=COUNTED_SERVICES)
+    /// Answers per index so far of the counters `of` picks (services or
+    /// endpoints, `0..=last`), over every worker and TCP.
+    fn counts(&self, last: usize, of: fn(&QueryCounters) -> &[AtomicU64]) -> Vec<u64> {
+        (0..=last)
             .map(|i| {
                 self.udp
                     .iter()
                     .chain([&self.tcp])
-                    .map(|c| c.services[i].load(Ordering::Relaxed))
+                    .map(|c| of(c)[i].load(Ordering::Relaxed))
                     .sum()
             })
             .collect()
     }
 
-    /// Credits the counts so far to the names `snap` gives the indexes.
+    /// Credits the service and endpoint counts so far to the names `snap`
+    /// gives the indexes.
     fn credit_services(&self, snap: &Snapshot) {
-        let counts = self.service_counts();
+        let counts = self.counts(COUNTED_SERVICES, |c| &c.services);
         let names = |i: usize| snap.services.get(i).map(|s| s.name.to_string());
         self.services
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .credit(&counts, &names);
+            .credit(&counts, &names, || "other".to_string());
+
+        let counts = self.counts(COUNTED_ENDPOINTS, |c| &c.endpoints);
+        let names = |i: usize| {
+            let (rule, endpoint) = snap.endpoint_at(u32::try_from(i).ok()?)?;
+            Some((rule.name.to_string(), endpoint.name.to_string()))
+        };
+        self.endpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .credit(&counts, &names, || {
+                ("other".to_string(), "other".to_string())
+            });
     }
 }
 
@@ -516,6 +574,21 @@ impl Collector for Scraped {
                     .encode(family.encode_family(&[("service", name.as_str())])?)?;
             }
             drop(totals);
+            let totals = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
+            let mut family = encoder.encode_descriptor(
+                "endpoint_answers",
+                "Answers that held an endpoint's records, by service and endpoint",
+                None,
+                counter.metric_type(),
+            )?;
+            for ((service, endpoint), &n) in &totals.by_name {
+                let labels = [
+                    ("service", service.as_str()),
+                    ("endpoint", endpoint.as_str()),
+                ];
+                ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+            }
+            drop(totals);
             encode_snapshot(&mut encoder, &snap)?;
         }
         Ok(())
@@ -586,6 +659,7 @@ mod tests {
             client_subnet: ecs,
             scope: None,
             service: None,
+            endpoints: crate::policy::EndpointSet::new(),
             account: Account::NONE,
             cookie: crate::cookie::CookieStatus::Absent,
             question_end: 12,
@@ -646,10 +720,10 @@ mod tests {
         let after = |i: usize| ["b.test.", "c.test."].get(i).map(|n| n.to_string());
         let mut counts = vec![0; COUNTED_SERVICES + 1];
         (counts[0], counts[1], counts[COUNTED_SERVICES]) = (5, 2, 1);
-        totals.credit(&counts, &before);
+        totals.credit(&counts, &before, || "other".to_string());
         // After the reload index 0 is b and index 1 is c.
         (counts[0], counts[1]) = (8, 6);
-        totals.credit(&counts, &after);
+        totals.credit(&counts, &after, || "other".to_string());
         let got: Vec<(&str, u64)> = totals
             .by_name
             .iter()

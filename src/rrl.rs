@@ -433,6 +433,7 @@ mod tests {
             client_subnet: false,
             scope: None,
             service: None,
+            endpoints: crate::policy::EndpointSet::new(),
             account: Account::of(&wire(name)),
             cookie: CookieStatus::Absent,
             question_end: 0,

@@ -37,6 +37,11 @@ pub struct Snapshot {
     pub probes: Vec<ProbePlan>,
     /// What this node answers NSID and CHAOS `id.server` with.
     pub identity: Identity,
+    /// Per service, the number of its first endpoint when every service's
+    /// endpoints are numbered in order: a small number per endpoint, fixed
+    /// at load, that per-worker answer counters are indexed by (see
+    /// [`Snapshot::endpoint_number`]).
+    pub first_endpoint: Box<[u32]>,
 }
 
 /// One probe to run: what to probe, how, and which slot it feeds.
@@ -163,15 +168,58 @@ impl Snapshot {
         if !errors.is_empty() {
             return Err(LoadError(errors));
         }
+        let services: Box<[ServiceRule]> = services.into();
         Ok(Snapshot {
             zones,
             max_udp_payload: config.max_udp_payload,
-            services: services.into(),
+            first_endpoint: first_endpoints(&services),
+            services,
             health: health.build(),
             probes,
             identity: Identity::new(&config.identity, config.version.as_deref()),
         })
     }
+}
+
+impl Snapshot {
+    /// The number of endpoint `endpoint` of service `service` among every
+    /// endpoint of the snapshot (services in order); `u32::MAX` for an
+    /// index the snapshot does not have.
+    pub fn endpoint_number(&self, service: u32, endpoint: usize) -> u32 {
+        self.first_endpoint
+            .get(service as usize)
+            .and_then(|&first| first.checked_add(u32::try_from(endpoint).ok()?))
+            .unwrap_or(u32::MAX)
+    }
+
+    /// The service and endpoint that `number` stands for (the inverse of
+    /// [`Snapshot::endpoint_number`]), for naming counters at a scrape.
+    pub fn endpoint_at(&self, number: u32) -> Option<(&ServiceRule, &Endpoint)> {
+        // The last service whose first endpoint is at or before `number`
+        // (services without endpoints share their successor's first).
+        let service = self
+            .first_endpoint
+            .partition_point(|&first| first <= number)
+            .checked_sub(1)?;
+        let rule = self.services.get(service)?;
+        let first = *self.first_endpoint.get(service)?;
+        let endpoint = rule.endpoints.get((number - first) as usize)?;
+        Some((rule, endpoint))
+    }
+}
+
+/// [`Snapshot::first_endpoint`] for `services`.
+fn first_endpoints(services: &[ServiceRule]) -> Box<[u32]> {
+    let mut next = 0u32;
+    services
+        .iter()
+        .map(|rule| {
+            let first = next;
+            let count = u32::try_from(rule.endpoints.len()).unwrap_or(u32::MAX);
+            next = next.saturating_add(count);
+            first
+        })
+        .collect()
 }
 
 /// Health slots and the probes that feed them, handed out while services

@@ -418,6 +418,63 @@ fn drains_through_the_api_show_in_dns_answers_within_a_second() {
     assert_eq!(node.answers("api.example.com."), ["192.0.2.20"]);
 }
 
+/// `queries_per_second` of service `name` in a status or services answer.
+fn rate_of(services: &Value, name: &str) -> Value {
+    services
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {services}"))["queries_per_second"]
+        .clone()
+}
+
+#[test]
+fn query_rates_per_service_show_in_the_api_and_on_the_page() {
+    let _serial = serial();
+    let node = Node::start("");
+    // Node::start already asked a few questions (at the apex); the
+    // services had none.
+    const QUERIES: usize = 40;
+    let started = Instant::now();
+    for _ in 0..QUERIES {
+        assert_eq!(node.answers("api.example.com."), ["192.0.2.20"]);
+    }
+    let status = node.get("/api/v1/status").json();
+    let took = started.elapsed();
+    let api = rate_of(&status["services"], "api.example.com.");
+    let www = rate_of(&status["services"], "www.example.com.");
+    let api = api
+        .as_f64()
+        .unwrap_or_else(|| panic!("no api rate in {status}"));
+    // The rate spans from the sampler's first reading (at the start) to
+    // now, at most a minute, and at least a second: 40 answers in that
+    // span, and none for www.
+    assert!(api > 0.0, "{status}");
+    assert!(
+        api <= QUERIES as f64,
+        "{api} per second for {QUERIES} answers in {took:?}"
+    );
+    assert!(api >= QUERIES as f64 / 61.0, "{api}");
+    assert_eq!(www.as_f64(), Some(0.0), "{status}");
+
+    // The page shows the column and each service's rate in its heading.
+    let page = node.get("/").body;
+    assert!(page.contains("<th>queries/s</th>"), "{page}");
+    let page_rate = |service: &str| -> f64 {
+        let heading = page
+            .lines()
+            .find(|l| l.starts_with(&format!("<h3 id=\"{service}\">")))
+            .unwrap_or_else(|| panic!("no heading for {service} in {page}"));
+        let (before, _) = heading
+            .split_once(" queries/s")
+            .unwrap_or_else(|| panic!("no rate in {heading}"));
+        before.rsplit(", ").next().unwrap().parse().unwrap()
+    };
+    assert!(page_rate("api.example.com.") > 0.0, "{page}");
+    assert_eq!(page_rate("www.example.com."), 0.0, "{page}");
+}
+
 #[test]
 fn reload_through_the_api_reports_errors_with_file_and_line() {
     let _serial = serial();

@@ -13,7 +13,8 @@
 //! | POST | `/api/v1/reload` | reload as SIGHUP does; the errors when refused |
 //! | GET | `/api/v1/explain` | `steerdns explain` against the live health |
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -23,7 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Token;
 use super::limits::{read_body, BodyError};
-use super::status::{Sources, Status};
+use super::rates::ServiceRates;
+use super::status::{QueryRates, Sources, Status};
 use super::AdminState;
 use crate::config::AdminConfig;
 use crate::drain::{DrainError, DrainState, DrainTarget};
@@ -55,6 +57,9 @@ pub struct Api {
     request_timeout: Duration,
     /// Drains are read-modify-write of one file: one at a time.
     drain_lock: tokio::sync::Mutex<()>,
+    /// Readings of the per-service answer counters, when there are
+    /// metrics.
+    rates: Option<Arc<ServiceRates>>,
 }
 
 /// The body of a drain or undrain request: neither key drains the node.
@@ -77,13 +82,14 @@ struct DrainReply<'a> {
 
 impl Api {
     /// The routes over `state`, with `config`'s token and limits.
-    pub fn new(state: AdminState, config: &AdminConfig) -> Api {
+    pub fn new(state: AdminState, config: &AdminConfig, rates: Option<Arc<ServiceRates>>) -> Api {
         Api {
             state,
             token: config.token.as_deref().map(Token::new),
             max_body: config.max_body,
             request_timeout: config.request_timeout,
             drain_lock: tokio::sync::Mutex::new(()),
+            rates,
         }
     }
 
@@ -171,6 +177,14 @@ impl Api {
         };
         let snapshot = self.state.snapshot.load();
         let loaded = self.state.loaded.borrow().clone();
+        let per_second = match (&self.rates, &self.state.metrics) {
+            (Some(rates), Some(metrics)) => {
+                rates.per_second(Instant::now(), &metrics.service_totals())
+            }
+            _ => None,
+        };
+        // Known rates: a service without answers answers at 0 per second.
+        let rates = per_second.map(|r| move |name: &str| Some(r.get(name).copied().unwrap_or(0.0)));
         Status::build(&Sources {
             snapshot: &snapshot,
             journal: &self.state.journal,
@@ -178,8 +192,7 @@ impl Api {
             node_drained,
             started: self.state.started.1,
             uptime: self.state.started.0.elapsed(),
-            // Filled once the metrics module counts queries per service.
-            rates: None,
+            rates: rates.as_ref().map(|r| r as &QueryRates),
         })
     }
 

@@ -15,7 +15,8 @@
 //!   `token-file` is set (which any non-loopback `listen` must set).
 //! - `limits`: connections, timeouts, header and body sizes.
 //! - `api`: the routes; [`status`]: the model they report; `page`: the
-//!   HTML status page; [`client`]: what `steerdns status` asks with.
+//!   HTML status page; `rates`: query rates per service from the metrics'
+//!   counters; [`client`]: what `steerdns status` asks with.
 //!
 //! The routes are documented in `docs/openapi.yaml`.
 
@@ -24,6 +25,7 @@ mod auth;
 pub mod client;
 mod limits;
 mod page;
+mod rates;
 pub mod status;
 
 use std::io;
@@ -90,7 +92,15 @@ impl AdminListener {
     /// tokio runtime.
     pub async fn serve(self, state: AdminState) -> io::Result<()> {
         let listener = tokio::net::TcpListener::from_std(self.listener)?;
-        let api = Arc::new(api::Api::new(state, &self.config));
+        // Readings for query rates, taken while the listener serves (the
+        // guard stops the sampler when this future is dropped).
+        let _sampler = state.metrics.clone().map(|metrics| {
+            let rates = Arc::new(rates::ServiceRates::new());
+            let sampler = tokio::spawn(sample_rates(metrics, rates.clone()));
+            (rates, AbortOnDrop(sampler))
+        });
+        let rates = _sampler.as_ref().map(|(rates, _)| rates.clone());
+        let api = Arc::new(api::Api::new(state, &self.config, rates));
         let gate = limits::Gate::new(self.config.max_connections);
         let http = limits::http1(&self.config);
         // A connection's whole life: its headers, then its request.
@@ -126,5 +136,24 @@ impl AdminListener {
                 drop(permit);
             });
         }
+    }
+}
+
+/// Reads the per-service answer counters every [`rates::SAMPLE_EVERY`],
+/// the first time at once.
+async fn sample_rates(metrics: Arc<crate::metrics::Metrics>, rates: Arc<rates::ServiceRates>) {
+    let mut every = tokio::time::interval(rates::SAMPLE_EVERY);
+    loop {
+        every.tick().await;
+        rates.sample(Instant::now(), metrics.service_totals());
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

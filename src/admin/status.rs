@@ -91,9 +91,10 @@ pub struct ServiceStatus {
     /// Whether the service itself is drained (`self` services; endpoint
     /// drains are on the endpoints).
     pub drained: bool,
-    /// Queries per second answered for the service: `null` until metrics
-    /// provide it (the hook for the metrics module; the page shows a
-    /// column as soon as any service has a rate).
+    /// Queries per second answered for the service over the last minute
+    /// or so (`super::rates`); `null` when unknown (no metrics, or no
+    /// reading yet). The page shows a column as soon as any service has a
+    /// rate.
     pub queries_per_second: Option<f64>,
     /// Its endpoints; for a `self` service this node's payload and the
     /// peers.
@@ -183,8 +184,8 @@ pub struct Sources<'a> {
     pub started: SystemTime,
     /// Time since the start.
     pub uptime: Duration,
-    /// Queries per second answered for a service, by its name: the hook
-    /// for the metrics module's per-service counters. `None` (today):
+    /// Queries per second answered for a service, by its name, from the
+    /// metrics module's per-service counters (`super::rates`). `None`:
     /// rates unknown, shown as `null` and left off the page.
     pub rates: Option<&'a QueryRates>,
 }

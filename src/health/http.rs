@@ -1,346 +1,217 @@
-//! A minimal HTTP/1.1 client for probes (RFC 9112): one `GET` with
-//! `Connection: close`, then the status line, the header fields, and at most
-//! [`MAX_BODY`] bytes of body when the monitor looks for text in it.
+//! The HTTP/1.1 part of http and https probes, on hyper's client connection
+//! (RFC 9112): one `GET` with `Connection: close` on a connection the probe
+//! opened itself, then the status and, when the monitor looks for text in
+//! it, at most [`MAX_BODY`] bytes of body.
 //!
-//! Everything read comes from the probed server, so nothing here trusts it:
-//! sizes are capped, framing errors become [`ProbeFailure::BadResponse`],
-//! and nothing panics on odd input.
+//! hyper does the framing (chunked, `Content-Length`, close-delimited,
+//! interim 1xx responses); this module caps what it may read, judges the
+//! status and searches the body. Everything read comes from the probed
+//! server, so sizes are capped and framing errors become
+//! [`ProbeFailure::BadResponse`].
+//!
+//! The connection is driven inside the probe's own future rather than in a
+//! spawned task, so when the probe ends (an answer, or the monitor's
+//! timeout dropping it) the socket closes with it: nothing is left behind.
 
+use std::error::Error as _;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::pin;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, ACCEPT, CONNECTION, HOST, USER_AGENT};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::monitor::{HttpCheck, MAX_BODY};
 use super::result::{ProbeFailure, ProbeResult};
 
-/// Largest response head (status line and header fields) accepted.
-pub(crate) const MAX_HEAD: usize = 16 * 1024;
+/// Largest response head (status line and header fields) hyper may buffer.
+/// Also its read buffer, so body bytes arrive in pieces no larger than this.
+const MAX_HEAD: usize = 16 * 1024;
 
-/// Raw body bytes read at most, allowing for chunk framing around
-/// [`MAX_BODY`] bytes of content.
-const MAX_RAW_BODY: usize = 2 * MAX_BODY;
+/// Most header fields accepted in a response.
+const MAX_HEADERS: usize = 100;
 
 /// The request for one probe of `target`.
-pub(crate) fn request(check: &HttpCheck, target: SocketAddr) -> Vec<u8> {
-    let default_port = if check.tls.is_some() { 443 } else { 80 };
-    let mut r = String::with_capacity(256);
-    r.push_str("GET ");
-    r.push_str(&check.path);
-    r.push_str(" HTTP/1.1\r\nHost: ");
-    match &check.host {
-        Some(host) => r.push_str(host),
-        // RFC 9110 §7.2: the authority, with the port only when it is not
-        // the scheme's default. SocketAddr already brackets IPv6.
-        None if target.port() == default_port => match target {
-            SocketAddr::V4(v4) => r.push_str(&v4.ip().to_string()),
-            SocketAddr::V6(v6) => {
-                r.push('[');
-                r.push_str(&v6.ip().to_string());
-                r.push(']');
-            }
-        },
-        None => r.push_str(&target.to_string()),
+fn request(check: &HttpCheck, target: SocketAddr) -> Request<Empty<Bytes>> {
+    let mut request = Request::new(Empty::new());
+    *request.uri_mut() = check.target.clone();
+    let headers = request.headers_mut();
+    headers.insert(HOST, host(check, target));
+    // The configured headers may replace these two, never the rest (see
+    // `RESERVED_HEADERS` in the monitor).
+    headers.insert(
+        USER_AGENT,
+        HeaderValue::from_static(concat!("steerdns-health/", env!("CARGO_PKG_VERSION"))),
+    );
+    headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+    for (name, value) in &check.header_map {
+        headers.insert(name, value.clone());
     }
-    r.push_str("\r\n");
-    let has = |name: &str| {
-        check
-            .headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(name))
-    };
-    if !has("user-agent") {
-        r.push_str(concat!(
-            "User-Agent: steerdns-health/",
-            env!("CARGO_PKG_VERSION"),
-            "\r\n"
-        ));
-    }
-    if !has("accept") {
-        r.push_str("Accept: */*\r\n");
-    }
-    for (name, value) in &check.headers {
-        r.push_str(name);
-        r.push_str(": ");
-        r.push_str(value);
-        r.push_str("\r\n");
-    }
-    r.push_str("Connection: close\r\n\r\n");
-    r.into_bytes()
+    headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    request
 }
 
-/// Sends `request` on `stream` and judges the response against `check`.
-pub(crate) async fn exchange<S>(stream: &mut S, request: &[u8], check: &HttpCheck) -> ProbeResult
+/// The `Host` field: the monitor's `host`, else the target's authority.
+fn host(check: &HttpCheck, target: SocketAddr) -> HeaderValue {
+    if let Some(host) = &check.host_value {
+        return host.clone();
+    }
+    let default_port = if check.tls.is_some() { 443 } else { 80 };
+    // RFC 9110 §7.2: the authority, with the port only when it is not the
+    // scheme's default. SocketAddr's Display brackets IPv6.
+    let authority = if target.port() == default_port {
+        match target {
+            SocketAddr::V4(v4) => v4.ip().to_string(),
+            SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
+        }
+    } else {
+        target.to_string()
+    };
+    // An address printed as text is digits, hex letters, '.', ':', '[',
+    // ']' and '%' (a scope id, which is a number here): all valid in a
+    // header value, so this conversion cannot fail.
+    HeaderValue::try_from(authority).expect("an address is a valid header value")
+}
+
+/// Sends the probe request for `target` on `stream` (TCP, or TLS over it)
+/// and judges the response against `check`.
+pub(crate) async fn exchange<S>(stream: S, check: &HttpCheck, target: SocketAddr) -> ProbeResult
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    stream.write_all(request).await.map_err(io_failure)?;
-    stream.flush().await.map_err(io_failure)?;
-
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let head = loop {
-        let end = loop {
-            if let Some(end) = head_end(&buf) {
-                break end;
-            }
-            if buf.len() > MAX_HEAD {
-                return Err(ProbeFailure::BadResponse("response head over 16 KiB"));
-            }
-            if read_some(stream, &mut buf).await? == 0 {
-                return Err(ProbeFailure::BadResponse(if buf.is_empty() {
-                    "connection closed without a response"
-                } else {
-                    "connection closed inside the response head"
-                }));
-            }
-        };
-        let head = parse_head(buf.get(..end).unwrap_or_default())?;
-        buf.drain(..end);
-        // RFC 9112 §4 / RFC 9110 §15.2: interim 1xx responses precede the
-        // final one; skip them (101 would switch protocols, which a GET
-        // without Upgrade never asks for, so it is taken as final).
-        if !(100..=199).contains(&head.status) || head.status == 101 {
-            break head;
-        }
+    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+        // Header names go out as `Host`, `X-Probe`, ...: some payloads'
+        // health handlers compare names case-sensitively.
+        .title_case_headers(true)
+        .max_buf_size(MAX_HEAD)
+        .max_headers(MAX_HEADERS)
+        .handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+        .await
+        .map_err(|e| failure(&e))?;
+    let judged = async {
+        // The connection takes a request only once `drive` has polled it.
+        sender.ready().await.map_err(|e| failure(&e))?;
+        let response = sender
+            .send_request(request(check, target))
+            .await
+            .map_err(|e| failure(&e))?;
+        judge(response, check).await
     };
+    drive(connection, judged).await
+}
 
-    if !check.expected_status.contains(head.status) {
+/// Runs `work` while polling `connection`, which moves the bytes `work`
+/// waits for. The connection may finish first (the server closed after the
+/// last byte), with body data still buffered for `work`, so `work` alone
+/// decides the result; an error of the connection reaches `work` through
+/// hyper's channels.
+async fn drive<C, W>(connection: C, work: W) -> ProbeResult
+where
+    C: Future<Output = hyper::Result<()>>,
+    W: Future<Output = ProbeResult>,
+{
+    let mut connection = pin!(connection);
+    let mut work = pin!(work);
+    let mut connected = true;
+    loop {
+        tokio::select! {
+            result = &mut work => return result,
+            _ = &mut connection, if connected => connected = false,
+        }
+    }
+}
+
+/// Checks the status, then looks for the monitor's text in the body.
+async fn judge(response: Response<Incoming>, check: &HttpCheck) -> ProbeResult {
+    let code = response.status().as_u16();
+    if !check.expected_status.contains(code) {
         return Err(ProbeFailure::Status {
-            code: head.status,
+            code,
             expected: check.expected_status.clone(),
         });
     }
     let Some(needle) = check.body_contains.as_deref() else {
         return Ok(());
     };
-
-    // `buf` now holds the first body bytes. Read until the text shows up,
-    // the body ends, or the cap is reached.
-    let mut decoded = Vec::new();
-    let mut eof = false;
-    loop {
-        let (body, complete) = match head.framing {
-            Framing::Empty => (&[][..], true),
-            Framing::Length(n) => (buf.get(..n).unwrap_or(&buf), buf.len() >= n),
-            Framing::UntilClose => (&buf[..], false),
-            Framing::Chunked => {
-                decoded.clear();
-                let complete = dechunk(&buf, &mut decoded)?;
-                (&decoded[..], complete)
-            }
+    let needle = needle.as_bytes();
+    let mut body = response.into_body();
+    let mut seen: Vec<u8> = Vec::new();
+    while seen.len() < MAX_BODY {
+        let Some(frame) = body.frame().await else {
+            break;
         };
-        let body = body.get(..MAX_BODY).unwrap_or(body);
-        if contains(body, needle.as_bytes()) {
+        let frame = frame.map_err(|e| failure(&e))?;
+        let Ok(data) = frame.into_data() else {
+            // Trailers: the body has ended.
+            break;
+        };
+        // Only the new bytes and the needle's length before them can hold
+        // a match that was not there already.
+        let from = seen.len().saturating_sub(needle.len().saturating_sub(1));
+        let room = MAX_BODY - seen.len();
+        seen.extend_from_slice(data.get(..room).unwrap_or(&data));
+        if seen
+            .get(from..)
+            .is_some_and(|tail| tail.windows(needle.len()).any(|w| w == needle))
+        {
             return Ok(());
         }
-        if complete || eof || body.len() >= MAX_BODY || buf.len() >= MAX_RAW_BODY {
-            return Err(ProbeFailure::BodyLacks(needle.to_string()));
+    }
+    Err(ProbeFailure::BodyLacks(
+        String::from_utf8_lossy(needle).into_owned(),
+    ))
+}
+
+/// Why hyper gave up, as a probe failure. I/O errors (and the TLS alerts
+/// tokio-rustls wraps in them) are found in the error's sources.
+fn failure(e: &hyper::Error) -> ProbeFailure {
+    if e.is_parse_too_large() {
+        return ProbeFailure::BadResponse("response head over 16 KiB or 100 fields");
+    }
+    if e.is_parse_status() {
+        return ProbeFailure::BadResponse("malformed status line");
+    }
+    if e.is_parse() {
+        return ProbeFailure::BadResponse("malformed response head");
+    }
+    let mut source = e.source();
+    while let Some(inner) = source {
+        if let Some(io) = inner.downcast_ref::<io::Error>() {
+            return io_failure(io);
         }
-        eof = read_some(stream, &mut buf).await? == 0;
+        source = inner.source();
     }
+    if e.is_incomplete_message() {
+        return ProbeFailure::BadResponse("connection closed before the response ended");
+    }
+    ProbeFailure::BadResponse("the HTTP exchange failed")
 }
 
-/// How the response body is delimited (RFC 9112 §6.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    /// 1xx, 204 and 304 responses have no body.
-    Empty,
-    /// `Transfer-Encoding: chunked`.
-    Chunked,
-    /// `Content-Length`.
-    Length(usize),
-    /// Neither: the body ends when the server closes.
-    UntilClose,
-}
-
-/// The parts of a response head a probe needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Head {
-    status: u16,
-    framing: Framing,
-}
-
-/// Index just past the blank line ending the head, if `buf` holds it.
-/// A bare LF is accepted as a line end (RFC 9112 §2.2).
-fn head_end(buf: &[u8]) -> Option<usize> {
-    let crlf = find(buf, b"\n\r\n").map(|i| i + 3);
-    let lf = find(buf, b"\n\n").map(|i| i + 2);
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-/// Parses a status line and header fields.
-fn parse_head(head: &[u8]) -> Result<Head, ProbeFailure> {
-    let mut lines = head
-        .split(|&b| b == b'\n')
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line));
-    let status_line = lines.next().unwrap_or_default();
-    let status =
-        parse_status_line(status_line).ok_or(ProbeFailure::BadResponse("malformed status line"))?;
-
-    let mut chunked = false;
-    let mut length: Option<usize> = None;
-    for line in lines {
-        // Lines without a colon (and obsolete folding) are ignored: a probe
-        // needs only two fields and should not fail a payload over a third.
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        let (name, value) = line.split_at(colon);
-        let value = trim(value.get(1..).unwrap_or_default());
-        if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            // RFC 9112 §6.3: chunked, if present, is the final coding.
-            let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
-            chunked = trim(last).eq_ignore_ascii_case(b"chunked");
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            let n = parse_decimal(value).ok_or(ProbeFailure::BadResponse("bad content-length"))?;
-            // RFC 9112 §6.3: differing lengths make the framing unknowable.
-            if length.is_some_and(|known| known != n) {
-                return Err(ProbeFailure::BadResponse("conflicting content-length"));
-            }
-            length = Some(n);
-        }
-    }
-    let framing = if (100..=199).contains(&status) || status == 204 || status == 304 {
-        Framing::Empty
-    } else if chunked {
-        Framing::Chunked
-    } else if let Some(n) = length {
-        Framing::Length(n)
-    } else {
-        Framing::UntilClose
-    };
-    Ok(Head { status, framing })
-}
-
-/// `HTTP/1.x SSS reason` → `SSS` (RFC 9112 §4).
-fn parse_status_line(line: &[u8]) -> Option<u16> {
-    let rest = line.strip_prefix(b"HTTP/1.")?;
-    let (&minor, rest) = rest.split_first()?;
-    if !minor.is_ascii_digit() {
-        return None;
-    }
-    let rest = rest.strip_prefix(b" ")?;
-    let code = rest.get(..3)?;
-    if !code.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    if !matches!(rest.get(3), None | Some(b' ')) {
-        return None;
-    }
-    Some(code.iter().fold(0u16, |n, &d| n * 10 + u16::from(d - b'0')))
-}
-
-/// Appends what `raw` holds of a chunked body (RFC 9112 §7.1) to `out`;
-/// true once the last chunk was seen. Trailer fields are ignored.
-fn dechunk(raw: &[u8], out: &mut Vec<u8>) -> Result<bool, ProbeFailure> {
-    let mut rest = raw;
-    loop {
-        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
-            return Ok(false);
-        };
-        let (line, after) = rest.split_at(nl);
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let size_text = line.split(|&b| b == b';').next().unwrap_or_default();
-        let size = parse_hex(trim(size_text)).ok_or(ProbeFailure::BadResponse("bad chunk size"))?;
-        rest = after.get(1..).unwrap_or_default();
-        if size == 0 {
-            return Ok(true);
-        }
-        let Some(data) = rest.get(..size) else {
-            out.extend_from_slice(rest);
-            return Ok(false);
-        };
-        out.extend_from_slice(data);
-        rest = rest.get(size..).unwrap_or_default();
-        if let Some(next) = rest
-            .strip_prefix(b"\r\n")
-            .or_else(|| rest.strip_prefix(b"\n"))
-        {
-            rest = next;
-        } else if rest.is_empty() || rest == b"\r" {
-            return Ok(false);
-        } else {
-            return Err(ProbeFailure::BadResponse("chunk not followed by CRLF"));
-        }
-    }
-}
-
-/// Reads what the stream has into `buf`; 0 at end of stream.
-async fn read_some<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    buf: &mut Vec<u8>,
-) -> Result<usize, ProbeFailure> {
-    let mut chunk = [0u8; 4096];
-    match stream.read(&mut chunk).await {
-        Ok(n) => {
-            buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-            Ok(n)
-        }
-        // A TLS peer that closes without close_notify: with
-        // `Connection: close` that is just the end of the response.
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
-        Err(e) => Err(io_failure(e)),
-    }
-}
-
-/// Maps an I/O error after connect to a failure, keeping TLS alerts apart.
-fn io_failure(e: io::Error) -> ProbeFailure {
+/// Maps an I/O error after connect to a failure, keeping TLS alerts and
+/// hyper's body decoding errors (a bad chunk size) apart.
+fn io_failure(e: &io::Error) -> ProbeFailure {
     if e.get_ref()
         .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
     {
-        ProbeFailure::Tls(e.to_string())
-    } else {
-        ProbeFailure::Io(e.kind())
+        return ProbeFailure::Tls(e.to_string());
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    find(haystack, needle).is_some()
-}
-
-/// Strips spaces and tabs (RFC 9110 §5.5 OWS).
-fn trim(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|&b| b != b' ' && b != b'\t')
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|&b| b != b' ' && b != b'\t')
-        .map_or(start, |i| i + 1);
-    s.get(start..end).unwrap_or_default()
-}
-
-fn parse_decimal(s: &[u8]) -> Option<usize> {
-    if s.is_empty() {
-        return None;
+    match e.kind() {
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData => {
+            ProbeFailure::BadResponse("malformed body framing")
+        }
+        kind => ProbeFailure::Io(kind),
     }
-    s.iter().try_fold(0usize, |n, &b| {
-        b.is_ascii_digit()
-            .then(|| n.checked_mul(10)?.checked_add(usize::from(b - b'0')))
-            .flatten()
-    })
-}
-
-fn parse_hex(s: &[u8]) -> Option<usize> {
-    if s.is_empty() {
-        return None;
-    }
-    s.iter().try_fold(0usize, |n, &b| {
-        let digit = char::from(b).to_digit(16)?;
-        n.checked_mul(16)?.checked_add(digit as usize)
-    })
 }
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
     use crate::health::{Monitor, MonitorSpec};
 
@@ -349,160 +220,152 @@ mod tests {
         Monitor::from_spec(&spec).unwrap().http().unwrap().clone()
     }
 
-    /// Runs one exchange against canned response bytes.
-    async fn run(check: &HttpCheck, response: &[u8]) -> (ProbeResult, Vec<u8>) {
-        let (mut client, mut server) = tokio::io::duplex(1 << 20);
-        server.write_all(response).await.unwrap();
-        server.shutdown().await.unwrap();
-        let result = exchange(&mut client, b"GET / HTTP/1.1\r\n\r\n", check).await;
-        let mut sent = Vec::new();
-        drop(client);
-        server.read_to_end(&mut sent).await.unwrap();
-        (result, sent)
+    fn target() -> SocketAddr {
+        "192.0.2.1:80".parse().unwrap()
     }
 
-    #[test]
-    fn request_carries_host_headers_and_close() {
-        let c = check("path = \"/hz\"\nheaders = { X-Probe = \"yes\", User-Agent = \"ua\" }");
-        let r = String::from_utf8(request(&c, "192.0.2.1:80".parse().unwrap())).unwrap();
-        assert_eq!(
-            r,
-            "GET /hz HTTP/1.1\r\nHost: 192.0.2.1\r\nAccept: */*\r\nUser-Agent: ua\r\nX-Probe: yes\r\nConnection: close\r\n\r\n"
-        );
-        let r =
-            String::from_utf8(request(&check(""), "[2001:db8::1]:8080".parse().unwrap())).unwrap();
-        assert!(r.contains("\r\nHost: [2001:db8::1]:8080\r\n"), "{r}");
-        assert!(r.contains("\r\nUser-Agent: steerdns-health/"), "{r}");
-        let r = String::from_utf8(request(
-            &check("host = \"a.example\""),
-            "[2001:db8::1]:80".parse().unwrap(),
-        ))
-        .unwrap();
-        assert!(r.contains("\r\nHost: a.example\r\n"), "{r}");
+    /// Runs one exchange against canned response bytes; returns the result
+    /// and the request the client sent.
+    async fn run(check: &HttpCheck, response: &[u8]) -> (ProbeResult, String) {
+        run_to(check, target(), response).await
     }
 
-    #[test]
-    fn status_lines() {
-        assert_eq!(parse_status_line(b"HTTP/1.1 200 OK"), Some(200));
-        assert_eq!(parse_status_line(b"HTTP/1.0 503"), Some(503));
-        assert_eq!(parse_status_line(b"HTTP/1.1 204 "), Some(204));
-        for bad in [
-            &b"HTTP/2 200 OK"[..],
-            b"HTTP/1.1 20 OK",
-            b"HTTP/1.1 2000",
-            b"ICY 200 OK",
-            b"",
-            b"HTTP/1.1  200",
-        ] {
-            assert_eq!(
-                parse_status_line(bad),
-                None,
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
-    }
-
-    #[test]
-    fn heads() {
-        let h = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nX: y\r\n\r\n").unwrap();
-        assert_eq!(
-            h,
-            Head {
-                status: 200,
-                framing: Framing::Length(12)
+    async fn run_to(
+        check: &HttpCheck,
+        target: SocketAddr,
+        response: &[u8],
+    ) -> (ProbeResult, String) {
+        let (client, mut server) = tokio::io::duplex(1 << 20);
+        // A server answers once it has the request head: hyper takes
+        // bytes that come before its request as an error.
+        let response = response.to_vec();
+        let server = tokio::spawn(async move {
+            let mut sent = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !sent.windows(4).any(|w| w == b"\r\n\r\n") {
+                match server.read(&mut chunk).await.unwrap() {
+                    0 => break,
+                    n => sent.extend_from_slice(&chunk[..n]),
+                }
             }
-        );
-        let h =
-            parse_head(b"HTTP/1.1 200 OK\nTransfer-Encoding: gzip, Chunked\nContent-Length: 3\n\n")
-                .unwrap();
-        assert_eq!(h.framing, Framing::Chunked);
-        let h = parse_head(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
-        assert_eq!(h.framing, Framing::Empty);
-        let h = parse_head(b"HTTP/1.0 200 OK\r\nno colon here\r\n\r\n").unwrap();
-        assert_eq!(h.framing, Framing::UntilClose);
-        assert_eq!(
-            parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"),
-            Err(ProbeFailure::BadResponse("bad content-length"))
-        );
-        assert_eq!(
-            parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
-            Err(ProbeFailure::BadResponse("bad content-length"))
-        );
-        assert_eq!(
-            parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
-            Err(ProbeFailure::BadResponse("conflicting content-length"))
-        );
-        assert_eq!(head_end(b"HTTP/1.1 200 OK\r\n\r\nbody"), Some(19));
-        assert_eq!(head_end(b"HTTP/1.1 200 OK\n\nbody"), Some(17));
-        assert_eq!(head_end(b"HTTP/1.1 200 OK\r\n"), None);
-    }
-
-    #[test]
-    fn chunked_bodies() {
-        let mut out = Vec::new();
-        assert_eq!(
-            dechunk(b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n", &mut out),
-            Ok(true)
-        );
-        assert_eq!(out, b"abcde");
-        out.clear();
-        assert_eq!(dechunk(b"3\r\nabc\r\n5\r\nde", &mut out), Ok(false));
-        assert_eq!(out, b"abcde");
-        out.clear();
-        assert_eq!(dechunk(b"3\r\nabc\r", &mut out), Ok(false));
-        out.clear();
-        assert_eq!(
-            dechunk(b"zz\r\n", &mut out),
-            Err(ProbeFailure::BadResponse("bad chunk size"))
-        );
-        assert_eq!(
-            dechunk(b"ffffffffffffffffffff\r\n", &mut out),
-            Err(ProbeFailure::BadResponse("bad chunk size"))
-        );
-        assert_eq!(
-            dechunk(b"1\r\nabc", &mut out),
-            Err(ProbeFailure::BadResponse("chunk not followed by CRLF"))
-        );
+            server.write_all(&response).await.unwrap();
+            server.shutdown().await.unwrap();
+            server.read_to_end(&mut sent).await.unwrap();
+            sent
+        });
+        let result = exchange(client, check, target).await;
+        let sent = server.await.unwrap();
+        (result, String::from_utf8(sent).unwrap())
     }
 
     #[tokio::test]
-    async fn exchanges() {
-        let plain = check("");
-        let (r, sent) = run(&plain, b"HTTP/1.1 200 OK\r\n\r\n").await;
+    async fn request_carries_host_headers_and_close() {
+        let c = check("path = \"/hz?a=1\"\nheaders = { X-Probe = \"yes\", User-Agent = \"ua\" }");
+        let (r, sent) = run(&c, b"HTTP/1.1 200 OK\r\n\r\n").await;
         assert_eq!(r, Ok(()));
-        assert_eq!(sent, b"GET / HTTP/1.1\r\n\r\n");
+        assert!(sent.starts_with("GET /hz?a=1 HTTP/1.1\r\n"), "{sent}");
+        for line in [
+            "\r\nHost: 192.0.2.1\r\n",
+            "\r\nAccept: */*\r\n",
+            "\r\nUser-Agent: ua\r\n",
+            "\r\nX-Probe: yes\r\n",
+            "\r\nConnection: close\r\n",
+        ] {
+            assert!(sent.contains(line), "{line:?} in {sent}");
+        }
+        assert_eq!(sent.matches("User-Agent").count(), 1, "{sent}");
+        assert!(sent.ends_with("\r\n\r\n"), "{sent}");
 
+        let (_, sent) = run_to(
+            &check(""),
+            "[2001:db8::1]:8080".parse().unwrap(),
+            b"HTTP/1.1 200 OK\r\n\r\n",
+        )
+        .await;
+        assert!(sent.contains("\r\nHost: [2001:db8::1]:8080\r\n"), "{sent}");
+        assert!(sent.contains("\r\nUser-Agent: steerdns-health/"), "{sent}");
+        let (_, sent) = run_to(
+            &check(""),
+            "[2001:db8::1]:80".parse().unwrap(),
+            b"HTTP/1.1 200 OK\r\n\r\n",
+        )
+        .await;
+        assert!(sent.contains("\r\nHost: [2001:db8::1]\r\n"), "{sent}");
+        let (_, sent) = run(&check("host = \"a.example\""), b"HTTP/1.1 200 OK\r\n\r\n").await;
+        assert!(sent.contains("\r\nHost: a.example\r\n"), "{sent}");
+    }
+
+    #[tokio::test]
+    async fn statuses_and_framing_errors() {
+        let plain = check("");
         let (r, _) = run(&plain, b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n").await;
         assert_eq!(r.unwrap_err().to_string(), "status 503 not in 200-299");
 
+        // Interim responses are skipped; the final one counts.
         let (r, _) = run(
             &plain,
             b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
         )
         .await;
         assert_eq!(r, Ok(()));
+        let (r, _) = run(
+            &plain,
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 500 Oops\r\n\r\n",
+        )
+        .await;
+        assert_eq!(r.unwrap_err().to_string(), "status 500 not in 200-299");
 
         let (r, _) = run(&plain, b"").await;
         assert_eq!(
             r,
             Err(ProbeFailure::BadResponse(
-                "connection closed without a response"
+                "connection closed before the response ended"
             ))
         );
         let (r, _) = run(&plain, b"HTTP/1.1 200 OK\r\n").await;
         assert_eq!(
             r,
             Err(ProbeFailure::BadResponse(
-                "connection closed inside the response head"
+                "connection closed before the response ended"
             ))
         );
-        let (r, _) = run(&plain, &vec![b'a'; MAX_HEAD + 5000]).await;
+        let (r, _) = run(&plain, b"HTTP/1.1 2000 OK\r\n\r\n").await;
+        assert_eq!(r, Err(ProbeFailure::BadResponse("malformed status line")));
+        let (r, _) = run(&plain, b"ICY 200 OK\r\n\r\n").await;
+        assert_eq!(r, Err(ProbeFailure::BadResponse("malformed response head")));
+        let (r, _) = run(
+            &plain,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        )
+        .await;
+        assert_eq!(r, Err(ProbeFailure::BadResponse("malformed response head")));
+
+        let mut long = b"HTTP/1.1 200 OK\r\nX-Long: ".to_vec();
+        long.extend(std::iter::repeat_n(b'a', MAX_HEAD + 5000));
+        long.extend_from_slice(b"\r\n\r\n");
+        let (r, _) = run(&plain, &long).await;
         assert_eq!(
             r,
-            Err(ProbeFailure::BadResponse("response head over 16 KiB"))
+            Err(ProbeFailure::BadResponse(
+                "response head over 16 KiB or 100 fields"
+            ))
         );
+        let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..=MAX_HEADERS {
+            many.extend_from_slice(format!("X-{i}: 1\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        let (r, _) = run(&plain, &many).await;
+        assert_eq!(
+            r,
+            Err(ProbeFailure::BadResponse(
+                "response head over 16 KiB or 100 fields"
+            ))
+        );
+    }
 
+    #[tokio::test]
+    async fn body_search_across_framings_and_the_cap() {
         let body = check("body-contains = \"all good\"");
         let (r, _) = run(
             &body,
@@ -517,15 +380,37 @@ mod tests {
         )
         .await;
         assert_eq!(r.unwrap_err().to_string(), "body lacks \"all good\"");
+        // Close-delimited.
         let (r, _) = run(&body, b"HTTP/1.0 200 OK\r\n\r\nstill all good").await;
         assert_eq!(r, Ok(()));
-        let (r, _) = run(&body, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nall \r\n4\r\ngood\r\n0\r\n\r\n").await;
+        // Chunked, the text split across chunks.
+        let (r, _) = run(&body, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nall \r\n2;ext=1\r\ngo\r\n2\r\nod\r\n0\r\n\r\n").await;
         assert_eq!(r, Ok(()));
-        // The text after the first 64 KiB is not looked at.
-        let mut late = b"HTTP/1.0 200 OK\r\n\r\n".to_vec();
-        late.extend(std::iter::repeat_n(b'.', MAX_BODY));
-        late.extend_from_slice(b"all good");
-        let (r, _) = run(&body, &late).await;
+        let (r, _) = run(
+            &body,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        )
+        .await;
+        assert_eq!(r, Err(ProbeFailure::BadResponse("malformed body framing")));
+        // A 204 has no body, whatever follows.
+        let (r, _) = run(&body, b"HTTP/1.1 204 No Content\r\n\r\nall good").await;
+        assert_eq!(r, Err(ProbeFailure::BodyLacks("all good".into())));
+
+        // The text just inside the first 64 KiB is found (in pieces no
+        // larger than hyper's buffer); just past them it is not looked at.
+        for (dots, found) in [(MAX_BODY - 8, true), (MAX_BODY - 7, false)] {
+            let mut late = b"HTTP/1.0 200 OK\r\n\r\n".to_vec();
+            late.extend(std::iter::repeat_n(b'.', dots));
+            late.extend_from_slice(b"all good");
+            let (r, _) = run(&body, &late).await;
+            assert_eq!(r.is_ok(), found, "{dots}: {r:?}");
+        }
+        // A body far longer than the cap ends the probe at the cap rather
+        // than reading on.
+        let mut huge = b"HTTP/1.1 200 OK\r\nContent-Length: 900000\r\n\r\n".to_vec();
+        huge.extend(std::iter::repeat_n(b'.', 900_000 - 8));
+        huge.extend_from_slice(b"all good");
+        let (r, _) = run(&body, &huge).await;
         assert_eq!(r, Err(ProbeFailure::BodyLacks("all good".into())));
     }
 }

@@ -31,6 +31,8 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{HeaderMap, Uri};
 use rustls::pki_types::ServerName;
 use serde::Deserialize;
 use toml::Spanned;
@@ -196,8 +198,15 @@ pub struct Monitor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct HttpCheck {
     pub(crate) path: String,
+    /// `path` as hyper's request target, parsed once at load.
+    pub(crate) target: Uri,
     pub(crate) host: Option<String>,
+    /// `host` as a header value, converted once at load.
+    pub(crate) host_value: Option<HeaderValue>,
     pub(crate) headers: Vec<(String, String)>,
+    /// `headers` as the probe sends them, converted once at load so a probe
+    /// cannot fail on a header the config check let through.
+    pub(crate) header_map: HeaderMap,
     pub(crate) expected_status: StatusSet,
     pub(crate) body_contains: Option<String>,
     /// Present for https.
@@ -448,6 +457,26 @@ fn http_check(spec: &MonitorSpec, protocol: Protocol) -> Result<HttpCheck, Monit
         Some(p) => p.get_ref().clone(),
         None => default_path(),
     };
+    // hyper takes the request target as a `Uri`; a '#' (a fragment is no
+    // part of a request target) or a byte `Uri` refuses ends up here.
+    let target = path
+        .parse::<Uri>()
+        .ok()
+        .filter(|uri| uri.path_and_query().map(|p| p.as_str()) == Some(path.as_str()));
+    let Some(target) = target else {
+        return Err(match &spec.path {
+            Some(p) => MonitorError::at(
+                "path",
+                p,
+                format!("{path:?} is not a request target (percent-encode it)"),
+            ),
+            None => MonitorError::at(
+                "protocol",
+                &spec.protocol,
+                "the default path is not a request target".into(),
+            ),
+        });
+    };
 
     let host = match &spec.host {
         Some(h) if h.get_ref().is_empty() || !is_visible_ascii(h.get_ref()) => {
@@ -460,7 +489,15 @@ fn http_check(spec: &MonitorSpec, protocol: Protocol) -> Result<HttpCheck, Monit
         Some(h) => Some(h.get_ref().clone()),
         None => None,
     };
+    let host_value =
+        match (&spec.host, &host) {
+            (Some(spanned), Some(h)) => Some(HeaderValue::from_str(h).map_err(|_| {
+                MonitorError::at("host", spanned, format!("{h:?} is not a host name"))
+            })?),
+            _ => None,
+        };
 
+    let mut header_map = HeaderMap::with_capacity(spec.headers.len());
     let mut headers: Vec<(String, String)> = Vec::with_capacity(spec.headers.len());
     for (name, value) in &spec.headers {
         let field = format!("headers.{name}");
@@ -497,7 +534,19 @@ fn http_check(spec: &MonitorSpec, protocol: Protocol) -> Result<HttpCheck, Monit
                 "value holds a control character".into(),
             ));
         }
-        headers.push((name.clone(), value.get_ref().trim().to_string()));
+        let trimmed = value.get_ref().trim();
+        let (Ok(header), Ok(header_value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(trimmed),
+        ) else {
+            return Err(MonitorError::at(
+                field,
+                value,
+                "is not a valid header field".into(),
+            ));
+        };
+        header_map.insert(header, header_value);
+        headers.push((name.clone(), trimmed.to_string()));
     }
 
     let expected_status = match &spec.expected_status {
@@ -593,8 +642,11 @@ fn http_check(spec: &MonitorSpec, protocol: Protocol) -> Result<HttpCheck, Monit
 
     Ok(HttpCheck {
         path,
+        target,
         host,
+        host_value,
         headers,
+        header_map,
         expected_status,
         body_contains,
         tls,
@@ -770,6 +822,11 @@ mod tests {
     fn request_injection_is_refused() {
         assert!(error("protocol = \"http\"\npath = \"/a b\"").starts_with("path:"));
         assert!(error("protocol = \"http\"\npath = \"healthz\"").starts_with("path:"));
+        // A fragment is no part of a request target (RFC 9112 §3.2).
+        assert_eq!(
+            error("protocol = \"http\"\npath = \"/a#b\""),
+            "path: \"/a#b\" is not a request target (percent-encode it)"
+        );
         assert!(error("protocol = \"http\"\nhost = \"a\\r\\nX: y\"").starts_with("host:"));
         assert_eq!(
             error("protocol = \"http\"\nheaders = { X-A = \"1\\r\\nX-B: 2\" }"),

@@ -48,23 +48,19 @@ async fn attempt(target: SocketAddr, monitor: &Monitor) -> ProbeResult {
     };
     // The request fits in one segment; do not let Nagle hold it back.
     let _ = tcp.set_nodelay(true);
-    let request = http::request(check, target);
     match &check.tls {
-        None => {
-            let mut tcp = tcp;
-            http::exchange(&mut tcp, &request, check).await
-        }
+        None => http::exchange(tcp, check, target).await,
         Some(tls) => {
             let name = tls
                 .server_name
                 .clone()
                 .unwrap_or_else(|| ServerName::IpAddress(target.ip().into()));
             let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
-            let mut stream = connector
+            let stream = connector
                 .connect(name, tcp)
                 .await
                 .map_err(|e| ProbeFailure::Tls(e.to_string()))?;
-            http::exchange(&mut stream, &request, check).await
+            http::exchange(stream, check, target).await
         }
     }
 }

@@ -308,6 +308,18 @@ impl EndpointSet {
         true
     }
 
+    /// Adds `index` unless the set holds it already; an index past
+    /// `u16::MAX` is kept as `u16::MAX`. Returns false when full. For sets
+    /// of numbers that may repeat, such as [`crate::engine::Report`]'s
+    /// endpoints.
+    pub fn insert(&mut self, index: u32) -> bool {
+        let index = u16::try_from(index).unwrap_or(u16::MAX);
+        if self.items[..usize::from(self.len)].contains(&index) {
+            return true;
+        }
+        self.push(usize::from(index))
+    }
+
     /// The indexes in answer order.
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
         self.items[..usize::from(self.len)]

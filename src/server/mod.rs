@@ -83,6 +83,7 @@ pub(crate) fn test_report(len: usize) -> Report {
         client_subnet: false,
         scope: None,
         service: None,
+        endpoints: crate::policy::EndpointSet::new(),
         account: engine::Account::NONE,
         cookie: crate::cookie::CookieStatus::Absent,
         question_end: 0,
