@@ -3,15 +3,35 @@
 //! on its own loopback address that a monitor probes. `dig` asks for the
 //! apex NS RRset over UDP and TCP while one payload fails and recovers,
 //! and sees that node's NS record and glue go and come back.
+//!
+//! Then through a real recursor: a network namespace holds a fake root
+//! (NSD), two steerdns nodes probing each other's DNS port, and unbound.
+//! One node dies; unbound, fetching the child's NS set again once its TTL
+//! ran out, gets the live node alone and sends it every later query.
+//!
+//! ```text
+//!   namespace sdl<pid>-nsh (one eth0, all addresses local)
+//!   192.0.2.1      NSD: the root, delegating ns.test to ns1 and ns2
+//!   198.51.100.11  steerdns ns1 ┐ ns-health service: each node probes
+//!   198.51.100.12  steerdns ns2 ┘ the other's TCP port 53
+//!   192.0.2.53     unbound, root hints = 192.0.2.1
+//! ```
 
 mod common;
+#[path = "lab/netns.rs"]
+mod netns;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use common::{HttpPayload, ServerProcess, TempDir};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{RData, RecordType};
+
+use common::{HttpPayload, QueryOpts, ServerProcess, TempDir};
 
 /// The zone: three name servers, glue of both families for ns2.
 const ZONE: &str = "$TTL 300\n\
@@ -134,4 +154,318 @@ fn dig_sees_the_ns_set_shrink_and_grow_with_a_node_payload() {
     payloads[2].set_healthy(true);
     settle(&all, "every node back: the full NS set");
     drop(server);
+}
+
+/// The fake root's address.
+const ROOT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+/// The nodes' addresses, as in [`LAB_ZONE`] and [`LAB_ROOT_ZONE`].
+const NS1: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 11);
+const NS2: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 12);
+/// unbound's address.
+const RESOLVER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 53);
+
+/// The root zone: `ns.test` delegated to both nodes with glue, TTL 5 like
+/// the child's NS set, so neither outlives a phase of the test.
+const LAB_ROOT_ZONE: &str = "$ORIGIN .\n$TTL 86400\n\
+    . SOA a.root-servers.net. hostmaster.example.com. 1 1800 900 604800 86400\n\
+    . NS a.root-servers.net.\n\
+    a.root-servers.net. A 192.0.2.1\n\
+    ns.test. 5 NS ns1.ns.test.\n\
+    ns.test. 5 NS ns2.ns.test.\n\
+    ns1.ns.test. 5 A 198.51.100.11\n\
+    ns2.ns.test. 5 A 198.51.100.12\n";
+
+/// The child zone both nodes serve; every other name answers 192.0.2.80.
+const LAB_ZONE: &str = "$TTL 5\n\
+    @ SOA ns1 hostmaster 1 7200 900 1209600 5\n\
+    @ NS ns1\n@ NS ns2\n\
+    ns1 A 198.51.100.11\nns2 A 198.51.100.12\n* A 192.0.2.80\n";
+
+/// The nodes' config; `{listen}` is each node's own address. Each node
+/// probes both nodes' DNS port over TCP (its own too).
+const LAB_CONFIG: &str = "[server]\nlisten = [\"{listen}:53\"]\nworkers = 1\n\n\
+    [rrl]\nresponses-per-second = 1000\n\n\
+    [[zone]]\norigin = \"ns.test.\"\nfile = \"ns.test.zone\"\nns-health = \"nodes.ns.test.\"\n\n\
+    [monitor.dns]\nprotocol = \"tcp\"\nport = 53\ninterval = \"300ms\"\ntimeout = \"250ms\"\n\
+    tolerated-failures = 0\nsuccesses-before-up = 1\n\n\
+    [[service]]\nname = \"nodes.ns.test.\"\nrouting = \"multivalue\"\nttl = 5\n\
+    endpoints = [\n\
+      { name = \"ns1\", addresses = [\"198.51.100.11\"], monitor = \"dns\" },\n\
+      { name = \"ns2\", addresses = [\"198.51.100.12\"], monitor = \"dns\" },\n\
+    ]\n";
+
+/// How long the whole namespace may take to show one change: a probe
+/// (about 1 s), then the NS set's TTL in unbound's cache (5 s).
+const LAB_SETTLE: Duration = Duration::from_secs(30);
+
+/// Fresh lookups sent through unbound once it holds the filtered NS set.
+const LOOKUPS: usize = 20;
+
+/// What a DNS server answered for `name`/`rtype`: the NS targets or
+/// addresses of the answer section, sorted, or why there is none.
+fn ask(server: IpAddr, name: &str, rtype: RecordType, rd: bool) -> Result<Vec<String>, String> {
+    let opts = QueryOpts {
+        rd,
+        ..QueryOpts::default()
+    };
+    let wire = common::build_query(&common::name(name), rtype, &opts)
+        .to_vec()
+        .map_err(|e| e.to_string())?;
+    let bytes = common::exchange_udp(
+        SocketAddr::new(server, 53),
+        &wire,
+        Duration::from_secs(3),
+        2,
+    )?;
+    let m = common::decode_response(&bytes)?;
+    if m.response_code() != ResponseCode::NoError {
+        return Err(format!("{:?}", m.response_code()));
+    }
+    let mut found: Vec<String> = m
+        .answers()
+        .iter()
+        .filter_map(|r| match r.data() {
+            RData::NS(ns) => Some(ns.0.to_string()),
+            RData::A(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// A node's steerdns, started in `ns` on `address`; waits until it answers.
+fn start_node(ns: &netns::Netns, address: Ipv4Addr) -> ServerProcess {
+    let node = TempDir::new(&format!("nsh-{address}"));
+    node.write("ns.test.zone", LAB_ZONE);
+    let config = node.write(
+        "steerdns.toml",
+        &LAB_CONFIG.replace("{listen}", &address.to_string()),
+    );
+    let mut command = Command::new(common::steerdns_bin());
+    command.arg("serve").arg("--config").arg(config);
+    let addr = SocketAddr::from((address, 53));
+    ns.run(|| {
+        let mut node = ServerProcess::spawn("steerdns", command, node, addr);
+        let deadline = Instant::now() + LAB_SETTLE;
+        while ask(address.into(), "ns.test.", RecordType::SOA, false).is_err() {
+            assert!(node.is_running(), "steerdns exited:\n{}", node.logs());
+            assert!(
+                Instant::now() < deadline,
+                "steerdns on {address} silent:\n{}",
+                node.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        node
+    })
+}
+
+/// A dead node that still counts what is sent to it: a UDP socket on its
+/// port 53 that reads queries and never answers (TCP stays closed, so the
+/// other node's probe fails).
+struct BlackHole {
+    queries: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BlackHole {
+    fn open(ns: &netns::Netns, address: Ipv4Addr) -> BlackHole {
+        let socket = ns.run(|| UdpSocket::bind((address, 53)).expect("bind the dead node's port"));
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let queries = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (q, s) = (queries.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while !s.load(Ordering::Relaxed) {
+                if socket.recv(&mut buf).is_ok() {
+                    q.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        BlackHole {
+            queries,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for BlackHole {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Polls `ask` until it returns `want`, for at most [`LAB_SETTLE`].
+fn settle(what: &str, want: &[&str], mut ask: impl FnMut() -> Result<Vec<String>, String>) {
+    let deadline = Instant::now() + LAB_SETTLE;
+    loop {
+        let got = ask();
+        if got.as_deref().is_ok_and(|g| g == want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still {got:?}, want {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn unbound_refetching_the_ns_set_stops_asking_the_dead_node() {
+    if !common::is_root() {
+        common::skip("the NS lab needs root (it creates a network namespace)");
+        return;
+    }
+    let Some(nsd) = common::require_tool("nsd", "nsd") else {
+        return;
+    };
+    let Some(unbound) = common::require_tool("unbound", "unbound") else {
+        return;
+    };
+    let Some(control) = common::require_tool("unbound-control", "unbound") else {
+        return;
+    };
+    netns::remove_stale();
+    let mut network = match netns::Network::new() {
+        Ok(network) => network,
+        Err(e) => {
+            common::skip(&format!("network namespaces are not available here: {e}"));
+            return;
+        }
+    };
+    let ns = network.add_host("nsh", &[ROOT, NS1, NS2, RESOLVER].map(IpAddr::from));
+
+    // The root.
+    let root_dir = TempDir::new("nsh-root");
+    let folder = root_dir.path().display().to_string();
+    root_dir.write("root.zone", LAB_ROOT_ZONE);
+    let conf = root_dir.write(
+        "nsd.conf",
+        &format!(
+            "server:\n    ip-address: {ROOT}\n    port: 53\n    username: \"\"\n    chroot: \"\"\n\
+             \x20   zonesdir: \"{folder}\"\n    database: \"\"\n    pidfile: \"{folder}/nsd.pid\"\n\
+             \x20   xfrdfile: \"{folder}/xfrd.state\"\n    xfrdir: \"{folder}\"\n\
+             \x20   zonelistfile: \"{folder}/zone.list\"\n    server-count: 1\n    rrl-ratelimit: 0\n\
+             remote-control:\n    control-enable: no\nzone:\n    name: \".\"\n    zonefile: \"root.zone\"\n"
+        ),
+    );
+    let mut command = Command::new(&nsd);
+    command.arg("-d").arg("-c").arg(conf);
+    let _root = ns.run(|| {
+        let root = ServerProcess::spawn("nsd", command, root_dir, SocketAddr::from((ROOT, 53)));
+        settle("the root answers", &["a.root-servers.net."], || {
+            ask(ROOT.into(), ".", RecordType::NS, false)
+        });
+        root
+    });
+
+    let ns1 = start_node(&ns, NS1);
+    let ns2 = start_node(&ns, NS2);
+
+    // unbound, with a control socket to forget what it learnt of servers.
+    let resolver_dir = TempDir::new("nsh-unbound");
+    let folder = resolver_dir.path().display().to_string();
+    let hints = resolver_dir.write(
+        "root.hints",
+        ". 3600000 NS a.root-servers.net.\na.root-servers.net. 3600000 A 192.0.2.1\n",
+    );
+    let conf = resolver_dir.write(
+        "unbound.conf",
+        &format!(
+            "server:\n    interface: {RESOLVER}\n    port: 53\n    access-control: 0.0.0.0/0 allow\n\
+             \x20   module-config: \"iterator\"\n    root-hints: \"{}\"\n    directory: \"{folder}\"\n\
+             \x20   do-daemonize: no\n    username: \"\"\n    chroot: \"\"\n    pidfile: \"\"\n\
+             \x20   use-syslog: no\n    logfile: \"\"\n    verbosity: 1\n    qname-minimisation: no\n\
+             \x20   harden-referral-path: no\n    do-ip6: no\n\
+             \x20   local-zone: \"test.\" nodefault\n\
+             remote-control:\n    control-enable: yes\n    control-interface: \"{folder}/control.sock\"\n\
+             \x20   control-use-cert: no\n",
+            hints.display()
+        ),
+    );
+    let mut command = Command::new(&unbound);
+    command.arg("-d").arg("-c").arg(&conf);
+    let resolver = RESOLVER.into();
+    let _unbound = ns.run(|| {
+        let process = ServerProcess::spawn(
+            "unbound",
+            command,
+            resolver_dir,
+            SocketAddr::from((RESOLVER, 53)),
+        );
+        settle("unbound resolves", &["192.0.2.80"], || {
+            ask(resolver, "ready.ns.test.", RecordType::A, true)
+        });
+        process
+    });
+    let through_unbound = |name: &str, rtype| ns.run(|| ask(resolver, name, rtype, true));
+    let from_ns1 = || ns.run(|| ask(NS1.into(), "ns.test.", RecordType::NS, false));
+    let both = ["ns1.ns.test.", "ns2.ns.test."];
+
+    // Each node saw the other down while it started.
+    settle("ns1 lists both nodes", &both, from_ns1);
+    settle("unbound's NS set with both nodes", &both, || {
+        through_unbound("ns.test.", RecordType::NS)
+    });
+
+    // ns2 dies; ns1's probe of it fails, and ns1 lists itself alone.
+    drop(ns2);
+    let hole = BlackHole::open(&ns, NS2);
+    settle("ns1 drops ns2 from its NS set", &["ns1.ns.test."], from_ns1);
+    // Once the cached set (TTL 5) runs out, unbound fetches it again, and
+    // gets the filtered one.
+    settle("unbound's NS set without ns2", &["ns1.ns.test."], || {
+        through_unbound("ns.test.", RecordType::NS)
+    });
+    // What unbound learnt of ns2's silence meanwhile goes: only the NS set
+    // keeps it from asking ns2 now.
+    let output = common::output_within(
+        {
+            let mut c = Command::new(&control);
+            c.arg("-c").arg(&conf).arg("flush_infra").arg("all");
+            c
+        },
+        Duration::from_secs(10),
+    );
+    assert!(output.status.success(), "unbound-control: {output:?}");
+    let before = hole.queries.load(Ordering::Relaxed);
+    let started = Instant::now();
+    for i in 0..LOOKUPS {
+        let name = format!("after-{i}.ns.test.");
+        assert_eq!(
+            through_unbound(&name, RecordType::A),
+            Ok(strings(&["192.0.2.80"])),
+            "{name}"
+        );
+    }
+    let asked_ns2 = hole.queries.load(Ordering::Relaxed) - before;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the lookups outlasted the NS set's TTL ({:?}): the count means nothing",
+        started.elapsed()
+    );
+    assert_eq!(
+        asked_ns2, 0,
+        "{LOOKUPS} lookups through unbound asked the dead ns2"
+    );
+
+    // ns2 comes back: ns1 lists both again, and so does unbound once its
+    // copy runs out.
+    drop(hole);
+    let _ns2 = start_node(&ns, NS2);
+    settle("ns1 lists ns2 again", &both, from_ns1);
+    settle("unbound's NS set with ns2 again", &both, || {
+        through_unbound("ns.test.", RecordType::NS)
+    });
+    drop(ns1);
 }
