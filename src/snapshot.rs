@@ -211,12 +211,14 @@ fn ns_health_rules(
         };
         // The config checked that the service exists; zones loaded above.
         let apex = source.origin.to_lowercase();
-        let (Some(&index), Some(zone)) = (names.get(&ns.service), zones.find_mut(apex.wire()))
-        else {
+        let rule = names
+            .get(&ns.service)
+            .and_then(|&i| services.get(i as usize));
+        let (Some(rule), Some(zone)) = (rule, zones.find_mut(apex.wire())) else {
             errors.push(problem(format!("no service {}", ns.service)));
             continue;
         };
-        match NsHealth::compile(zone, &ns.service, &services[index as usize]) {
+        match NsHealth::compile(zone, &ns.service, rule) {
             Ok(rule) => {
                 zone.ns_health = Some(rules.len() as u32);
                 rules.push(rule);
