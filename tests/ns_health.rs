@@ -182,12 +182,14 @@ const LAB_ZONE: &str = "$TTL 5\n\
     ns1 A 198.51.100.11\nns2 A 198.51.100.12\n* A 192.0.2.80\n";
 
 /// The nodes' config; `{listen}` is each node's own address. Each node
-/// probes both nodes' DNS port over TCP (its own too).
+/// probes both nodes' DNS port over TCP (its own too); one failed probe is
+/// forgiven, so a slow moment of a loaded machine does not make ns1 drop
+/// itself, leave no node alive and answer the full set.
 const LAB_CONFIG: &str = "[server]\nlisten = [\"{listen}:53\"]\nworkers = 1\n\n\
     [rrl]\nresponses-per-second = 1000\n\n\
     [[zone]]\norigin = \"ns.test.\"\nfile = \"ns.test.zone\"\nns-health = \"nodes.ns.test.\"\n\n\
     [monitor.dns]\nprotocol = \"tcp\"\nport = 53\ninterval = \"300ms\"\ntimeout = \"250ms\"\n\
-    tolerated-failures = 0\nsuccesses-before-up = 1\n\n\
+    tolerated-failures = 1\nsuccesses-before-up = 1\n\n\
     [[service]]\nname = \"nodes.ns.test.\"\nrouting = \"multivalue\"\nttl = 5\n\
     endpoints = [\n\
       { name = \"ns1\", addresses = [\"198.51.100.11\"], monitor = \"dns\" },\n\
