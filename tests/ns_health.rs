@@ -2,7 +2,8 @@
 //! `ns-health` names a service of three nodes, each with an HTTP payload
 //! on its own loopback address that a monitor probes. `dig` asks for the
 //! apex NS RRset over UDP and TCP while one payload fails and recovers,
-//! and sees that node's NS record and glue go and come back.
+//! and sees that node's NS record and glue go and come back; `steerdns
+//! explain --down` shows the same set.
 //!
 //! Then through a real recursor: a network namespace holds a fake root
 //! (NSD), two steerdns nodes probing each other's DNS port, and unbound.
@@ -470,4 +471,60 @@ fn unbound_refetching_the_ns_set_stops_asking_the_dead_node() {
         through_unbound("ns.test.", RecordType::NS)
     });
     drop(ns1);
+}
+
+#[test]
+fn explain_shows_the_ns_set_a_down_node_leaves() {
+    let dir = TempDir::new("ns-health-explain");
+    dir.write("ns.test.zone", ZONE);
+    let config = dir.write(
+        "steerdns.toml",
+        "[server]\nlisten = [\"127.0.0.1:53\"]\n\n\
+         [[zone]]\norigin = \"ns.test.\"\nfile = \"ns.test.zone\"\nns-health = \"nodes.ns.test.\"\n\n\
+         [[service]]\nname = \"nodes.ns.test.\"\nrouting = \"multivalue\"\nttl = 5\n\
+         endpoints = [\n\
+           { name = \"ns1\", addresses = [\"127.0.0.11\"] },\n\
+           { name = \"ns2\", addresses = [\"127.0.0.12\", \"2001:db8::12\"] },\n\
+           { name = \"ns3\", addresses = [\"127.0.0.13\"] },\n\
+         ]\n",
+    );
+    let explain = |down: &[&str]| {
+        let mut command = Command::new(common::steerdns_bin());
+        command.arg("explain").arg("--config").arg(&config).args([
+            "--client",
+            "192.0.2.9",
+            "ns.test.",
+            "NS",
+        ]);
+        if !down.is_empty() {
+            command.args(["--down", &down.join(",")]);
+        }
+        let out = common::output_within(command, Duration::from_secs(10));
+        assert!(out.status.success(), "explain failed: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let mut records: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains("\tIN\t"))
+            .map(|l| {
+                l.split('\t')
+                    .filter(|f| !f.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        records.sort();
+        records
+    };
+    assert_eq!(explain(&[]).len(), 7, "three NS records and four glue");
+    assert_eq!(
+        explain(&["ns2"]),
+        [
+            "ns.test. 5 IN NS ns1.ns.test. ; answer",
+            "ns.test. 5 IN NS ns3.ns.test. ; answer",
+            "ns1.ns.test. 300 IN A 127.0.0.11 ; additional",
+            "ns3.ns.test. 300 IN A 127.0.0.13 ; additional",
+        ]
+    );
+    // Every node down: the full set.
+    assert_eq!(explain(&["ns1", "ns2", "ns3"]), explain(&[]));
 }
