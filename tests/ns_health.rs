@@ -12,7 +12,7 @@
 //!
 //! ```text
 //!   namespace sdl<pid>-nsh (one eth0, all addresses local)
-//!   192.0.2.1      NSD: the root, delegating ns.test to ns1 and ns2
+//!   192.0.2.1      NSD: the root, delegating nsh.lab to ns1 and ns2
 //!   198.51.100.11  steerdns ns1 ┐ ns-health service: each node probes
 //!   198.51.100.12  steerdns ns2 ┘ the other's TCP port 53
 //!   192.0.2.53     unbound, root hints = 192.0.2.1
@@ -165,16 +165,16 @@ const NS2: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 12);
 /// unbound's address.
 const RESOLVER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 53);
 
-/// The root zone: `ns.test` delegated to both nodes with glue, TTL 5 like
+/// The root zone: `nsh.lab` delegated to both nodes with glue, TTL 5 like
 /// the child's NS set, so neither outlives a phase of the test.
 const LAB_ROOT_ZONE: &str = "$ORIGIN .\n$TTL 86400\n\
     . SOA a.root-servers.net. hostmaster.example.com. 1 1800 900 604800 86400\n\
     . NS a.root-servers.net.\n\
     a.root-servers.net. A 192.0.2.1\n\
-    ns.test. 5 NS ns1.ns.test.\n\
-    ns.test. 5 NS ns2.ns.test.\n\
-    ns1.ns.test. 5 A 198.51.100.11\n\
-    ns2.ns.test. 5 A 198.51.100.12\n";
+    nsh.lab. 5 NS ns1.nsh.lab.\n\
+    nsh.lab. 5 NS ns2.nsh.lab.\n\
+    ns1.nsh.lab. 5 A 198.51.100.11\n\
+    ns2.nsh.lab. 5 A 198.51.100.12\n";
 
 /// The child zone both nodes serve; every other name answers 192.0.2.80.
 const LAB_ZONE: &str = "$TTL 5\n\
@@ -188,10 +188,10 @@ const LAB_ZONE: &str = "$TTL 5\n\
 /// itself, leave no node alive and answer the full set.
 const LAB_CONFIG: &str = "[server]\nlisten = [\"{listen}:53\"]\nworkers = 1\n\n\
     [rrl]\nresponses-per-second = 1000\n\n\
-    [[zone]]\norigin = \"ns.test.\"\nfile = \"ns.test.zone\"\nns-health = \"nodes.ns.test.\"\n\n\
+    [[zone]]\norigin = \"nsh.lab.\"\nfile = \"nsh.lab.zone\"\nns-health = \"nodes.nsh.lab.\"\n\n\
     [monitor.dns]\nprotocol = \"tcp\"\nport = 53\ninterval = \"300ms\"\ntimeout = \"250ms\"\n\
     tolerated-failures = 1\nsuccesses-before-up = 1\n\n\
-    [[service]]\nname = \"nodes.ns.test.\"\nrouting = \"multivalue\"\nttl = 5\n\
+    [[service]]\nname = \"nodes.nsh.lab.\"\nrouting = \"multivalue\"\nttl = 5\n\
     endpoints = [\n\
       { name = \"ns1\", addresses = [\"198.51.100.11\"], monitor = \"dns\" },\n\
       { name = \"ns2\", addresses = [\"198.51.100.12\"], monitor = \"dns\" },\n\
@@ -237,13 +237,14 @@ fn ask(server: IpAddr, name: &str, rtype: RecordType, rd: bool) -> Result<Vec<St
     Ok(found)
 }
 
-/// A node's steerdns, started in `ns` on `address`; waits until it answers.
-fn start_node(ns: &netns::Netns, address: Ipv4Addr) -> ServerProcess {
+/// A node's steerdns with `config` (see [`LAB_CONFIG`]), started in `ns`
+/// on `address`; waits until it answers.
+fn start_node(ns: &netns::Netns, address: Ipv4Addr, config: &str) -> ServerProcess {
     let node = TempDir::new(&format!("nsh-{address}"));
-    node.write("ns.test.zone", LAB_ZONE);
+    node.write("nsh.lab.zone", LAB_ZONE);
     let config = node.write(
         "steerdns.toml",
-        &LAB_CONFIG.replace("{listen}", &address.to_string()),
+        &config.replace("{listen}", &address.to_string()),
     );
     let mut command = Command::new(common::steerdns_bin());
     command.arg("serve").arg("--config").arg(config);
@@ -251,7 +252,7 @@ fn start_node(ns: &netns::Netns, address: Ipv4Addr) -> ServerProcess {
     ns.run(|| {
         let mut node = ServerProcess::spawn("steerdns", command, node, addr);
         let deadline = Instant::now() + LAB_SETTLE;
-        while ask(address.into(), "ns.test.", RecordType::SOA, false).is_err() {
+        while ask(address.into(), "nsh.lab.", RecordType::SOA, false).is_err() {
             assert!(node.is_running(), "steerdns exited:\n{}", node.logs());
             assert!(
                 Instant::now() < deadline,
@@ -308,72 +309,107 @@ impl Drop for BlackHole {
 }
 
 /// Polls `ask` until it returns `want`, for at most [`LAB_SETTLE`].
-fn settle(what: &str, want: &[&str], mut ask: impl FnMut() -> Result<Vec<String>, String>) {
+fn settle(what: &str, want: &[&str], ask: impl FnMut() -> Result<Vec<String>, String>) {
+    if let Err(got) = settled(want, ask) {
+        panic!("{what}: still {got}, want {want:?}");
+    }
+}
+
+/// Polls `ask` until it returns `want`, for at most [`LAB_SETTLE`]; `Err`
+/// holds the last thing it returned.
+fn settled(
+    want: &[&str],
+    mut ask: impl FnMut() -> Result<Vec<String>, String>,
+) -> Result<(), String> {
     let deadline = Instant::now() + LAB_SETTLE;
     loop {
         let got = ask();
         if got.as_deref().is_ok_and(|g| g == want) {
-            return;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: still {got:?}, want {want:?}"
-        );
+        if Instant::now() >= deadline {
+            return Err(format!("{got:?}"));
+        }
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The namespaced tests take turns: their namespaces carry this process's
+/// id, and each start removes what an earlier one left.
+static LAB_SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A namespace with every address of the lab and the fake root in it.
+/// Fields drop in order: the root first, then the namespace.
+struct NsLab {
+    ns: netns::Netns,
+    _root: ServerProcess,
+    _network: netns::Network,
+}
+
+impl NsLab {
+    /// Builds the namespace (named after `role`) and starts the root; `None`
+    /// when the machine cannot (see [`common::skip`]).
+    fn start(role: &str) -> Option<NsLab> {
+        if !common::is_root() {
+            common::skip("the NS lab needs root (it creates a network namespace)");
+            return None;
+        }
+        let nsd = common::require_tool("nsd", "nsd")?;
+        netns::remove_stale();
+        let mut network = match netns::Network::new() {
+            Ok(network) => network,
+            Err(e) => {
+                common::skip(&format!("network namespaces are not available here: {e}"));
+                return None;
+            }
+        };
+        let ns = network.add_host(role, &[ROOT, NS1, NS2, RESOLVER].map(IpAddr::from));
+        let root_dir = TempDir::new(&format!("{role}-root"));
+        let folder = root_dir.path().display().to_string();
+        root_dir.write("root.zone", LAB_ROOT_ZONE);
+        let conf = root_dir.write(
+            "nsd.conf",
+            &format!(
+                "server:\n    ip-address: {ROOT}\n    port: 53\n    username: \"\"\n    chroot: \"\"\n\
+                 \x20   zonesdir: \"{folder}\"\n    database: \"\"\n    pidfile: \"{folder}/nsd.pid\"\n\
+                 \x20   xfrdfile: \"{folder}/xfrd.state\"\n    xfrdir: \"{folder}\"\n\
+                 \x20   zonelistfile: \"{folder}/zone.list\"\n    server-count: 1\n    rrl-ratelimit: 0\n\
+                 remote-control:\n    control-enable: no\nzone:\n    name: \".\"\n    zonefile: \"root.zone\"\n"
+            ),
+        );
+        let mut command = Command::new(&nsd);
+        command.arg("-d").arg("-c").arg(conf);
+        let root = ns.run(|| {
+            let root = ServerProcess::spawn("nsd", command, root_dir, SocketAddr::from((ROOT, 53)));
+            settle("the root answers", &["a.root-servers.net."], || {
+                ask(ROOT.into(), ".", RecordType::NS, false)
+            });
+            root
+        });
+        Some(NsLab {
+            ns,
+            _root: root,
+            _network: network,
+        })
     }
 }
 
 #[test]
 fn unbound_refetching_the_ns_set_stops_asking_the_dead_node() {
-    if !common::is_root() {
-        common::skip("the NS lab needs root (it creates a network namespace)");
-        return;
-    }
-    let Some(nsd) = common::require_tool("nsd", "nsd") else {
-        return;
-    };
+    let _serial = LAB_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(unbound) = common::require_tool("unbound", "unbound") else {
         return;
     };
     let Some(control) = common::require_tool("unbound-control", "unbound") else {
         return;
     };
-    netns::remove_stale();
-    let mut network = match netns::Network::new() {
-        Ok(network) => network,
-        Err(e) => {
-            common::skip(&format!("network namespaces are not available here: {e}"));
-            return;
-        }
+    let Some(lab) = NsLab::start("nsh") else {
+        return;
     };
-    let ns = network.add_host("nsh", &[ROOT, NS1, NS2, RESOLVER].map(IpAddr::from));
+    let ns = &lab.ns;
 
-    // The root.
-    let root_dir = TempDir::new("nsh-root");
-    let folder = root_dir.path().display().to_string();
-    root_dir.write("root.zone", LAB_ROOT_ZONE);
-    let conf = root_dir.write(
-        "nsd.conf",
-        &format!(
-            "server:\n    ip-address: {ROOT}\n    port: 53\n    username: \"\"\n    chroot: \"\"\n\
-             \x20   zonesdir: \"{folder}\"\n    database: \"\"\n    pidfile: \"{folder}/nsd.pid\"\n\
-             \x20   xfrdfile: \"{folder}/xfrd.state\"\n    xfrdir: \"{folder}\"\n\
-             \x20   zonelistfile: \"{folder}/zone.list\"\n    server-count: 1\n    rrl-ratelimit: 0\n\
-             remote-control:\n    control-enable: no\nzone:\n    name: \".\"\n    zonefile: \"root.zone\"\n"
-        ),
-    );
-    let mut command = Command::new(&nsd);
-    command.arg("-d").arg("-c").arg(conf);
-    let _root = ns.run(|| {
-        let root = ServerProcess::spawn("nsd", command, root_dir, SocketAddr::from((ROOT, 53)));
-        settle("the root answers", &["a.root-servers.net."], || {
-            ask(ROOT.into(), ".", RecordType::NS, false)
-        });
-        root
-    });
-
-    let ns1 = start_node(&ns, NS1);
-    let ns2 = start_node(&ns, NS2);
+    let ns1 = start_node(ns, NS1, LAB_CONFIG);
+    let ns2 = start_node(ns, NS2, LAB_CONFIG);
 
     // unbound, with a control socket to forget what it learnt of servers.
     let resolver_dir = TempDir::new("nsh-unbound");
@@ -390,7 +426,6 @@ fn unbound_refetching_the_ns_set_stops_asking_the_dead_node() {
              \x20   do-daemonize: no\n    username: \"\"\n    chroot: \"\"\n    pidfile: \"\"\n\
              \x20   use-syslog: no\n    logfile: \"\"\n    verbosity: 1\n    qname-minimisation: no\n\
              \x20   harden-referral-path: no\n    do-ip6: no\n\
-             \x20   local-zone: \"test.\" nodefault\n\
              remote-control:\n    control-enable: yes\n    control-interface: \"{folder}/control.sock\"\n\
              \x20   control-use-cert: no\n",
             hints.display()
@@ -407,28 +442,28 @@ fn unbound_refetching_the_ns_set_stops_asking_the_dead_node() {
             SocketAddr::from((RESOLVER, 53)),
         );
         settle("unbound resolves", &["192.0.2.80"], || {
-            ask(resolver, "ready.ns.test.", RecordType::A, true)
+            ask(resolver, "ready.nsh.lab.", RecordType::A, true)
         });
         process
     });
     let through_unbound = |name: &str, rtype| ns.run(|| ask(resolver, name, rtype, true));
-    let from_ns1 = || ns.run(|| ask(NS1.into(), "ns.test.", RecordType::NS, false));
-    let both = ["ns1.ns.test.", "ns2.ns.test."];
+    let from_ns1 = || ns.run(|| ask(NS1.into(), "nsh.lab.", RecordType::NS, false));
+    let both = ["ns1.nsh.lab.", "ns2.nsh.lab."];
 
     // Each node saw the other down while it started.
     settle("ns1 lists both nodes", &both, from_ns1);
     settle("unbound's NS set with both nodes", &both, || {
-        through_unbound("ns.test.", RecordType::NS)
+        through_unbound("nsh.lab.", RecordType::NS)
     });
 
     // ns2 dies; ns1's probe of it fails, and ns1 lists itself alone.
     drop(ns2);
-    let hole = BlackHole::open(&ns, NS2);
-    settle("ns1 drops ns2 from its NS set", &["ns1.ns.test."], from_ns1);
+    let hole = BlackHole::open(ns, NS2);
+    settle("ns1 drops ns2 from its NS set", &["ns1.nsh.lab."], from_ns1);
     // Once the cached set (TTL 5) runs out, unbound fetches it again, and
     // gets the filtered one.
-    settle("unbound's NS set without ns2", &["ns1.ns.test."], || {
-        through_unbound("ns.test.", RecordType::NS)
+    settle("unbound's NS set without ns2", &["ns1.nsh.lab."], || {
+        through_unbound("nsh.lab.", RecordType::NS)
     });
     // What unbound learnt of ns2's silence meanwhile goes: only the NS set
     // keeps it from asking ns2 now.
@@ -444,7 +479,7 @@ fn unbound_refetching_the_ns_set_stops_asking_the_dead_node() {
     let before = hole.queries.load(Ordering::Relaxed);
     let started = Instant::now();
     for i in 0..LOOKUPS {
-        let name = format!("after-{i}.ns.test.");
+        let name = format!("after-{i}.nsh.lab.");
         assert_eq!(
             through_unbound(&name, RecordType::A),
             Ok(strings(&["192.0.2.80"])),
@@ -465,10 +500,10 @@ fn unbound_refetching_the_ns_set_stops_asking_the_dead_node() {
     // ns2 comes back: ns1 lists both again, and so does unbound once its
     // copy runs out.
     drop(hole);
-    let _ns2 = start_node(&ns, NS2);
+    let _ns2 = start_node(ns, NS2, LAB_CONFIG);
     settle("ns1 lists ns2 again", &both, from_ns1);
     settle("unbound's NS set with ns2 again", &both, || {
-        through_unbound("ns.test.", RecordType::NS)
+        through_unbound("nsh.lab.", RecordType::NS)
     });
     drop(ns1);
 }
@@ -527,4 +562,236 @@ fn explain_shows_the_ns_set_a_down_node_leaves() {
     );
     // Every node down: the full set.
     assert_eq!(explain(&["ns1", "ns2", "ns3"]), explain(&[]));
+}
+
+/// A recursor the NS lab can run: its program, config template (the
+/// failover lab's, `{{address}}`, `{{dir}}` and `{{hints}}` filled in) and
+/// arguments.
+struct Recursor {
+    label: &'static str,
+    program: &'static str,
+    package: &'static str,
+    config_name: &'static str,
+    template: &'static str,
+    args: fn(dir: &Path, config: &Path) -> Vec<std::ffi::OsString>,
+}
+
+/// The recursors tried, all that the failover lab runs.
+const RECURSORS: [Recursor; 4] = [
+    Recursor {
+        label: "unbound",
+        program: "unbound",
+        package: "unbound",
+        config_name: "unbound.conf",
+        template: include_str!("lab/unbound.conf"),
+        args: |_, config| vec!["-d".into(), "-c".into(), config.into()],
+    },
+    Recursor {
+        label: "kresd",
+        program: "kresd",
+        package: "knot-resolver",
+        config_name: "kresd.conf",
+        template: include_str!("lab/kresd.conf"),
+        args: |dir, config| vec!["-n".into(), "-c".into(), config.into(), dir.into()],
+    },
+    Recursor {
+        label: "pdns",
+        program: "pdns_recursor",
+        package: "pdns-recursor",
+        config_name: "recursor.conf",
+        template: include_str!("lab/recursor.conf"),
+        args: |dir, _| {
+            let mut arg = std::ffi::OsString::from("--config-dir=");
+            arg.push(dir);
+            vec![arg]
+        },
+    },
+    Recursor {
+        label: "bind",
+        program: "named",
+        package: "bind9",
+        config_name: "named.conf",
+        template: include_str!("lab/named.conf"),
+        args: |_, config| {
+            vec![
+                "-g".into(),
+                "-n".into(),
+                "1".into(),
+                "-c".into(),
+                config.into(),
+            ]
+        },
+    },
+];
+
+/// Where each node's "health port" is: what the nodes' `ns-health` probes
+/// in [`recursors_use_the_child_ns_set_of_live_nodes`], held open by the
+/// test, so a node can be judged down while its DNS still answers.
+const HEALTH_PORT: u16 = 8053;
+
+/// The queries node `admin_port`'s steerdns has answered, from its
+/// Prometheus metrics.
+fn answered(ns: &netns::Netns, admin_port: u16) -> u64 {
+    use std::io::{Read, Write};
+    let text = ns.run(|| {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", admin_port)).expect("admin");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).expect("metrics");
+        text
+    });
+    text.lines()
+        .filter(|l| l.starts_with("steerdns_queries_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Sends [`LOOKUPS`] fresh lookups through `resolver`, each answered, and
+/// returns how many queries ns2 answered meanwhile, and how long it took.
+fn lookups_asking_ns2(ns: &netns::Netns, prefix: &str) -> (u64, Duration) {
+    let before = answered(ns, 9002);
+    let started = Instant::now();
+    for i in 0..LOOKUPS {
+        let name = format!("{prefix}-{i}.nsh.lab.");
+        let got = ns.run(|| ask(RESOLVER.into(), &name, RecordType::A, true));
+        assert_eq!(got, Ok(strings(&["192.0.2.80"])), "{name}");
+    }
+    (answered(ns, 9002) - before, started.elapsed())
+}
+
+#[test]
+fn recursors_use_the_child_ns_set_of_live_nodes() {
+    let _serial = LAB_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(lab) = NsLab::start("nsr") else {
+        return;
+    };
+    let ns = &lab.ns;
+    let health_port = |address: Ipv4Addr| {
+        ns.run(|| std::net::TcpListener::bind((address, HEALTH_PORT)).expect("health port"))
+    };
+    let _ns1_health = health_port(NS1);
+    let mut ns2_health = Some(health_port(NS2));
+    let config = |admin: u16| {
+        LAB_CONFIG
+            .replace("port = 53\n", &format!("port = {HEALTH_PORT}\n"))
+            .replace(
+                "[rrl]",
+                &format!("[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n[rrl]"),
+            )
+    };
+    let _ns1 = start_node(ns, NS1, &config(9001));
+    let _ns2 = start_node(ns, NS2, &config(9002));
+    let from_ns1 = || ns.run(|| ask(NS1.into(), "nsh.lab.", RecordType::NS, false));
+    let both = ["ns1.nsh.lab.", "ns2.nsh.lab."];
+    let hints_dir = TempDir::new("nsr-hints");
+    let hints = hints_dir.write(
+        "root.hints",
+        ". 3600000 NS a.root-servers.net.\na.root-servers.net. 3600000 A 192.0.2.1\n",
+    );
+
+    let mut outcomes = Vec::new();
+    for recursor in &RECURSORS {
+        let Some(program) = common::find_tool(recursor.program) else {
+            let _ = std::io::Write::write_fmt(
+                &mut std::io::stderr(),
+                format_args!(
+                    "SKIPPED: {} ({}) not installed\n",
+                    recursor.label, recursor.package
+                ),
+            );
+            continue;
+        };
+        settle("ns1 lists both nodes", &both, from_ns1);
+        let dir = TempDir::new(&format!("nsr-{}", recursor.label));
+        let folder = dir.path().display().to_string();
+        let text = recursor
+            .template
+            .replace("{{address}}", &RESOLVER.to_string())
+            .replace("{{dir}}", &folder)
+            .replace("{{hints}}", &hints.display().to_string());
+        let config = dir.write(recursor.config_name, &text);
+        let mut command = Command::new(program);
+        command.args((recursor.args)(dir.path(), &config));
+        let through = || ns.run(|| ask(RESOLVER.into(), "nsh.lab.", RecordType::NS, true));
+        let process = ns.run(|| {
+            let process = ServerProcess::spawn(
+                recursor.label,
+                command,
+                dir,
+                SocketAddr::from((RESOLVER, 53)),
+            );
+            settle(
+                &format!("{} resolves", recursor.label),
+                &["192.0.2.80"],
+                || ask(RESOLVER.into(), "ready.nsh.lab.", RecordType::A, true),
+            );
+            process
+        });
+        // Only unbound's behaviour is asserted (see the test's comment);
+        // the others' is reported.
+        let asserted = recursor.label == "unbound";
+        let mut outcome = Outcome {
+            recursor: recursor.label,
+            ..Outcome::default()
+        };
+        if let Err(got) = settled(&both, through) {
+            assert!(!asserted, "{}: NS set with both: {got}", recursor.label);
+            outcome.note = format!("kept another NS set with both up: {got}");
+        }
+        outcome.listed = lookups_asking_ns2(ns, &format!("{}-both", recursor.label)).0;
+
+        // ns2's health port closes: both nodes leave it out of the NS set,
+        // while its DNS answers as before.
+        drop(ns2_health.take());
+        settle("ns1 drops ns2", &["ns1.nsh.lab."], from_ns1);
+        match settled(&["ns1.nsh.lab."], through) {
+            Ok(()) => {
+                let (unlisted, took) = lookups_asking_ns2(ns, &format!("{}-one", recursor.label));
+                // Within the NS set's TTL (5 s), or the set may have been
+                // fetched anew from the parent meanwhile.
+                if took < Duration::from_secs(4) {
+                    outcome.unlisted = Some(unlisted);
+                } else {
+                    outcome.note = format!("lookups took {took:?}");
+                }
+            }
+            Err(got) => outcome.note = format!("kept the NS set with ns2: {got}"),
+        }
+        if asserted {
+            assert!(
+                outcome.listed > 0,
+                "unbound never asked ns2 while listed: {outcome:?}"
+            );
+            assert_eq!(outcome.unlisted, Some(0), "unbound asked the unlisted ns2");
+        }
+        outcomes.push(outcome);
+        drop(process);
+        ns2_health = Some(health_port(NS2));
+    }
+    drop(ns2_health);
+    let _ = std::io::Write::write_fmt(
+        &mut std::io::stderr(),
+        format_args!("NS sets through recursors: {outcomes:#?}\n"),
+    );
+    assert!(outcomes.iter().any(|o| o.recursor == "unbound"));
+}
+
+/// What one recursor did in [`recursors_use_the_child_ns_set_of_live_nodes`].
+#[derive(Debug, Default)]
+struct Outcome {
+    recursor: &'static str,
+    /// Queries ns2 answered during [`LOOKUPS`] lookups while listed.
+    listed: u64,
+    /// The same once left out of the NS set the recursor fetched, if it
+    /// got that far in time.
+    unlisted: Option<u64>,
+    /// Why `unlisted` is missing, or what else went differently.
+    note: String,
 }
