@@ -5,18 +5,25 @@
 //! and sees that node's NS record and glue go and come back; `steerdns
 //! explain --down` shows the same set.
 //!
-//! Then through a real recursor: a network namespace holds a fake root
-//! (NSD), two steerdns nodes probing each other's DNS port, and unbound.
-//! One node dies; unbound, fetching the child's NS set again once its TTL
-//! ran out, gets the live node alone and sends it every later query.
+//! Then through real recursors: a network namespace holds a fake root
+//! (NSD), two steerdns nodes and a recursor.
 //!
 //! ```text
-//!   namespace sdl<pid>-nsh (one eth0, all addresses local)
+//!   namespace sdl<pid>-nsh / -nsr (one eth0, all addresses local)
 //!   192.0.2.1      NSD: the root, delegating nsh.lab to ns1 and ns2
 //!   198.51.100.11  steerdns ns1 ┐ ns-health service: each node probes
-//!   198.51.100.12  steerdns ns2 ┘ the other's TCP port 53
-//!   192.0.2.53     unbound, root hints = 192.0.2.1
+//!   198.51.100.12  steerdns ns2 ┘ both nodes' TCP port 53 (or 8053)
+//!   192.0.2.53     the recursor, root hints = 192.0.2.1
 //! ```
+//!
+//! - A node dies: unbound, fetching the child's NS set again once its TTL
+//!   ran out, gets the live node alone and sends it every later query,
+//!   also after forgetting what it learnt of the dead node's silence.
+//! - A node stays alive but is judged down (its probed port closes): a
+//!   recursor that uses the child's NS set stops asking it although it
+//!   would answer. Asserted for unbound; Knot Resolver, PowerDNS Recursor
+//!   and BIND are run the same way and what they did is printed, not
+//!   asserted (their server choice varied between runs).
 
 mod common;
 #[path = "lab/netns.rs"]
