@@ -26,6 +26,8 @@
 //!   asserted (their server choice varied between runs).
 
 mod common;
+#[path = "lab/kinds.rs"]
+mod kinds;
 #[path = "lab/netns.rs"]
 mod netns;
 
@@ -169,7 +171,7 @@ const ROOT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 /// The nodes' addresses, as in [`LAB_ZONE`] and [`LAB_ROOT_ZONE`].
 const NS1: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 11);
 const NS2: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 12);
-/// unbound's address.
+/// unbound's address (as in the failover lab's [`kinds::RESOLVERS`]).
 const RESOLVER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 53);
 
 /// The root zone: `nsh.lab` delegated to both nodes with glue, TTL 5 like
@@ -370,7 +372,12 @@ impl NsLab {
                 return None;
             }
         };
-        let ns = network.add_host(role, &[ROOT, NS1, NS2, RESOLVER].map(IpAddr::from));
+        let addresses: Vec<IpAddr> = [ROOT, NS1, NS2]
+            .into_iter()
+            .chain(kinds::RESOLVERS.iter().map(|k| k.address))
+            .map(IpAddr::from)
+            .collect();
+        let ns = network.add_host(role, &addresses);
         let root_dir = TempDir::new(&format!("{role}-root"));
         let folder = root_dir.path().display().to_string();
         root_dir.write("root.zone", LAB_ROOT_ZONE);
@@ -571,66 +578,6 @@ fn explain_shows_the_ns_set_a_down_node_leaves() {
     assert_eq!(explain(&["ns1", "ns2", "ns3"]), explain(&[]));
 }
 
-/// A recursor the NS lab can run: its program, config template (the
-/// failover lab's, `{{address}}`, `{{dir}}` and `{{hints}}` filled in) and
-/// arguments.
-struct Recursor {
-    label: &'static str,
-    program: &'static str,
-    package: &'static str,
-    config_name: &'static str,
-    template: &'static str,
-    args: fn(dir: &Path, config: &Path) -> Vec<std::ffi::OsString>,
-}
-
-/// The recursors tried, all that the failover lab runs.
-const RECURSORS: [Recursor; 4] = [
-    Recursor {
-        label: "unbound",
-        program: "unbound",
-        package: "unbound",
-        config_name: "unbound.conf",
-        template: include_str!("lab/unbound.conf"),
-        args: |_, config| vec!["-d".into(), "-c".into(), config.into()],
-    },
-    Recursor {
-        label: "kresd",
-        program: "kresd",
-        package: "knot-resolver",
-        config_name: "kresd.conf",
-        template: include_str!("lab/kresd.conf"),
-        args: |dir, config| vec!["-n".into(), "-c".into(), config.into(), dir.into()],
-    },
-    Recursor {
-        label: "pdns",
-        program: "pdns_recursor",
-        package: "pdns-recursor",
-        config_name: "recursor.conf",
-        template: include_str!("lab/recursor.conf"),
-        args: |dir, _| {
-            let mut arg = std::ffi::OsString::from("--config-dir=");
-            arg.push(dir);
-            vec![arg]
-        },
-    },
-    Recursor {
-        label: "bind",
-        program: "named",
-        package: "bind9",
-        config_name: "named.conf",
-        template: include_str!("lab/named.conf"),
-        args: |_, config| {
-            vec![
-                "-g".into(),
-                "-n".into(),
-                "1".into(),
-                "-c".into(),
-                config.into(),
-            ]
-        },
-    },
-];
-
 /// Where each node's "health port" is: what the nodes' `ns-health` probes
 /// in [`recursors_use_the_child_ns_set_of_live_nodes`], held open by the
 /// test, so a node can be judged down while its DNS still answers.
@@ -662,12 +609,12 @@ fn answered(ns: &netns::Netns, admin_port: u16) -> u64 {
 
 /// Sends [`LOOKUPS`] fresh lookups through `resolver`, each answered, and
 /// returns how many queries ns2 answered meanwhile, and how long it took.
-fn lookups_asking_ns2(ns: &netns::Netns, prefix: &str) -> (u64, Duration) {
+fn lookups_asking_ns2(ns: &netns::Netns, resolver: Ipv4Addr, prefix: &str) -> (u64, Duration) {
     let before = answered(ns, 9002);
     let started = Instant::now();
     for i in 0..LOOKUPS {
         let name = format!("{prefix}-{i}.nsh.lab.");
-        let got = ns.run(|| ask(RESOLVER.into(), &name, RecordType::A, true));
+        let got = ns.run(|| ask(resolver.into(), &name, RecordType::A, true));
         assert_eq!(got, Ok(strings(&["192.0.2.80"])), "{name}");
     }
     (answered(ns, 9002) - before, started.elapsed())
@@ -704,40 +651,49 @@ fn recursors_use_the_child_ns_set_of_live_nodes() {
     );
 
     let mut outcomes = Vec::new();
-    for recursor in &RECURSORS {
-        let Some(program) = common::find_tool(recursor.program) else {
-            let _ = std::io::Write::write_fmt(
-                &mut std::io::stderr(),
-                format_args!(
-                    "SKIPPED: {} ({}) not installed\n",
-                    recursor.label, recursor.package
-                ),
-            );
-            continue;
+    for recursor in &kinds::RESOLVERS {
+        let program = match common::find_tool(recursor.program) {
+            Some(program) => program,
+            // A missing unbound fails the test (or skips it, where allowed).
+            None if recursor.required => {
+                common::require_tool(recursor.program, recursor.package);
+                return;
+            }
+            None => {
+                let _ = std::io::Write::write_fmt(
+                    &mut std::io::stderr(),
+                    format_args!(
+                        "SKIPPED: {} ({}) not installed\n",
+                        recursor.label, recursor.package
+                    ),
+                );
+                continue;
+            }
         };
         settle("ns1 lists both nodes", &both, from_ns1);
+        let address = recursor.address;
         let dir = TempDir::new(&format!("nsr-{}", recursor.label));
         let folder = dir.path().display().to_string();
         let text = recursor
-            .template
-            .replace("{{address}}", &RESOLVER.to_string())
+            .config_template
+            .replace("{{address}}", &address.to_string())
             .replace("{{dir}}", &folder)
             .replace("{{hints}}", &hints.display().to_string());
         let config = dir.write(recursor.config_name, &text);
         let mut command = Command::new(program);
         command.args((recursor.args)(dir.path(), &config));
-        let through = || ns.run(|| ask(RESOLVER.into(), "nsh.lab.", RecordType::NS, true));
+        let through = || ns.run(|| ask(address.into(), "nsh.lab.", RecordType::NS, true));
         let process = ns.run(|| {
             let process = ServerProcess::spawn(
                 recursor.label,
                 command,
                 dir,
-                SocketAddr::from((RESOLVER, 53)),
+                SocketAddr::from((address, 53)),
             );
             settle(
                 &format!("{} resolves", recursor.label),
                 &["192.0.2.80"],
-                || ask(RESOLVER.into(), "ready.nsh.lab.", RecordType::A, true),
+                || ask(address.into(), "ready.nsh.lab.", RecordType::A, true),
             );
             process
         });
@@ -752,7 +708,7 @@ fn recursors_use_the_child_ns_set_of_live_nodes() {
             assert!(!asserted, "{}: NS set with both: {got}", recursor.label);
             outcome.note = format!("kept another NS set with both up: {got}");
         }
-        outcome.listed = lookups_asking_ns2(ns, &format!("{}-both", recursor.label)).0;
+        outcome.listed = lookups_asking_ns2(ns, address, &format!("{}-both", recursor.label)).0;
 
         // ns2's health port closes: both nodes leave it out of the NS set,
         // while its DNS answers as before.
@@ -760,7 +716,8 @@ fn recursors_use_the_child_ns_set_of_live_nodes() {
         settle("ns1 drops ns2", &["ns1.nsh.lab."], from_ns1);
         match settled(&["ns1.nsh.lab."], through) {
             Ok(()) => {
-                let (unlisted, took) = lookups_asking_ns2(ns, &format!("{}-one", recursor.label));
+                let (unlisted, took) =
+                    lookups_asking_ns2(ns, address, &format!("{}-one", recursor.label));
                 // Within the NS set's TTL (5 s), or the set may have been
                 // fetched anew from the parent meanwhile.
                 if took < Duration::from_secs(4) {
