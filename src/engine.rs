@@ -16,6 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::cookie::{self, CookieKeys, CookieStatus};
 use crate::name::{copy_lowercase, lowercase_word, parent_wire, MAX_NAME_LEN};
+use crate::ns_health;
 use crate::policy::{self, EndpointSet, Family, Method, Pick, PolicyInput, Target};
 use crate::rr::{rtype, CLASS_CH, CLASS_IN};
 use crate::snapshot::Snapshot;
@@ -579,7 +580,8 @@ fn answer<'s>(
                     // holds no static addresses), then the service's; over
                     // UDP the addresses alone (RFC 8482 §4.1).
                     if q.qtype == rtype::ANY && !udp {
-                        write_any(w, owner, node, udp)?;
+                        let kept = kept_records(snap, zone, node, rtype::NS);
+                        write_any(w, owner, node, udp, kept)?;
                     }
                     let answered = &mut trail.endpoints;
                     match write_service(
@@ -613,7 +615,13 @@ fn answer<'s>(
                     continue;
                 }
                 if q.qtype == rtype::ANY {
-                    write_any(w, owner, node, udp)?;
+                    write_any(
+                        w,
+                        owner,
+                        node,
+                        udp,
+                        kept_records(snap, zone, node, rtype::NS),
+                    )?;
                     if node.is_empty() {
                         write_soa(w, zone)?;
                     }
@@ -621,8 +629,9 @@ fn answer<'s>(
                 }
                 match node.get(q.qtype) {
                     Some(set) => {
-                        write_set(w, Section::Answer, owner, set)?;
-                        write_additional(w, set, false)?;
+                        let kept = kept_records(snap, zone, node, set.rtype);
+                        write_kept(w, Section::Answer, owner, set, kept)?;
+                        write_additional_kept(w, set, false, kept)?;
                     }
                     None => write_soa(w, zone)?,
                 }
@@ -890,16 +899,69 @@ fn write_set(
     owner: &[u8],
     set: RRset<'_>,
 ) -> Result<(), Full> {
-    for rdata in set.records() {
-        w.record(section, owner, set.rtype, set.ttl, rdata)?;
+    write_kept(w, section, owner, set, ns_health::ALL)
+}
+
+/// Writes the records of `set` whose bit is set in `kept` (bit 0 the
+/// first record), with the given owner.
+fn write_kept(
+    w: &mut Writer<'_>,
+    section: Section,
+    owner: &[u8],
+    set: RRset<'_>,
+    kept: u64,
+) -> Result<(), Full> {
+    for (i, rdata) in set.records().enumerate() {
+        if is_kept(kept, i) {
+            w.record(section, owner, set.rtype, set.ttl, rdata)?;
+        }
     }
     Ok(())
+}
+
+/// Whether bit `i` of `kept` is set; [`ns_health::ALL`] keeps every
+/// record, also past the 64th.
+fn is_kept(kept: u64, i: usize) -> bool {
+    kept == ns_health::ALL || (i < 64 && kept & (1 << i) != 0)
+}
+
+/// Which records of `node`'s RRset of type `rtype` to write: for the apex
+/// NS RRset of a zone with `ns-health`, those of the nodes seen alive
+/// (`crate::ns_health`); every record otherwise.
+fn kept_records(snap: &Snapshot, zone: &Zone, node: Node<'_>, rtype: u16) -> u64 {
+    match zone.ns_health {
+        Some(i) if rtype == rtype::NS && node.name() == zone.apex.wire() => snap
+            .ns_health
+            .get(i as usize)
+            .map_or(ns_health::ALL, |rule| rule.kept(&snap.health)),
+        _ => ns_health::ALL,
+    }
 }
 
 /// Writes the addresses of the names `set` points at. Optional additions
 /// that do not fit are left out without truncation (RFC 2181 §9).
 fn write_additional(w: &mut Writer<'_>, set: RRset<'_>, required: bool) -> Result<(), Full> {
+    write_additional_kept(w, set, required, ns_health::ALL)
+}
+
+/// [`write_additional`] for the records of `set` kept by `kept` alone: the
+/// glue of a name server left out of the answer goes with it.
+fn write_additional_kept(
+    w: &mut Writer<'_>,
+    set: RRset<'_>,
+    required: bool,
+    kept: u64,
+) -> Result<(), Full> {
     for (target, addresses) in set.additional() {
+        // Glue targets are spelt as the records that point at them.
+        if kept != ns_health::ALL
+            && !set
+                .records()
+                .enumerate()
+                .any(|(i, rdata)| rdata == target && is_kept(kept, i))
+        {
+            continue;
+        }
         match write_set(w, Section::Additional, target, addresses) {
             Ok(()) => {}
             Err(Full) if required => return Err(Full),
@@ -910,11 +972,23 @@ fn write_additional(w: &mut Writer<'_>, set: RRset<'_>, required: bool) -> Resul
 }
 
 /// Answers ANY: every RRset over TCP, one over UDP (RFC 8482 §4.1), which
-/// keeps ANY useless for amplification while still answering it.
-fn write_any(w: &mut Writer<'_>, owner: &[u8], node: Node<'_>, udp: bool) -> Result<(), Full> {
+/// keeps ANY useless for amplification while still answering it. `ns_kept`
+/// filters the NS RRset (see [`kept_records`]).
+fn write_any(
+    w: &mut Writer<'_>,
+    owner: &[u8],
+    node: Node<'_>,
+    udp: bool,
+    ns_kept: u64,
+) -> Result<(), Full> {
     let take = if udp { 1 } else { usize::MAX };
     for set in node.sets().take(take) {
-        write_set(w, Section::Answer, owner, set)?;
+        let kept = if set.rtype == rtype::NS {
+            ns_kept
+        } else {
+            ns_health::ALL
+        };
+        write_kept(w, Section::Answer, owner, set, kept)?;
     }
     Ok(())
 }
@@ -1025,6 +1099,7 @@ www A   198.51.100.1
             probes: Vec::new(),
             identity: crate::identity::Identity::new("ns1.test", Some("steerdns test")),
             first_endpoint: Box::new([]),
+            ns_health: Box::new([]),
         }
     }
 

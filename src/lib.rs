@@ -17,6 +17,7 @@ pub mod health;
 pub mod identity;
 pub mod metrics;
 pub mod name;
+pub mod ns_health;
 pub mod policy;
 pub mod prefix;
 pub mod reload;

@@ -15,6 +15,7 @@ use crate::geo::GeoTable;
 use crate::health::{Health, HealthId, HealthView, HealthViewBuilder, Monitor};
 use crate::identity::Identity;
 use crate::name::Name;
+use crate::ns_health::NsHealth;
 use crate::policy::{
     seed_of, Address, Endpoint, Geographic, Method, Multivalue, Peer, Performance, Priority,
     Routing, SelfAddress, ServiceRule, Subnet, Target, WhenAllDown,
@@ -42,6 +43,9 @@ pub struct Snapshot {
     /// at load, that per-worker answer counters are indexed by (see
     /// [`Snapshot::endpoint_number`]).
     pub first_endpoint: Box<[u32]>,
+    /// The `ns-health` rules of the zones that have one, indexed by
+    /// [`Zone::ns_health`].
+    pub ns_health: Box<[NsHealth]>,
 }
 
 /// One probe to run: what to probe, how, and which slot it feeds.
@@ -96,6 +100,16 @@ pub enum LoadProblem {
         line: usize,
         /// The service name.
         name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A zone's `ns-health` cannot be tied to its apex NS RRset.
+    #[error("{file}:{line}: zone.ns-health: {message}")]
+    NsHealth {
+        /// The config file.
+        file: String,
+        /// Line of the zone's `ns-health`.
+        line: usize,
         /// What is wrong.
         message: String,
     },
@@ -168,6 +182,7 @@ impl Snapshot {
         if !errors.is_empty() {
             return Err(LoadError(errors));
         }
+        let ns_health = ns_health_rules(config, &mut zones, &services, &names)?;
         let services: Box<[ServiceRule]> = services.into();
         Ok(Snapshot {
             zones,
@@ -177,6 +192,7 @@ impl Snapshot {
             health: health.build(),
             probes,
             identity: Identity::new(&config.identity, config.version.as_deref()),
+            ns_health,
         })
     }
 }
@@ -220,6 +236,48 @@ fn first_endpoints(services: &[ServiceRule]) -> Box<[u32]> {
             first
         })
         .collect()
+}
+
+/// Compiles the `ns-health` of every zone that has one and tells the zone
+/// where its rule is.
+fn ns_health_rules(
+    config: &Config,
+    zones: &mut ZoneSet,
+    services: &[ServiceRule],
+    names: &HashMap<&Name, u32>,
+) -> Result<Box<[NsHealth]>, LoadError> {
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    for source in &config.zones {
+        let Some(ns) = &source.ns_health else {
+            continue;
+        };
+        let problem = |message: String| LoadProblem::NsHealth {
+            file: config.file.display().to_string(),
+            line: ns.line,
+            message,
+        };
+        // The config checked that the service exists; zones loaded above.
+        let apex = source.origin.to_lowercase();
+        let rule = names
+            .get(&ns.service)
+            .and_then(|&i| services.get(i as usize));
+        let (Some(rule), Some(zone)) = (rule, zones.find_mut(apex.wire())) else {
+            errors.push(problem(format!("no service {}", ns.service)));
+            continue;
+        };
+        match NsHealth::compile(zone, &ns.service, rule) {
+            Ok(rule) => {
+                zone.ns_health = Some(rules.len() as u32);
+                rules.push(rule);
+            }
+            Err(message) => errors.push(problem(message)),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(LoadError(errors));
+    }
+    Ok(rules.into())
 }
 
 /// Health slots and the probes that feed them, handed out while services

@@ -4,8 +4,9 @@
 //!
 //! The mix covers static answers of every kind (positive, wildcard,
 //! negative, referral, ANY, REFUSED, BADVERS, FORMERR), with and without
-//! EDNS and EDNS Client Subnet, every routing method of [`METHODS`], and
-//! the questions about the server (NSID, CHAOS TXT).
+//! EDNS and EDNS Client Subnet, every routing method of [`METHODS`], an
+//! apex NS RRset filtered by node health (`ns-health`), and the questions
+//! about the server (NSID, CHAOS TXT).
 //! The server runs two UDP workers on 127.0.0.1 and two on ::1; clients
 //! on both families send bursts, so that `recvmmsg` returns several
 //! datagrams at once, and the test checks that every worker answered.
@@ -169,9 +170,10 @@ fn write_geo_database(path: &std::path::Path) {
         .write(path);
 }
 
-/// The zone the services live in.
-const SERVICE_ZONE: &str =
-    "$TTL 300\n@ SOA ns1 hostmaster 1 7200 900 1209600 60\n@ NS ns1\nns1 A 192.0.2.53\n";
+/// The zone the services live in. Its name servers are nodes `a` and `b`
+/// of the multivalue service, which its `ns-health` names.
+const SERVICE_ZONE: &str = "$TTL 300\n@ SOA ns1 hostmaster 1 7200 900 1209600 60\n\
+    @ NS ns1\n@ NS ns2\nns1 A 192.0.2.1\nns1 AAAA 2001:db8::1\nns2 A 192.0.2.2\n";
 
 /// The config: the basic example's zone, the service zone and every
 /// method's service, in `dir`. The listen addresses are set by the caller.
@@ -185,7 +187,8 @@ fn config(dir: &common::TempDir) -> Config {
          identity = \"ns1.zero-alloc\"\nversion = \"steerdns test\"\n\n\
          [geoip]\ndatabase = \"geo.mmdb\"\n\n\
          [[zone]]\norigin = \"example.com.\"\nfile = \"{}\"\n\n\
-         [[zone]]\norigin = \"svc.test.\"\nfile = \"svc.test.zone\"\n",
+         [[zone]]\norigin = \"svc.test.\"\nfile = \"svc.test.zone\"\n\
+         ns-health = \"multi.svc.test.\"\n",
         basic.display()
     );
     for method in METHODS {
@@ -253,6 +256,9 @@ fn query_mix() -> Vec<Vec<u8>> {
         ("example.com.", RecordType::ANY),
         ("example.com.", RecordType::MX),
         ("example.org.", RecordType::A),
+        // The apex NS RRset filtered by node health, and ANY beside it.
+        ("svc.test.", RecordType::NS),
+        ("svc.test.", RecordType::ANY),
     ];
     for method in METHODS {
         questions.push((method.qname, RecordType::A));
@@ -308,6 +314,26 @@ fn engine_answers_without_allocating() {
     let snap = Snapshot::load(&config(&dir)).unwrap();
     let queries = query_mix();
     let mut out = vec![0u8; 4096];
+    // Node `b` down: NS answers of svc.test. take the filtering path and
+    // keep ns1 alone.
+    let multi = snap
+        .services
+        .iter()
+        .find(|s| s.name.to_string() == "multi.svc.test.")
+        .unwrap();
+    snap.health
+        .set_health(multi.endpoints[1].slot, steerdns::health::Health::Down);
+    let ns = query("svc.test.", RecordType::NS, Opt::None);
+    let ctx = QueryContext {
+        client: "192.0.2.1:5300".parse().unwrap(),
+        local: "127.0.0.1".parse().unwrap(),
+        transport: Transport::Udp,
+        now: 1_700_000_000,
+        cookie_keys: CookieSecret::Shared([9; 16]).keys(0),
+    };
+    let len = respond(&ns, &ctx, &snap, &mut out).unwrap().len;
+    let reply = Message::from_vec(&out[..len]).unwrap();
+    assert_eq!(reply.answers().len(), 1, "{reply:?}");
     let mut answered = 0;
     let mut rounds = 0;
     let before = THREAD_ALLOCATIONS.with(Cell::get);

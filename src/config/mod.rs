@@ -31,7 +31,7 @@ pub use rrl::{ClientPrefix, RrlConfig, MAX_RRL_RATE, MAX_RRL_SLIP, MAX_RRL_WINDO
 pub use server::{RunAs, MAX_IDENTITY_LEN, MAX_UDP_PAYLOAD_LIMIT};
 pub use service::{EndpointConfig, EndpointTarget, ProbeTarget, ServiceConfig};
 pub use tcp::TcpLimits;
-pub use zone::ZoneSource;
+pub use zone::{NsHealthSource, ZoneSource};
 
 use crate::health::{Monitor, MonitorSpec};
 use server::{Server, ServerSpec};
@@ -184,9 +184,9 @@ impl Config {
         let tcp = TcpLimits::from_spec(spec.tcp)?;
         let rrl = RrlConfig::from_spec(&spec.rrl)?;
         let run_as = server.run_as.validate()?;
-        let zones = zone::zones(spec.zones, base)?;
         let monitors = monitor::monitors(&spec.monitors)?;
         let services = service::services(spec.services, &monitors, lines)?;
+        let zones = zone::zones(spec.zones, base, &services, lines)?;
         let geoip = spec.geoip.map(|g| base.join(g.database.get_ref()));
         if geoip.is_none() {
             if let Some((span, routing)) = service::needing_geoip(&services) {

@@ -100,6 +100,9 @@ pub struct Zone {
     pub has_cuts: bool,
     /// The master file and the files it includes, for [`SetOrigin::file`].
     pub files: Box<[Arc<Path>]>,
+    /// Index of the snapshot's `ns_health` rule filtering the apex NS
+    /// RRset, when the zone has `ns-health` (see `crate::ns_health`).
+    pub ns_health: Option<u32>,
 }
 
 impl Zone {
@@ -456,6 +459,7 @@ impl Builder {
             negative_ttl,
             has_cuts,
             files,
+            ns_health: None,
         })
     }
 }

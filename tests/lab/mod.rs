@@ -25,6 +25,7 @@
 //! namespaces go when [`Network`] drops, also when a test panics. Set
 //! `STEERDNS_TEST_KEEP=1` to keep the scratch folders (configs, logs).
 
+mod kinds;
 mod netns;
 mod node;
 mod resolvers;
