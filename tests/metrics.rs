@@ -257,6 +257,35 @@ fn a_scrape_counts_what_was_answered() {
     assert!(sample(&text, "steerdns_config_age_seconds") < 60.0);
 }
 
+#[test]
+fn count_queries_off_leaves_udp_counters_alone() {
+    let dir = common::TempDir::new("metrics-off");
+    dir.write("svc.test.zone", SVC_ZONE);
+    let path = dir.write(
+        "steerdns.toml",
+        "[server]\nlisten = [\"127.0.0.1:0\"]\ncount-queries = false\n\
+         [[zone]]\norigin = \"svc.test.\"\nfile = \"svc.test.zone\"\n",
+    );
+    let running = Running::start(path);
+    let udp = QueryOpts::default();
+    let tcp = QueryOpts {
+        tcp: true,
+        ..QueryOpts::default()
+    };
+    for _ in 0..10 {
+        let m = query(running.addr, "ns1.svc.test.", RecordType::A, &udp).unwrap();
+        assert_eq!(m.response_code(), ResponseCode::NoError);
+    }
+    query(running.addr, "ns1.svc.test.", RecordType::A, &tcp).unwrap();
+    let text = running.metrics.encode();
+    let series = |t: &str| {
+        format!("steerdns_queries_total{{transport=\"{t}\",type=\"A\",rcode=\"NOERROR\"}}")
+    };
+    // UDP answers go uncounted; TCP is counted as before.
+    assert_eq!(sample(&text, &series("udp")), 0.0, "{text}");
+    assert_eq!(sample(&text, &series("tcp")), 1.0, "{text}");
+}
+
 /// The zone of the endpoint tests.
 const SVC_ZONE: &str =
     "$TTL 300\n@ SOA ns1 hostmaster 2026120101 7200 900 1209600 60\n@ NS ns1\nns1 A 192.0.2.53\n";

@@ -30,6 +30,7 @@ config_steerdns() { # DIR PORT ZONEFILE EXTRA
 listen = ["127.0.0.1:$2"]
 workers = ${WORKERS:-1}
 max-udp-payload = $MAX_UDP_PAYLOAD
+${SERVER_EXTRA:-}
 
 [[zone]]
 origin = "$ORIGIN"

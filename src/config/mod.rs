@@ -46,6 +46,11 @@ pub struct Config {
     pub workers: usize,
     /// Largest UDP response we send, whatever the client offers (RFC 6891 §6.2.5).
     pub max_udp_payload: u16,
+    /// Whether UDP workers count their queries and answers for `/metrics`
+    /// (`[server] count-queries`, default on). Off saves the per-query
+    /// counter updates and leaves the UDP query, answer and rate figures
+    /// at zero; TCP, probe and RRL metrics stay.
+    pub count_queries: bool,
     /// Limits on TCP clients.
     pub tcp: TcpLimits,
     /// Response rate limiting of UDP answers.
@@ -207,6 +212,7 @@ impl Config {
             cookie_secret: server.cookie_secret,
             identity: server.identity,
             version: server.version,
+            count_queries: server.count_queries,
             tcp,
             rrl,
             run_as,

@@ -57,6 +57,7 @@ pub(super) struct ServerSpec {
     cookie_secret: Option<Spanned<String>>,
     identity: Option<Spanned<String>>,
     version: Option<Spanned<String>>,
+    count_queries: Option<bool>,
 }
 
 /// The validated `[server]` table; [`Config`](super::Config) holds its
@@ -72,6 +73,8 @@ pub(super) struct Server {
     pub(super) identity: String,
     /// `version`: the `version.server` answer; `None` hides it.
     pub(super) version: Option<String>,
+    /// `count-queries`: whether UDP workers count queries for `/metrics`.
+    pub(super) count_queries: bool,
     /// Checked by the loader after `[tcp]` and `[rrl]`, the order in which
     /// mistakes have always been reported.
     pub(super) run_as: RunAsSpec,
@@ -140,6 +143,7 @@ impl Server {
             cookie_secret,
             identity,
             version,
+            count_queries: spec.count_queries.unwrap_or(true),
             run_as: RunAsSpec {
                 user: spec.user,
                 group: spec.group,

@@ -185,6 +185,8 @@ pub struct Server {
     metrics: Arc<Metrics>,
     /// `[log] query-sample`: 1 in how many UDP queries is logged, 0 none.
     query_sample: u32,
+    /// `[server] count-queries`: UDP workers update their counters.
+    count_queries: bool,
 }
 
 impl Server {
@@ -252,6 +254,7 @@ impl Server {
             cookies,
             metrics,
             query_sample: config.query_sample,
+            count_queries: config.count_queries,
         })
     }
 
@@ -400,6 +403,7 @@ impl Server {
         // limiting table alike.
         let epoch = sys::coarse_seconds();
         let cookies = self.cookies;
+        let count_queries = self.count_queries;
         for (i, (addr, socket)) in self.udp.into_iter().enumerate() {
             let handler = handler.clone();
             let worker_stop = stop.clone();
@@ -426,7 +430,7 @@ impl Server {
                         &cookies,
                         limiter.as_ref(),
                         udp::Observers {
-                            counters: metrics.udp_worker(i),
+                            counters: metrics.udp_worker(i).filter(|_| count_queries),
                             sampler,
                         },
                     );
@@ -527,6 +531,7 @@ mod tests {
             zones: Vec::new(),
             geoip: None,
             query_sample: 0,
+            count_queries: true,
             state_dir: None,
             monitors: Default::default(),
             services: Vec::new(),
