@@ -579,7 +579,9 @@ fn answer<'s>(
                     if q.qtype == rtype::ANY && !udp {
                         write_any(w, owner, node, udp)?;
                     }
-                    match write_service(w, owner, index, snap, input, q.qtype, zone, scope)? {
+                    match write_service(
+                        w, owner, index, snap, input, q.qtype, ctx.now, zone, scope,
+                    )? {
                         Served::Done(rcode) => return Ok(rcode),
                         Served::Cname(target) => {
                             owner = target;
@@ -698,7 +700,8 @@ enum Served<'s> {
 }
 
 /// Answers A, AAAA or ANY at a service's name: its routing policy decides
-/// per family (ANY asks both), and the engine writes what was picked.
+/// per family (ANY asks both), and the engine writes what was picked,
+/// noting at `now` (the query's Unix second) each endpoint it names.
 #[allow(clippy::too_many_arguments)]
 fn write_service<'s>(
     w: &mut Writer<'_>,
@@ -707,6 +710,7 @@ fn write_service<'s>(
     snap: &'s Snapshot,
     input: &PolicyInput,
     qtype: u16,
+    now: u32,
     zone: &Zone,
     scope: &mut u8,
 ) -> Result<Served<'s>, Full> {
@@ -729,6 +733,9 @@ fn write_service<'s>(
                 let rule = &snap.services[service as usize];
                 let mut n = 0;
                 for e in set.iter().map(|i| &rule.endpoints[i]) {
+                    // Before writing: an answer cut short still may have
+                    // named it, and an early mark only errs late.
+                    snap.last_sent.mark(e.slot, now);
                     match &e.target {
                         Target::Addresses(list) => {
                             let usable = list.iter().filter(|a| {
@@ -757,7 +764,8 @@ fn write_service<'s>(
                 }
                 written += usize::from(n);
             }
-            Pick::Local(address) => {
+            Pick::Local { address, slot } => {
+                snap.last_sent.mark(slot, now);
                 write_address(w, owner, d.ttl, address)?;
                 written += 1;
             }
@@ -1015,6 +1023,7 @@ www A   198.51.100.1
             health: crate::health::HealthViewBuilder::default().build(),
             probes: Vec::new(),
             identity: crate::identity::Identity::new("ns1.test", Some("steerdns test")),
+            last_sent: crate::last_sent::LastSent::new(0, 0),
         }
     }
 

@@ -15,6 +15,7 @@ pub mod explain;
 pub mod geo;
 pub mod health;
 pub mod identity;
+pub mod last_sent;
 pub mod metrics;
 pub mod name;
 pub mod policy;
@@ -26,5 +27,7 @@ pub mod server;
 pub mod snapshot;
 #[allow(unsafe_code)]
 mod sys;
+pub mod target;
+pub mod utc;
 pub mod wire;
 pub mod zone;

@@ -14,6 +14,7 @@ use crate::config::{EndpointTarget, ServiceConfig};
 use crate::geo::{GeoTable, Region};
 use crate::health::{Health, HealthId, HealthView, HealthViewBuilder, Monitor};
 use crate::identity::Identity;
+use crate::last_sent::LastSent;
 use crate::name::Name;
 use crate::policy::{
     seed_of, Address, Endpoint, Geographic, Method, Multivalue, Peer, Performance, Priority,
@@ -37,6 +38,9 @@ pub struct Snapshot {
     pub probes: Vec<ProbePlan>,
     /// What this node answers NSID and CHAOS `id.server` with.
     pub identity: Identity,
+    /// When answers last named each health slot, for safe-to-stop times
+    /// of drains (written by the answer path).
+    pub last_sent: LastSent,
 }
 
 /// One probe to run: what to probe, how, and which slot it feeds.
@@ -163,11 +167,13 @@ impl Snapshot {
         if !errors.is_empty() {
             return Err(LoadError(errors));
         }
+        let health = health.build();
         Ok(Snapshot {
             zones,
             max_udp_payload: config.max_udp_payload,
             services: services.into(),
-            health: health.build(),
+            last_sent: LastSent::new(health.len(), crate::last_sent::unix_now()),
+            health,
             probes,
             identity: Identity::new(&config.identity, config.version.as_deref()),
         })

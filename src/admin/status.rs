@@ -373,6 +373,7 @@ fn status_of(snap: &Snapshot, id: HealthId) -> SlotStatus {
     snap.health.status(id).unwrap_or(SlotStatus {
         health: crate::health::Health::Up,
         drained: false,
+        maintenance: false,
     })
 }
 
