@@ -1024,6 +1024,7 @@ www A   198.51.100.1
             probes: Vec::new(),
             identity: crate::identity::Identity::new("ns1.test", Some("steerdns test")),
             last_sent: crate::last_sent::LastSent::new(0, 0),
+            maintenance: Box::new([]),
         }
     }
 

@@ -16,6 +16,7 @@ pub mod geo;
 pub mod health;
 pub mod identity;
 pub mod last_sent;
+pub mod maintenance;
 pub mod metrics;
 pub mod name;
 pub mod policy;

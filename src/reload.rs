@@ -319,6 +319,7 @@ impl Reloader {
         next.last_sent.start_at(old.last_sent.since());
         let kept_health = carry_health(&old, &next);
         apply_drain(config.state_dir.as_deref(), &old, &next);
+        crate::maintenance::apply(&next, crate::last_sent::unix_now());
         drop(old);
         self.probes = start_probes(&next, &self.journal, Some(self.metrics.probes()));
         self.journal.retain(|label, target| {

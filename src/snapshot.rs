@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::config::{Config, MaintenanceWindow};
 use crate::config::{EndpointTarget, ServiceConfig};
 use crate::geo::{GeoTable, Region};
 use crate::health::{Health, HealthId, HealthView, HealthViewBuilder, Monitor};
@@ -41,6 +41,8 @@ pub struct Snapshot {
     /// When answers last named each health slot, for safe-to-stop times
     /// of drains (written by the answer path).
     pub last_sent: LastSent,
+    /// Scheduled maintenance windows, applied by `crate::maintenance`.
+    pub maintenance: Box<[MaintenanceWindow]>,
 }
 
 /// One probe to run: what to probe, how, and which slot it feeds.
@@ -176,6 +178,7 @@ impl Snapshot {
             health,
             probes,
             identity: Identity::new(&config.identity, config.version.as_deref()),
+            maintenance: config.maintenance.clone().into(),
         })
     }
 }

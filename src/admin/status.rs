@@ -14,7 +14,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::FileDigest;
+use crate::drain::{DrainTarget, Named};
 use crate::health::{HealthId, Journal, SlotStatus};
+use crate::maintenance::Phase;
 use crate::policy::{Family, Method, ServiceRule, Target};
 use crate::reload::Loaded;
 use crate::snapshot::Snapshot;
@@ -36,6 +38,63 @@ pub struct Status {
     pub services: Vec<ServiceStatus>,
     /// Recent health changes, newest first.
     pub changes: Vec<Change>,
+    /// Everything drained now, by an operator or a maintenance window,
+    /// with when it is safe to stop.
+    #[serde(default)]
+    pub drains: Vec<DrainStatus>,
+    /// Every scheduled maintenance window, in configuration order.
+    #[serde(default)]
+    pub maintenance: Vec<WindowStatus>,
+}
+
+/// Something drained, and when it is safe to stop: no resolver holds an
+/// answer naming it any more (`crate::last_sent`). Per node: a cluster
+/// waits for the latest `safe_at` over its nodes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DrainStatus {
+    /// What is drained, in words: `node`, a service name, or `SERVICE
+    /// endpoint NAME`.
+    pub target: String,
+    /// The service, for service and endpoint drains.
+    pub service: Option<String>,
+    /// The endpoint, for endpoint drains.
+    pub endpoint: Option<String>,
+    /// `drain` (an operator's) or `maintenance` (a window's).
+    pub reason: String,
+    /// This node's identity (`[server] identity`), empty when hidden.
+    pub node: String,
+    /// Whether the answer path already leaves it out: false for a moment
+    /// after a drain (the server applies the drain file within a second),
+    /// and for a drained service whose method has no local payload.
+    pub in_force: bool,
+    /// The last second an answer named it (RFC 3339); the server's start
+    /// when none did since.
+    pub last_sent: String,
+    /// The longest TTL of those answers.
+    pub ttl: u32,
+    /// From when it is safe to stop (RFC 3339): `last_sent` + 1 s + `ttl`.
+    pub safe_at: String,
+    /// `safe_at` in Unix seconds.
+    pub safe_at_unix: u64,
+    /// Seconds until `safe_at`; 0 once it is safe.
+    pub safe_in_seconds: u64,
+}
+
+/// One scheduled maintenance window.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WindowStatus {
+    /// What it drains, in words.
+    pub target: String,
+    /// When it starts (RFC 3339).
+    pub start: String,
+    /// When it ends (RFC 3339).
+    pub end: String,
+    /// `upcoming`, `active` or `over`.
+    pub phase: String,
+    /// Seconds until it starts; 0 once it has.
+    pub starts_in_seconds: u64,
+    /// Why, as the config says.
+    pub note: Option<String>,
 }
 
 /// The configuration in force.
@@ -115,6 +174,9 @@ pub struct EndpointStatus {
     pub health: String,
     /// Whether an operator drained it.
     pub drained: bool,
+    /// Whether a maintenance window drains it now.
+    #[serde(default)]
+    pub maintenance: bool,
     /// Weight (weighted routing).
     pub weight: Option<u32>,
     /// Priority (priority routing).
@@ -187,6 +249,10 @@ pub struct Sources<'a> {
     /// for the metrics module's per-service counters. `None` (today):
     /// rates unknown, shown as `null` and left off the page.
     pub rates: Option<&'a QueryRates>,
+    /// What the drain file drains.
+    pub drains: &'a [DrainTarget],
+    /// The time the status is for (Unix seconds).
+    pub now: u64,
 }
 
 impl Status {
@@ -220,8 +286,77 @@ impl Status {
                     reason: c.reason,
                 })
                 .collect(),
+            drains: drains_of(snap, s.drains, s.now),
+            maintenance: snap
+                .maintenance
+                .iter()
+                .map(|w| WindowStatus {
+                    target: w.target.to_string(),
+                    start: rfc3339(at_unix(w.start)),
+                    end: rfc3339(at_unix(w.end)),
+                    phase: Phase::of(w, s.now).as_str().to_string(),
+                    starts_in_seconds: w.start.saturating_sub(s.now),
+                    note: w.note.clone(),
+                })
+                .collect(),
         }
     }
+}
+
+/// The time `secs` Unix seconds after the epoch.
+fn at_unix(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// `target`, drained for `reason`, with when it is safe to stop at `now`;
+/// `None` when the snapshot does not have it.
+pub fn drain_status(
+    snap: &Snapshot,
+    target: &DrainTarget,
+    reason: &str,
+    now: u64,
+) -> Option<DrainStatus> {
+    let named = Named::find(snap, target)?;
+    let safe = named.safe_to_stop(snap, now);
+    let (service, endpoint) = match target {
+        DrainTarget::Node => (None, None),
+        DrainTarget::Service(s) => (Some(s.clone()), None),
+        DrainTarget::Endpoint { service, endpoint } => {
+            (Some(service.clone()), Some(endpoint.clone()))
+        }
+    };
+    Some(DrainStatus {
+        target: target.to_string(),
+        service,
+        endpoint,
+        reason: reason.to_string(),
+        node: snap
+            .identity
+            .nsid()
+            .map_or(String::new(), |n| String::from_utf8_lossy(n).into_owned()),
+        in_force: named.in_force(snap),
+        last_sent: rfc3339(at_unix(safe.last_sent)),
+        ttl: safe.ttl,
+        safe_at: rfc3339(at_unix(safe.safe_at)),
+        safe_at_unix: safe.safe_at,
+        safe_in_seconds: safe.safe_in,
+    })
+}
+
+/// The operator's `drains`, then the targets of the windows active at
+/// `now`, each with when it is safe to stop.
+pub fn drains_of(snap: &Snapshot, drains: &[DrainTarget], now: u64) -> Vec<DrainStatus> {
+    let windows = snap
+        .maintenance
+        .iter()
+        .filter(|w| Phase::of(w, now) == Phase::Active)
+        .map(|w| (&w.target, "maintenance"));
+    drains
+        .iter()
+        .map(|t| (t, "drain"))
+        .chain(windows)
+        .filter_map(|(target, reason)| drain_status(snap, target, reason, now))
+        .collect()
 }
 
 fn config_status(loaded: &Loaded) -> ConfigStatus {
@@ -314,6 +449,7 @@ fn service_status(snap: &Snapshot, journal: &Journal, rule: &ServiceRule) -> Ser
                     serving,
                     health: health_word(judged.iter().map(|&id| status_of(snap, id))),
                     drained: own.drained,
+                    maintenance: own.maintenance,
                     weight: weighted.then_some(e.weight),
                     priority: prioritised.then_some(e.priority),
                     probes: probes_of(snap, journal, &slots),
@@ -361,6 +497,7 @@ fn slot_endpoint(
         serving: st.is_serving(),
         health: st.health.to_string(),
         drained: st.drained,
+        maintenance: st.maintenance,
         weight: None,
         priority: None,
         probes: probes_of(snap, journal, &[id]),
@@ -520,7 +657,64 @@ endpoints = [
             started: UNIX_EPOCH,
             uptime: Duration::from_secs(61),
             rates: None,
+            drains: &[],
+            now: 0,
         })
+    }
+
+    #[test]
+    fn drains_say_when_they_are_safe_to_stop() {
+        let snap = snapshot("safe");
+        let journal = Journal::new();
+        let loaded = Loaded {
+            digest: None,
+            at: UNIX_EPOCH,
+            last_attempt: None,
+        };
+        let b = snap.services[1].endpoints[1].slot;
+        let target = DrainTarget::Endpoint {
+            service: "api.z.test.".into(),
+            endpoint: "b".into(),
+        };
+        // A fake clock: the last answer naming b went out in second
+        // `sent`, with the service's TTL of 30 s.
+        let sent = snap.last_sent.since() + 100;
+        snap.last_sent.mark(b, sent as u32);
+        let build = |now: u64| {
+            Status::build(&Sources {
+                snapshot: &snap,
+                journal: &journal,
+                loaded: &loaded,
+                node_drained: false,
+                started: UNIX_EPOCH,
+                uptime: Duration::ZERO,
+                rates: None,
+                drains: std::slice::from_ref(&target),
+                now,
+            })
+        };
+        let s = build(sent + 5);
+        let d = &s.drains[0];
+        assert_eq!(
+            (
+                d.reason.as_str(),
+                d.in_force,
+                d.ttl,
+                d.safe_at_unix,
+                d.safe_in_seconds
+            ),
+            ("drain", false, 30, sent + 31, 26)
+        );
+        assert_eq!(d.endpoint.as_deref(), Some("b"));
+        snap.health.set_drained(b, true);
+        let s = build(sent + 31);
+        assert!(s.drains[0].in_force);
+        assert_eq!(s.drains[0].safe_in_seconds, 0);
+        let page = super::super::page::render(&build(sent + 20));
+        assert!(page.contains("<h2>Drains</h2>"), "{page}");
+        assert!(page.contains("(in 11 s)"), "{page}");
+        let table = super::super::page::render_table(&build(sent + 31));
+        assert!(table.contains("api.z.test. endpoint b (drain): safe to stop now"));
     }
 
     #[test]
@@ -624,6 +818,8 @@ endpoints = [
             started: UNIX_EPOCH,
             uptime: Duration::ZERO,
             rates: Some(&rates),
+            drains: &[],
+            now: 0,
         });
         assert_eq!(s.services[1].queries_per_second, Some(12.5));
         assert_eq!(s.services[0].queries_per_second, None);

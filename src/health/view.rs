@@ -189,6 +189,11 @@ impl HealthView {
     /// nothing for an id outside this view.
     pub fn set_maintenance(&self, id: HealthId, on: bool) {
         if let Some(slot) = self.slots.get(id.index()) {
+            // Applied every second: read first, so an unchanged window
+            // writes nothing the answer path would have to re-fetch.
+            if (slot.load(Ordering::Relaxed) & MAINTENANCE != 0) == on {
+                return;
+            }
             if on {
                 slot.fetch_or(MAINTENANCE, Ordering::Relaxed);
             } else {
