@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod name;
 pub mod policy;
 pub mod prefix;
+pub mod ramp;
 pub mod reload;
 pub mod rr;
 pub mod rrl;

@@ -239,6 +239,7 @@ fn serve(path: &Path) -> anyhow::Result<()> {
                 .clone()
                 .map(|dir| tokio::spawn(drain::watch(dir, snapshot.clone())));
             let windows = tokio::spawn(maintenance::watch(snapshot.clone()));
+            let ramps = tokio::spawn(steerdns::ramp::watch(snapshot.clone()));
             let admin = admin.map(|listener| {
                 let state = AdminState {
                     snapshot: snapshot.clone(),
@@ -267,6 +268,7 @@ fn serve(path: &Path) -> anyhow::Result<()> {
             tracing::info!("shutting down");
             reloader.stop();
             windows.abort();
+            ramps.abort();
             for task in [drain, admin].into_iter().flatten() {
                 task.abort();
             }
