@@ -302,20 +302,7 @@ fn status(path: &Path, json: bool) -> anyhow::Result<()> {
             path.display()
         );
     };
-    let addr = steerdns::admin::status::reachable(admin.listen);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start a runtime")?;
-    let (code, body) = runtime.block_on(steerdns::admin::client::get(
-        addr,
-        "/api/v1/status",
-        admin.token.as_deref(),
-        std::time::Duration::from_secs(10),
-    ))?;
-    if !code.is_success() {
-        anyhow::bail!("{addr}: {code}: {}", String::from_utf8_lossy(&body).trim());
-    }
+    let body = admin_get(&client_runtime()?, admin, "/api/v1/status")?;
     if json {
         print!("{}", String::from_utf8_lossy(&body));
     } else {
@@ -324,6 +311,34 @@ fn status(path: &Path, json: bool) -> anyhow::Result<()> {
         print!("{}", steerdns::admin::render_table(&status));
     }
     Ok(())
+}
+
+/// A runtime for one command's requests to the admin API.
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a runtime")
+}
+
+/// `GET path` from the running server's admin API (`admin` says where,
+/// and its token); the body of a successful answer.
+fn admin_get(
+    runtime: &tokio::runtime::Runtime,
+    admin: &steerdns::config::AdminConfig,
+    path: &str,
+) -> anyhow::Result<hyper::body::Bytes> {
+    let addr = steerdns::admin::status::reachable(admin.listen);
+    let (code, body) = runtime.block_on(steerdns::admin::client::get(
+        addr,
+        path,
+        admin.token.as_deref(),
+        std::time::Duration::from_secs(10),
+    ))?;
+    if !code.is_success() {
+        anyhow::bail!("{addr}: {code}: {}", String::from_utf8_lossy(&body).trim());
+    }
+    Ok(body)
 }
 
 fn explain(
@@ -418,21 +433,9 @@ fn safe_to_stop(
         println!("{target}: no [admin] listener to ask when it is safe to stop");
         return Ok(());
     };
-    let addr = steerdns::admin::status::reachable(admin.listen);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start a runtime")?;
+    let runtime = client_runtime()?;
     let ask = || -> anyhow::Result<Option<DrainStatus>> {
-        let (code, body) = runtime.block_on(steerdns::admin::client::get(
-            addr,
-            "/api/v1/drain",
-            admin.token.as_deref(),
-            std::time::Duration::from_secs(10),
-        ))?;
-        if !code.is_success() {
-            anyhow::bail!("{addr}: {code}: {}", String::from_utf8_lossy(&body).trim());
-        }
+        let body = admin_get(&runtime, admin, "/api/v1/drain")?;
         let reply: Reply =
             serde_json::from_slice(&body).context("the admin API's answer is not a drain state")?;
         let what = target.to_string();
@@ -470,7 +473,7 @@ fn safe_to_stop(
                 return Ok(());
             }
             (None, None) if started.elapsed() >= APPLY_GRACE => {
-                anyhow::bail!("{addr}: the server does not report {target} as drained");
+                anyhow::bail!("the server does not report {target} as drained");
             }
             (Some(_), Some(_)) if safe => {
                 println!("{target}: safe to stop now");
