@@ -650,6 +650,39 @@ mod tests {
     }
 
     #[test]
+    fn last_sent_times_follow_endpoints_by_name_across_a_reload() {
+        let dir = Scratch::new("sent");
+        let text = |order: &str| {
+            format!(
+                "{}[[service]]\nname = \"api.z.test.\"\nrouting = \"weighted\"\nendpoints = [{order}]\n",
+                with_service("protocol = \"tcp\"\nport = 80\n")
+            )
+        };
+        let a = "{ name = \"a\", addresses = [\"192.0.2.20\"] }";
+        let b = "{ name = \"b\", addresses = [\"192.0.2.30\"] }";
+        let old = snapshot(&dir.config(&text(&format!("{a}, {b}"))));
+        let since = old.last_sent.since();
+        let (old_a, local) = (
+            old.services[1].endpoints[0].slot,
+            old.services[0].local_slot().unwrap(),
+        );
+        old.last_sent.mark(old_a, (since + 50) as u32);
+        old.last_sent.mark(local, (since + 60) as u32);
+        // The reload lists b first: a's slot changes.
+        let mut next = snapshot(&dir.config(&text(&format!("{b}, {a}"))));
+        next.last_sent.start_at(since);
+        carry_last_sent(&old, &next);
+        let now = since + 100;
+        let new_a = next.services[1].endpoints[1].slot;
+        assert_ne!(new_a, old_a);
+        assert_eq!(next.last_sent.last(new_a, now), Some(since + 50));
+        let new_b = next.services[1].endpoints[0].slot;
+        assert_eq!(next.last_sent.last(new_b, now), Some(since));
+        let new_local = next.services[0].local_slot().unwrap();
+        assert_eq!(next.last_sent.last(new_local, now), Some(since + 60));
+    }
+
+    #[test]
     fn health_is_carried_only_to_the_same_kind_of_slot() {
         let dir = Scratch::new("kind");
         // The monitor's address makes the local payload's target
