@@ -1023,7 +1023,7 @@ www A   198.51.100.1
             health: crate::health::HealthViewBuilder::default().build(),
             probes: Vec::new(),
             identity: crate::identity::Identity::new("ns1.test", Some("steerdns test")),
-            last_sent: crate::last_sent::LastSent::new(0, 0),
+            last_sent: crate::last_sent::LastSent::new(0, 0, 0),
             maintenance: Box::new([]),
         }
     }

@@ -20,13 +20,15 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::health::HealthId;
 
-/// Rows of the table: one per UDP worker thread, up to this many, and the
-/// last one for every other thread (TCP tasks, tests). More workers share
-/// rows, which only costs cache-line traffic, never correctness.
-pub const ROWS: usize = 32;
+/// Most rows of a table: one per UDP worker thread, up to this many less
+/// one, and the last one for every other thread (TCP tasks, tests). More
+/// workers share rows, which only costs cache-line traffic, never
+/// correctness.
+pub const MAX_ROWS: usize = 32;
 
-/// The row every thread that did not claim one writes to.
-const SHARED_ROW: usize = ROWS - 1;
+/// The row every thread that did not claim one writes to (a table with
+/// fewer rows maps it to its own last row).
+const SHARED_ROW: usize = MAX_ROWS - 1;
 
 /// Cells per cache line: rows are padded to whole lines so that two
 /// workers never write the same line.
@@ -37,8 +39,8 @@ thread_local! {
     static ROW: Cell<usize> = const { Cell::new(SHARED_ROW) };
 }
 
-/// Makes the calling thread write to row `worker % (ROWS - 1)`: called
-/// once by each UDP worker thread when it starts.
+/// Makes the calling thread write to row `worker % (MAX_ROWS - 1)`:
+/// called once by each UDP worker thread (numbered from 0) when it starts.
 pub fn claim_row(worker: usize) {
     ROW.with(|row| row.set(worker % SHARED_ROW));
 }
@@ -48,11 +50,13 @@ pub fn claim_row(worker: usize) {
 /// health view, one row per worker.
 #[derive(Debug)]
 pub struct LastSent {
+    /// Rows: the UDP workers' and the shared one.
+    rows: usize,
     /// Cells per row: the slot count rounded up to a whole cache line.
     width: usize,
     /// Slots covered.
     slots: usize,
-    /// `ROWS * width` cells; 0 means "not since `since`".
+    /// `rows * width` cells; 0 means "not since `since`".
     cells: Box<[AtomicU32]>,
     /// When the table started (Unix seconds): answers before it, by an
     /// earlier process or snapshot, are not known, so they count as sent
@@ -61,14 +65,17 @@ pub struct LastSent {
 }
 
 impl LastSent {
-    /// A table for `slots` health slots, starting at `since` (Unix
+    /// A table for `slots` health slots written by `workers` UDP worker
+    /// threads (and others, sharing a row), starting at `since` (Unix
     /// seconds).
-    pub fn new(slots: usize, since: u64) -> LastSent {
+    pub fn new(slots: usize, workers: usize, since: u64) -> LastSent {
+        let rows = (workers + 1).min(MAX_ROWS);
         let width = slots.div_ceil(LINE).max(1) * LINE;
         LastSent {
+            rows,
             width,
             slots,
-            cells: (0..ROWS * width).map(|_| AtomicU32::new(0)).collect(),
+            cells: (0..rows * width).map(|_| AtomicU32::new(0)).collect(),
             since,
         }
     }
@@ -81,7 +88,7 @@ impl LastSent {
         if slot.index() >= self.slots {
             return;
         }
-        let row = ROW.with(Cell::get);
+        let row = ROW.with(Cell::get).min(self.rows - 1);
         if let Some(cell) = self.cells.get(row * self.width + slot.index()) {
             // Compare first: a store per query would bounce the line
             // between this core and the reader for nothing.
@@ -98,7 +105,7 @@ impl LastSent {
         if slot.index() >= self.slots {
             return None;
         }
-        let newest = (0..ROWS)
+        let newest = (0..self.rows)
             .map(|row| self.cells[row * self.width + slot.index()].load(Ordering::Relaxed))
             .filter(|&t| t != 0)
             .map(|t| unwrap_seconds(t, now))
@@ -112,7 +119,7 @@ impl LastSent {
         if from.index() >= old.slots || to.index() >= self.slots {
             return;
         }
-        for row in 0..ROWS {
+        for row in 0..self.rows.min(old.rows) {
             let t = old.cells[row * old.width + from.index()].load(Ordering::Relaxed);
             if t != 0 {
                 self.cells[row * self.width + to.index()].fetch_max(t, Ordering::Relaxed);
@@ -206,7 +213,7 @@ mod tests {
     #[test]
     fn rows_are_merged_and_the_start_is_the_floor() {
         let id = ids(40);
-        let table = LastSent::new(40, 500);
+        let table = LastSent::new(40, 8, 500);
         // Nothing sent since the start: the start counts.
         assert_eq!(table.last(id[3], 900), Some(500));
         table.mark(id[3], 700);
@@ -226,7 +233,7 @@ mod tests {
         assert_eq!(table.last(far, 900), None);
         table.mark(far, 900);
 
-        let next = LastSent::new(2, 890);
+        let next = LastSent::new(2, 8, 890);
         next.carry(&table, id[3], id[1]);
         assert_eq!(next.last(id[1], 900), Some(890));
         let mut next = next;

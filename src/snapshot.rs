@@ -174,7 +174,11 @@ impl Snapshot {
             zones,
             max_udp_payload: config.max_udp_payload,
             services: services.into(),
-            last_sent: LastSent::new(health.len(), crate::last_sent::unix_now()),
+            last_sent: LastSent::new(
+                health.len(),
+                config.workers * config.listen.len(),
+                crate::last_sent::unix_now(),
+            ),
             health,
             probes,
             identity: Identity::new(&config.identity, config.version.as_deref()),
