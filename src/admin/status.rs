@@ -606,6 +606,11 @@ mod tests {
     /// A snapshot of a `self` service and a priority service with a
     /// monitored endpoint and an unmonitored one; nothing probes yet.
     fn snapshot(tag: &str) -> Snapshot {
+        snapshot_with(tag, "")
+    }
+
+    /// [`snapshot`] with `extra` (more tables) at the end of the config.
+    fn snapshot_with(tag: &str, extra: &str) -> Snapshot {
         let dir = std::env::temp_dir().join(format!(
             "steerdns-admin-status-{tag}-{}",
             std::process::id()
@@ -637,7 +642,8 @@ endpoints = [
   { name = "b", addresses = ["192.0.2.30"], priority = 2 },
 ]
 "#;
-        let config = Config::from_str(text, &dir.join("steerdns.toml")).unwrap();
+        let text = format!("{text}{extra}");
+        let config = Config::from_str(&text, &dir.join("steerdns.toml")).unwrap();
         let snap = Snapshot::load_with(&config, &[]).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         snap
@@ -715,6 +721,59 @@ endpoints = [
         assert!(page.contains("(in 11 s)"), "{page}");
         let table = super::super::page::render_table(&build(sent + 31));
         assert!(table.contains("api.z.test. endpoint b (drain): safe to stop now"));
+    }
+
+    #[test]
+    fn windows_are_listed_ahead_and_active_ones_are_drains() {
+        let snap = snapshot_with(
+            "windows",
+            "[[maintenance]]\nstart = \"2026-12-01T02:00:00Z\"\nend = \"2026-12-01T03:00:00Z\"\n\
+             service = \"api.z.test\"\nendpoint = \"a\"\nnote = \"disk swap\"\n",
+        );
+        let journal = Journal::new();
+        let loaded = Loaded {
+            digest: None,
+            at: UNIX_EPOCH,
+            last_attempt: None,
+        };
+        // 2026-12-01T02:00:00Z, on a fake clock.
+        let start = 1_796_090_400;
+        let build = |now: u64| {
+            crate::maintenance::apply(&snap, now);
+            Status::build(&Sources {
+                snapshot: &snap,
+                journal: &journal,
+                loaded: &loaded,
+                node_drained: false,
+                started: UNIX_EPOCH,
+                uptime: Duration::ZERO,
+                rates: None,
+                drains: &[],
+                now,
+            })
+        };
+        let s = build(start - 7200);
+        let w = &s.maintenance[0];
+        assert_eq!(
+            (w.phase.as_str(), w.starts_in_seconds, w.start.as_str()),
+            ("upcoming", 7200, "2026-12-01T02:00:00Z")
+        );
+        assert!(s.drains.is_empty());
+        let page = super::super::page::render(&s);
+        assert!(page.contains("upcoming, in 2h 0m"), "{page}");
+        assert!(page.contains("disk swap"), "{page}");
+
+        let s = build(start + 60);
+        assert_eq!(s.maintenance[0].phase, "active");
+        let a = &s.services[1].endpoints[0];
+        assert_eq!((a.maintenance, a.drained, a.serving), (true, false, false));
+        let d = &s.drains[0];
+        assert_eq!((d.reason.as_str(), d.in_force), ("maintenance", true));
+        assert!(super::super::page::render(&s).contains(">maintenance</span>"));
+
+        let s = build(start + 3600);
+        assert_eq!(s.maintenance[0].phase, "over");
+        assert!(s.drains.is_empty() && s.services[1].endpoints[0].serving);
     }
 
     #[test]
