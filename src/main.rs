@@ -448,7 +448,21 @@ fn safe_to_stop(
     let deadline = wait.map(|w| started + w);
     let mut announced = false;
     loop {
-        let status = ask()?;
+        let status = match ask() {
+            Ok(status) => status,
+            // The drain file is the truth and needs no running server;
+            // only the safe time does.
+            Err(e) if deadline.is_none() => {
+                println!("{target}: cannot ask the server when it is safe to stop: {e:#}");
+                return Ok(());
+            }
+            // A restarting server may answer again before the deadline.
+            Err(e) if deadline.is_some_and(|d| Instant::now() >= d) => return Err(e),
+            Err(_) => {
+                std::thread::sleep(WAIT_POLL);
+                continue;
+            }
+        };
         let ready = status.as_ref().is_some_and(|d| d.in_force);
         let safe = ready && status.as_ref().is_some_and(|d| d.safe_in_seconds == 0);
         if let (Some(d), Some(_), false) = (&status, deadline, announced || safe || !ready) {

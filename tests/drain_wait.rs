@@ -2,8 +2,8 @@
 //! 2 s answers one query, is drained, and `steerdns drain --wait` returns
 //! once the last answer naming it has expired: not before the query's
 //! time plus the TTL, and within a bounded margin after it. A `--wait`
-//! whose `--timeout` is too short exits non-zero; a maintenance window in
-//! the config shows on the API and drains on time.
+//! whose `--timeout` is too short exits non-zero, as does one with no
+//! server to ask; maintenance windows in the config show on the API.
 
 mod common;
 
@@ -181,4 +181,13 @@ listen = "127.0.0.1:{admin_port}"
     // Without --wait, a drain reports the safe time and returns.
     let (ok, text, _) = drain(&config, &[]);
     assert!(ok && text.contains("safe to stop now"), "{text}");
+
+    // With the server stopped, a drain is still written (the file is the
+    // truth); only --wait, which needs the server, fails.
+    drop(server);
+    let (ok, text, _) = drain(&config, &[]);
+    assert!(ok && text.contains("cannot ask the server"), "{text}");
+    let (ok, text, took) = drain(&config, &["--wait", "--timeout", "1s"]);
+    assert!(!ok && text.contains("cannot reach the admin API"), "{text}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
 }
