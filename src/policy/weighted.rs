@@ -132,7 +132,18 @@ impl Weighted {
                     * f64::from(health.weight_factor(e.slot).max(1))
                     / f64::from(FULL_WEIGHT);
                 let score = score(base, e.seed, weight);
-                trace.endpoint(rule, i, || format!("weight {}, score {score:.4}", e.weight));
+                trace.endpoint(rule, i, || {
+                    let factor = health.weight_factor(e.slot);
+                    let ramp = if factor < FULL_WEIGHT {
+                        format!(
+                            " (ramping up: {:.0} %)",
+                            100.0 * weight / f64::from(e.weight.max(1))
+                        )
+                    } else {
+                        String::new()
+                    };
+                    format!("weight {}{ramp}, score {score:.4}", e.weight)
+                });
                 if best.is_none_or(|(s, _)| score > s) {
                     best = Some((score, i));
                 }
@@ -333,6 +344,15 @@ mod tests {
                 (share - want).abs() < 0.01,
                 "{elapsed} s into the ramp: share {share} against {want}"
             );
+            // `explain` says the endpoint is ramping, and how far.
+            let mut trace = Explanation::default();
+            decide(&s, 0, &inputs[0], &h, Family::V4, &mut trace);
+            let fra_step = &trace.steps[1].text;
+            match elapsed {
+                150 => assert!(fra_step.contains("ramping up: 50 %"), "{fra_step}"),
+                300 => assert!(!fra_step.contains("ramping"), "{fra_step}"),
+                _ => {}
+            }
         }
     }
 
