@@ -118,28 +118,19 @@ fn describe(window: &MaintenanceWindow) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::snapshot::test_snapshot;
 
     /// A snapshot of a `self` service and a weighted service with
     /// endpoints a and b, and the windows in `windows` (TOML tables).
     fn snapshot(tag: &str, windows: &str) -> Snapshot {
-        let dir = std::env::temp_dir().join(format!("steerdns-maint-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("z.zone"),
-            "$TTL 300\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\n",
+        test_snapshot(
+            &format!("maint-{tag}"),
+            &format!(
+                "[[service]]\nname = \"lb.z.test.\"\nrouting = \"self\"\npeers = [\"192.0.2.10\"]\n\
+                 [[service]]\nname = \"www.z.test.\"\nrouting = \"weighted\"\n\
+                 endpoints = [{{ name = \"a\", addresses = [\"192.0.2.20\"] }}, {{ name = \"b\", addresses = [\"192.0.2.30\"] }}]\n{windows}"
+            ),
         )
-        .unwrap();
-        let text = format!(
-            "[server]\nlisten = [\"127.0.0.1:5353\"]\n[[zone]]\norigin = \"z.test.\"\nfile = \"z.zone\"\n\
-             [[service]]\nname = \"lb.z.test.\"\nrouting = \"self\"\npeers = [\"192.0.2.10\"]\n\
-             [[service]]\nname = \"www.z.test.\"\nrouting = \"weighted\"\n\
-             endpoints = [{{ name = \"a\", addresses = [\"192.0.2.20\"] }}, {{ name = \"b\", addresses = [\"192.0.2.30\"] }}]\n{windows}"
-        );
-        let config = Config::from_str(&text, &dir.join("steerdns.toml")).unwrap();
-        let snap = Snapshot::load_with(&config, &[]).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        snap
     }
 
     /// Serving flags of: lb's local payload, endpoint a, endpoint b.

@@ -115,8 +115,8 @@ pub async fn watch(snapshot: Arc<ArcSwap<Snapshot>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::health::Health;
+    use crate::snapshot::test_snapshot;
 
     #[test]
     fn the_factor_grows_linearly_to_full() {
@@ -131,22 +131,13 @@ mod tests {
     }
 
     fn snapshot(tag: &str) -> Snapshot {
-        let dir = std::env::temp_dir().join(format!("steerdns-ramp-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("z.zone"),
-            "$TTL 300\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\n",
-        )
-        .unwrap();
-        let text = "[server]\nlisten = [\"127.0.0.1:5353\"]\n[[zone]]\norigin = \"z.test.\"\nfile = \"z.zone\"\n\
-             [[service]]\nname = \"www.z.test.\"\nrouting = \"weighted\"\nramp-up = \"100s\"\n\
+        test_snapshot(
+            &format!("ramp-{tag}"),
+            "[[service]]\nname = \"www.z.test.\"\nrouting = \"weighted\"\nramp-up = \"100s\"\n\
              endpoints = [{ name = \"a\", addresses = [\"192.0.2.20\"] }, { name = \"b\", addresses = [\"192.0.2.30\"] }]\n\
              [[service]]\nname = \"api.z.test.\"\nrouting = \"weighted\"\n\
-             endpoints = [{ name = \"a\", addresses = [\"192.0.2.40\"] }]\n";
-        let config = Config::from_str(text, &dir.join("steerdns.toml")).unwrap();
-        let snap = Snapshot::load_with(&config, &[]).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        snap
+             endpoints = [{ name = \"a\", addresses = [\"192.0.2.40\"] }]\n",
+        )
     }
 
     #[test]

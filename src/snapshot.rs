@@ -419,3 +419,24 @@ fn endpoint_rule(
         seed: seed_of(&sc.name.to_string()),
     })
 }
+
+/// A snapshot of zone `z.test.` (SOA, NS and `ns1` only) with `tables`
+/// (services, windows) after it, loaded from a scratch folder named by
+/// `tag`: for unit tests of what runs beside the answer path.
+#[cfg(test)]
+pub(crate) fn test_snapshot(tag: &str, tables: &str) -> Snapshot {
+    let dir = std::env::temp_dir().join(format!("steerdns-snap-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("z.zone"),
+        "$TTL 300\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\n",
+    )
+    .unwrap();
+    let text = format!(
+        "[server]\nlisten = [\"127.0.0.1:5353\"]\n[[zone]]\norigin = \"z.test.\"\nfile = \"z.zone\"\n{tables}"
+    );
+    let config = Config::from_str(&text, &dir.join("steerdns.toml")).unwrap();
+    let snap = Snapshot::load_with(&config, &[]).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    snap
+}
