@@ -196,6 +196,9 @@ fn overview(h: &mut String, services: &[ServiceStatus], rates: bool) {
         if svc.drained {
             state.push_str(" <span class=\"badge drained\">drained</span>");
         }
+        if svc.maintenance {
+            state.push_str(" <span class=\"badge drained\">maintenance</span>");
+        }
         let drained = svc.endpoints.iter().filter(|e| e.drained).count();
         let _ = write!(
             h,
@@ -233,6 +236,9 @@ fn service(h: &mut String, svc: &ServiceStatus, rates: bool) {
     );
     if svc.drained {
         h.push_str(" <span class=\"badge drained\">drained</span>");
+    }
+    if svc.maintenance {
+        h.push_str(" <span class=\"badge drained\">maintenance</span>");
     }
     let _ = write!(
         h,
@@ -405,6 +411,9 @@ pub fn render_table(s: &Status) -> String {
         let mut state = svc.health.clone();
         if svc.drained {
             state.push_str(" drained");
+        }
+        if svc.maintenance {
+            state.push_str(" maintenance");
         }
         rows.push([
             svc.name.clone(),

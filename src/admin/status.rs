@@ -150,6 +150,10 @@ pub struct ServiceStatus {
     /// Whether the service itself is drained (`self` services; endpoint
     /// drains are on the endpoints).
     pub drained: bool,
+    /// Whether a maintenance window drains the service itself (`self`
+    /// services) now.
+    #[serde(default)]
+    pub maintenance: bool,
     /// Queries per second answered for the service: `null` until metrics
     /// provide it (the hook for the metrics module; the page shows a
     /// column as soon as any service has a rate).
@@ -464,12 +468,13 @@ fn service_status(snap: &Snapshot, journal: &Journal, rule: &ServiceRule) -> Ser
         _ => "degraded",
     };
     // A `self` service stands or falls with this node's payload.
-    let (health, drained) = match rule.local_slot() {
+    let (health, drained, maintenance) = match rule.local_slot() {
         Some(id) => {
             let st = status_of(snap, id);
-            (if st.is_serving() { "up" } else { "down" }, st.drained)
+            let word = if st.is_serving() { "up" } else { "down" };
+            (word, st.drained, st.maintenance)
         }
-        None => (health, false),
+        None => (health, false, false),
     };
     ServiceStatus {
         name: rule.name.to_string(),
@@ -477,6 +482,7 @@ fn service_status(snap: &Snapshot, journal: &Journal, rule: &ServiceRule) -> Ser
         ttl: rule.ttl,
         health: health.to_string(),
         drained,
+        maintenance,
         queries_per_second: None,
         endpoints,
     }
@@ -728,7 +734,8 @@ endpoints = [
         let snap = snapshot_with(
             "windows",
             "[[maintenance]]\nstart = \"2026-12-01T02:00:00Z\"\nend = \"2026-12-01T03:00:00Z\"\n\
-             service = \"api.z.test\"\nendpoint = \"a\"\nnote = \"disk swap\"\n",
+             service = \"api.z.test\"\nendpoint = \"a\"\nnote = \"disk swap\"\n\
+             [[maintenance]]\nstart = \"2026-12-01T02:30:00Z\"\nend = \"2026-12-01T03:00:00Z\"\nnode = true\n",
         );
         let journal = Journal::new();
         let loaded = Loaded {
@@ -770,6 +777,18 @@ endpoints = [
         let d = &s.drains[0];
         assert_eq!((d.reason.as_str(), d.in_force), ("maintenance", true));
         assert!(super::super::page::render(&s).contains(">maintenance</span>"));
+        assert_eq!(s.drains.len(), 1);
+        assert!(!s.services[0].maintenance);
+
+        // The node's window too: the `self` service is down for it.
+        let s = build(start + 1800);
+        assert_eq!(s.drains[1].target, "node");
+        let lb = &s.services[0];
+        assert_eq!(
+            (lb.health.as_str(), lb.drained, lb.maintenance),
+            ("down", false, true)
+        );
+        assert!(super::super::page::render_table(&s).contains("lb.z.test."));
 
         let s = build(start + 3600);
         assert_eq!(s.maintenance[0].phase, "over");
