@@ -55,6 +55,86 @@ fn drain(config: &Path, args: &[&str]) -> (bool, String, Duration) {
     (out.status.success(), text, started.elapsed())
 }
 
+/// Unix time now, in seconds (fractional).
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[test]
+fn a_maintenance_window_drains_and_returns_on_time() {
+    let home = TempDir::new("window");
+    let port = free_port();
+    home.write("zones/example.com.zone", ZONE);
+    // A window of 3 s starting 4 whole seconds from now.
+    let start = unix_now().ceil() as u64 + 4;
+    let end = start + 3;
+    let at =
+        |t: u64| steerdns::admin::status::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(t));
+    let config = home.write(
+        "steerdns.toml",
+        &format!(
+            r#"[server]
+listen = ["127.0.0.1:{port}"]
+workers = 1
+[[zone]]
+origin = "example.com."
+file = "zones/example.com.zone"
+
+[[service]]
+name = "api.example.com."
+routing = "priority"
+endpoints = [
+  {{ name = "a", addresses = ["192.0.2.20"], priority = 1 }},
+  {{ name = "b", addresses = ["198.51.100.20"], priority = 2 }},
+]
+
+[[maintenance]]
+start = "{}"
+end = "{}"
+service = "api.example.com."
+endpoint = "a"
+"#,
+            at(start),
+            at(end)
+        ),
+    );
+    let logs = TempDir::new("window-logs");
+    let mut command = Command::new(steerdns_bin());
+    command.arg("serve").arg("--config").arg(&config);
+    let server = ServerProcess::start("steerdns", command, logs, port, "example.com.");
+    let a: IpAddr = "192.0.2.20".parse().unwrap();
+    // Where the answers switch: (time, answered a), every 100 ms until a
+    // second and a half after the end.
+    let mut seen: Vec<(f64, bool)> = Vec::new();
+    while unix_now() < end as f64 + 1.5 {
+        let on_a = addresses(&server, "api.example.com.") == [a];
+        if seen.last().is_none_or(|&(_, last)| last != on_a) {
+            seen.push((unix_now(), on_a));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let logs = server.logs();
+    assert_eq!(seen.len(), 3, "a, then b, then a again: {seen:?}\n{logs}");
+    let (off, on) = (seen[1].0, seen[2].0);
+    assert!(seen[0].1 && !seen[1].1 && seen[2].1, "{seen:?}");
+    // Applied once a second: at most a tick and a query late (with room
+    // for a loaded machine).
+    let (start, end) = (start as f64, end as f64);
+    assert!(
+        off >= start && off <= start + 1.3,
+        "drained at {off}, window from {start}"
+    );
+    assert!(
+        on >= end && on <= end + 1.3,
+        "back at {on}, window until {end}"
+    );
+    assert!(logs.contains("maintenance window started"), "{logs}");
+    assert!(logs.contains("maintenance window ended"), "{logs}");
+}
+
 #[test]
 fn drain_wait_returns_once_the_last_answer_has_expired() {
     let home = TempDir::new("drain-wait");
