@@ -8,6 +8,13 @@
 //! lives in one small file in the state directory, so it survives restarts
 //! and a `steerdns drain` command needs no connection to the server: the
 //! server re-reads the file every second.
+//!
+//! [`Named`] says which health slots a target's answers name and their
+//! longest TTL, from which the running server tells when a drained target
+//! is safe to stop (`crate::last_sent`): the CLI's `--wait`, the admin
+//! API and the status page all ask it. Scheduled windows
+//! (`crate::maintenance`) drain the same targets through a bit of their
+//! own.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
