@@ -8,6 +8,13 @@
 //! lives in one small file in the state directory, so it survives restarts
 //! and a `steerdns drain` command needs no connection to the server: the
 //! server re-reads the file every second.
+//!
+//! [`Named`] says which health slots a target's answers name and their
+//! longest TTL, from which the running server tells when a drained target
+//! is safe to stop (`crate::last_sent`): the CLI's `--wait`, the admin
+//! API and the status page all ask it. Scheduled windows
+//! (`crate::maintenance`) drain the same targets through a bit of their
+//! own.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -17,8 +24,12 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
-use crate::name::Name;
+use crate::health::HealthId;
+use crate::last_sent::{safe_to_stop, SafeToStop};
+use crate::policy::{ServiceRule, Target, MAX_NESTING};
 use crate::snapshot::Snapshot;
+
+pub use crate::target::{DrainTarget, UnknownTarget};
 
 /// Name of the drain file inside the state directory.
 const FILE: &str = "drain.toml";
@@ -60,82 +71,9 @@ pub enum DrainError {
         /// What is wrong.
         message: String,
     },
-    /// A drain named a service that is not configured.
-    #[error("no service named {0}")]
-    UnknownService(String),
-    /// A drain named an endpoint its service does not have.
-    #[error("service {service} has no endpoint {endpoint:?}")]
-    UnknownEndpoint {
-        /// The service (its key).
-        service: String,
-        /// The endpoint as given.
-        endpoint: String,
-    },
-}
-
-/// What one drain or undrain is about, with names checked against the
-/// configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DrainTarget {
-    /// The whole node.
-    Node,
-    /// One service, by its key (lowercase, ending in a dot).
-    Service(String),
-    /// One endpoint of a service.
-    Endpoint {
-        /// The service's key.
-        service: String,
-        /// The endpoint's name.
-        endpoint: String,
-    },
-}
-
-impl DrainTarget {
-    /// The target `service` and `endpoint` name (neither: the node),
-    /// checked against `services`: each configured service's name with
-    /// its endpoints' names. The service name may omit its final dot and
-    /// is compared without case.
-    pub fn find<'a>(
-        service: Option<&str>,
-        endpoint: Option<&str>,
-        services: impl IntoIterator<Item = (&'a Name, Vec<&'a str>)>,
-    ) -> Result<DrainTarget, DrainError> {
-        let Some(given) = service else {
-            return Ok(DrainTarget::Node);
-        };
-        let key = Name::from_absolute_text(given.trim_end_matches('.'))
-            .map_err(|_| DrainError::UnknownService(given.to_string()))?
-            .to_lowercase()
-            .to_string();
-        let endpoints = services
-            .into_iter()
-            .find(|(name, _)| name.to_lowercase().to_string() == key)
-            .map(|(_, endpoints)| endpoints)
-            .ok_or_else(|| DrainError::UnknownService(key.clone()))?;
-        match endpoint {
-            None => Ok(DrainTarget::Service(key)),
-            Some(e) if endpoints.contains(&e) => Ok(DrainTarget::Endpoint {
-                service: key,
-                endpoint: e.to_string(),
-            }),
-            Some(e) => Err(DrainError::UnknownEndpoint {
-                service: key,
-                endpoint: e.to_string(),
-            }),
-        }
-    }
-}
-
-impl std::fmt::Display for DrainTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DrainTarget::Node => f.write_str("node"),
-            DrainTarget::Service(s) => f.write_str(s),
-            DrainTarget::Endpoint { service, endpoint } => {
-                write!(f, "{service} endpoint {endpoint}")
-            }
-        }
-    }
+    /// A drain named a service or endpoint that is not configured.
+    #[error(transparent)]
+    Target(#[from] UnknownTarget),
 }
 
 impl DrainState {
@@ -208,6 +146,20 @@ impl DrainState {
         Ok(state)
     }
 
+    /// Every target the state drains: the node first, then services, then
+    /// endpoints.
+    pub fn targets(&self) -> Vec<DrainTarget> {
+        let node = self.node.then_some(DrainTarget::Node);
+        let services = self.services.iter().cloned().map(DrainTarget::Service);
+        let endpoints = self.endpoints.iter().flat_map(|(service, set)| {
+            set.iter().map(|endpoint| DrainTarget::Endpoint {
+                service: service.clone(),
+                endpoint: endpoint.clone(),
+            })
+        });
+        node.into_iter().chain(services).chain(endpoints).collect()
+    }
+
     /// Whether the service named `name` is drained.
     pub fn is_drained(&self, name: &str) -> bool {
         self.node || self.services.contains(name)
@@ -255,6 +207,114 @@ impl DrainState {
             }
         }
         state
+    }
+}
+
+/// What answers naming a target look like: the health slots they name
+/// and the longest TTL they carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named {
+    /// The slots whose drain takes the target out of answers.
+    pub drained: Vec<HealthId>,
+    /// The slots answers naming the target mark (`crate::last_sent`):
+    /// `drained`, and for an endpoint that is a nested service, the
+    /// child's endpoints, which the parent's answers carry.
+    pub sent: Vec<HealthId>,
+    /// The longest TTL of those answers.
+    pub ttl: u32,
+}
+
+impl Named {
+    /// What answers naming `target` look like in `snapshot`; `None` when
+    /// the snapshot no longer has it (a reload removed it).
+    pub fn find(snapshot: &Snapshot, target: &DrainTarget) -> Option<Named> {
+        let rule_named = |key: &str| snapshot.services.iter().find(|r| r.name.to_string() == key);
+        let mut named = Named {
+            drained: Vec::new(),
+            sent: Vec::new(),
+            ttl: 0,
+        };
+        match target {
+            // The node's answers are its `self` services' own address.
+            DrainTarget::Node => {
+                for rule in snapshot.services.iter() {
+                    if let Some(slot) = rule.local_slot() {
+                        named.drained.push(slot);
+                        named.ttl = named.ttl.max(longest_ttl(rule));
+                    }
+                }
+            }
+            DrainTarget::Service(key) => {
+                let rule = rule_named(key)?;
+                named.ttl = longest_ttl(rule);
+                named.drained.extend(rule.local_slot());
+                // A drain of another method's service takes nothing out
+                // (see `DrainState::apply`): its endpoints go on being
+                // named, and the safe time says so.
+                for e in rule.endpoints.iter() {
+                    named.sent.push(e.slot);
+                    nested_slots(snapshot, &e.target, 0, &mut named.sent);
+                }
+            }
+            DrainTarget::Endpoint { service, endpoint } => {
+                let rule = rule_named(service)?;
+                let e = rule.endpoints.iter().find(|e| &*e.name == endpoint)?;
+                named.ttl = longest_ttl(rule);
+                named.drained.push(e.slot);
+                nested_slots(snapshot, &e.target, 0, &mut named.sent);
+            }
+        }
+        named.sent.extend_from_slice(&named.drained);
+        Some(named)
+    }
+
+    /// Whether every slot of the target is out of answers (drained or in
+    /// a maintenance window). False when there is none to take out.
+    pub fn in_force(&self, snapshot: &Snapshot) -> bool {
+        !self.drained.is_empty()
+            && self.drained.iter().all(|&slot| {
+                snapshot
+                    .health
+                    .status(slot)
+                    .is_some_and(|s| s.drained || s.maintenance)
+            })
+    }
+
+    /// When the target is safe to stop, as seen at `now` (Unix seconds):
+    /// the last answer naming it plus the longest TTL (see
+    /// [`safe_to_stop`]). Meaningful once it is [in force](Named::in_force).
+    pub fn safe_to_stop(&self, snapshot: &Snapshot, now: u64) -> SafeToStop {
+        let last = self
+            .sent
+            .iter()
+            .filter_map(|&slot| snapshot.last_sent.last(slot, now))
+            .max()
+            .unwrap_or_else(|| snapshot.last_sent.since());
+        safe_to_stop(last, self.ttl, now)
+    }
+}
+
+/// The longest TTL a service answers with: its TTL or its degraded TTL.
+fn longest_ttl(rule: &ServiceRule) -> u32 {
+    rule.ttl.max(rule.degraded_ttl.unwrap_or(0))
+}
+
+/// The slots of the endpoints (and `self` payload) of the service `target`
+/// nests, at any depth: what answers through it name.
+fn nested_slots(snapshot: &Snapshot, target: &Target, depth: u8, out: &mut Vec<HealthId>) {
+    let Target::Service { index, .. } = target else {
+        return;
+    };
+    let Some(child) = snapshot.services.get(*index as usize) else {
+        return;
+    };
+    if depth >= MAX_NESTING {
+        return;
+    }
+    out.extend(child.local_slot());
+    for e in child.endpoints.iter() {
+        out.push(e.slot);
+        nested_slots(snapshot, &e.target, depth + 1, out);
     }
 }
 
@@ -306,26 +366,12 @@ mod tests {
     }
 
     #[test]
-    fn targets_are_checked_and_set() {
-        let www = Name::from_absolute_text("www.example.com").unwrap();
-        let services = || [(&www, vec!["a", "b"])];
-        let find = |s, e| DrainTarget::find(s, e, services());
-        assert_eq!(find(None, None).unwrap(), DrainTarget::Node);
-        let service = find(Some("WWW.example.com"), None).unwrap();
-        assert_eq!(service, DrainTarget::Service("www.example.com.".into()));
-        let endpoint = find(Some("www.example.com."), Some("b")).unwrap();
-        assert_eq!(endpoint.to_string(), "www.example.com. endpoint b");
-        assert_eq!(
-            find(Some("api.example.com"), None).unwrap_err().to_string(),
-            "no service named api.example.com."
-        );
-        assert_eq!(
-            find(Some("www.example.com"), Some("c"))
-                .unwrap_err()
-                .to_string(),
-            "service www.example.com. has no endpoint \"c\""
-        );
-
+    fn targets_are_set_and_cleared() {
+        let endpoint = DrainTarget::Endpoint {
+            service: "www.example.com.".into(),
+            endpoint: "b".into(),
+        };
+        let service = DrainTarget::Service("www.example.com.".into());
         let mut state = DrainState::default();
         state.set(&endpoint, true);
         state.set(&service, true);

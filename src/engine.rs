@@ -585,7 +585,7 @@ fn answer<'s>(
                     }
                     let answered = &mut trail.endpoints;
                     match write_service(
-                        w, owner, index, snap, input, q.qtype, zone, scope, answered,
+                        w, owner, index, snap, input, q.qtype, ctx.now, zone, scope, answered,
                     )? {
                         Served::Done(rcode) => return Ok(rcode),
                         Served::Cname(target) => {
@@ -712,7 +712,8 @@ enum Served<'s> {
 }
 
 /// Answers A, AAAA or ANY at a service's name: its routing policy decides
-/// per family (ANY asks both), and the engine writes what was picked.
+/// per family (ANY asks both), and the engine writes what was picked,
+/// noting at `now` (the query's Unix second) each endpoint it names.
 #[allow(clippy::too_many_arguments)]
 fn write_service<'s>(
     w: &mut Writer<'_>,
@@ -721,6 +722,7 @@ fn write_service<'s>(
     snap: &'s Snapshot,
     input: &PolicyInput,
     qtype: u16,
+    now: u32,
     zone: &Zone,
     scope: &mut u8,
     answered: &mut EndpointSet,
@@ -745,6 +747,9 @@ fn write_service<'s>(
                 let mut n = 0;
                 for (i, e) in set.iter().map(|i| (i, &rule.endpoints[i])) {
                     let number = snap.endpoint_number(service, i);
+                    // Before writing: an answer cut short still may have
+                    // named it, and an early mark only errs late.
+                    snap.last_sent.mark(e.slot, now);
                     match &e.target {
                         Target::Addresses(list) => {
                             let usable = list.iter().filter(|a| {
@@ -775,7 +780,8 @@ fn write_service<'s>(
                 }
                 written += usize::from(n);
             }
-            Pick::Local(address) => {
+            Pick::Local { address, slot } => {
+                snap.last_sent.mark(slot, now);
                 write_address(w, owner, d.ttl, address)?;
                 written += 1;
             }
@@ -1100,6 +1106,8 @@ www A   198.51.100.1
             identity: crate::identity::Identity::new("ns1.test", Some("steerdns test")),
             first_endpoint: Box::new([]),
             ns_health: Box::new([]),
+            last_sent: crate::last_sent::LastSent::new(0, 0, 0),
+            maintenance: Box::new([]),
         }
     }
 

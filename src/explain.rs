@@ -306,7 +306,7 @@ fn describe(snap: &Snapshot, pick: &Pick) -> String {
             let open = if all { " (failing open: none fit)" } else { "" };
             format!("{} endpoint(s) [{}]{open}", rule.name, names.join(", "))
         }
-        Pick::Local(a) => format!("this node's address {a}"),
+        Pick::Local { address: a, .. } => format!("this node's address {a}"),
         Pick::Peers { .. } => "the healthy peers".into(),
         Pick::Refuse => "REFUSED".into(),
         Pick::ServFail => "SERVFAIL".into(),

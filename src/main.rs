@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use steerdns::admin::{AdminListener, AdminState};
 use steerdns::config::Config;
 use steerdns::drain::{self, DrainState, DrainTarget};
+use steerdns::maintenance;
 use steerdns::reload::{self, load, Reloader};
 use steerdns::server::Server;
 
@@ -52,7 +53,9 @@ enum Command {
     },
     /// Put this node (or one service on it, or one endpoint of a service)
     /// in maintenance: it answers as if its payload (or the endpoint) were
-    /// down. Survives restarts; undo with `undrain`.
+    /// down. Survives restarts; undo with `undrain`. With an `[admin]`
+    /// listener, asks the running server when the target is safe to stop:
+    /// the last answer naming it plus that answer's TTL.
     Drain {
         /// The TOML configuration file (its `[state] dir` holds the state).
         #[arg(long, short)]
@@ -63,6 +66,13 @@ enum Command {
         /// Only this endpoint of `--service`.
         #[arg(long, requires = "service")]
         endpoint: Option<String>,
+        /// Block until the target is safe to stop (needs `[admin]`).
+        #[arg(long)]
+        wait: bool,
+        /// Longest `--wait` (e.g. `90s`, `10m`); exits non-zero when the
+        /// target is not safe to stop by then.
+        #[arg(long, default_value = "10m", value_parser = parse_timeout, requires = "wait")]
+        timeout: std::time::Duration,
     },
     /// Take this node (or one service, or one endpoint) out of maintenance.
     Undrain {
@@ -137,12 +147,15 @@ fn main() -> ExitCode {
             config,
             service,
             endpoint,
-        } => set_drain(&config, service.as_deref(), endpoint.as_deref(), true),
+            wait,
+            timeout,
+        } => set_drain(&config, service.as_deref(), endpoint.as_deref(), true)
+            .and_then(|(config, target)| safe_to_stop(&config, &target, wait.then_some(timeout))),
         Command::Undrain {
             config,
             service,
             endpoint,
-        } => set_drain(&config, service.as_deref(), endpoint.as_deref(), false),
+        } => set_drain(&config, service.as_deref(), endpoint.as_deref(), false).map(|_| ()),
         Command::Status { config, json } => status(&config, json),
         Command::Explain {
             config,
@@ -185,6 +198,8 @@ fn serve(path: &Path) -> anyhow::Result<()> {
         // Start drained if the node was drained before a restart.
         DrainState::load(dir)?.apply(&snapshot);
     }
+    // A window open at start drains before the first answer.
+    maintenance::apply(&snapshot, steerdns::last_sent::unix_now());
     let started = (std::time::Instant::now(), std::time::SystemTime::now());
     let server = Server::bind(&config).context("cannot listen")?;
     // Bound with the DNS sockets, before privileges are dropped.
@@ -223,6 +238,8 @@ fn serve(path: &Path) -> anyhow::Result<()> {
             let drain = state_dir
                 .clone()
                 .map(|dir| tokio::spawn(drain::watch(dir, snapshot.clone())));
+            let windows = tokio::spawn(maintenance::watch(snapshot.clone()));
+            let ramps = tokio::spawn(steerdns::ramp::watch(snapshot.clone()));
             let admin = admin.map(|listener| {
                 let state = AdminState {
                     snapshot: snapshot.clone(),
@@ -250,6 +267,8 @@ fn serve(path: &Path) -> anyhow::Result<()> {
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
             tracing::info!("shutting down");
             reloader.stop();
+            windows.abort();
+            ramps.abort();
             for task in [drain, admin].into_iter().flatten() {
                 task.abort();
             }
@@ -283,20 +302,7 @@ fn status(path: &Path, json: bool) -> anyhow::Result<()> {
             path.display()
         );
     };
-    let addr = steerdns::admin::status::reachable(admin.listen);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start a runtime")?;
-    let (code, body) = runtime.block_on(steerdns::admin::client::get(
-        addr,
-        "/api/v1/status",
-        admin.token.as_deref(),
-        std::time::Duration::from_secs(10),
-    ))?;
-    if !code.is_success() {
-        anyhow::bail!("{addr}: {code}: {}", String::from_utf8_lossy(&body).trim());
-    }
+    let body = admin_get(&client_runtime()?, admin, "/api/v1/status")?;
     if json {
         print!("{}", String::from_utf8_lossy(&body));
     } else {
@@ -305,6 +311,34 @@ fn status(path: &Path, json: bool) -> anyhow::Result<()> {
         print!("{}", steerdns::admin::render_table(&status));
     }
     Ok(())
+}
+
+/// A runtime for one command's requests to the admin API.
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a runtime")
+}
+
+/// `GET path` from the running server's admin API (`admin` says where,
+/// and its token); the body of a successful answer.
+fn admin_get(
+    runtime: &tokio::runtime::Runtime,
+    admin: &steerdns::config::AdminConfig,
+    path: &str,
+) -> anyhow::Result<hyper::body::Bytes> {
+    let addr = steerdns::admin::status::reachable(admin.listen);
+    let (code, body) = runtime.block_on(steerdns::admin::client::get(
+        addr,
+        path,
+        admin.token.as_deref(),
+        std::time::Duration::from_secs(10),
+    ))?;
+    if !code.is_success() {
+        anyhow::bail!("{addr}: {code}: {}", String::from_utf8_lossy(&body).trim());
+    }
+    Ok(body)
 }
 
 fn explain(
@@ -330,12 +364,14 @@ fn explain(
     Ok(())
 }
 
+/// Writes the drain (or undrain) of the target named to the drain file;
+/// returns the config read and the target.
 fn set_drain(
     path: &Path,
     service: Option<&str>,
     endpoint: Option<&str>,
     drained: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(Config, DrainTarget)> {
     let config = Config::from_file(path)?;
     let dir = config.state_dir.as_deref().with_context(|| {
         format!(
@@ -357,5 +393,113 @@ fn set_drain(
     DrainState::update(dir, &target, drained)?;
     let what = target.to_string();
     println!("{what}: {}", if drained { "drained" } else { "undrained" });
-    Ok(())
+    Ok((config, target))
+}
+
+/// `--timeout`'s values.
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    steerdns::duration::parse_positive(text, "10m").map_err(|e| e.to_string())
+}
+
+/// How long the server may take to apply a drain file it polls every
+/// second, before `steerdns drain` reports the target as not in force.
+const APPLY_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// How often `--wait` asks the server.
+const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Asks the running server (its admin API) when `target` is safe to stop
+/// and prints it; with `wait`, asks until it is, for at most that long.
+fn safe_to_stop(
+    config: &Config,
+    target: &DrainTarget,
+    wait: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
+    use std::time::Instant;
+    use steerdns::admin::status::DrainStatus;
+
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        safe: Vec<DrainStatus>,
+    }
+
+    let Some(admin) = &config.admin else {
+        if wait.is_some() {
+            anyhow::bail!(
+                "{}: --wait asks the server over its admin API, and there is no [admin] table",
+                config.file.display()
+            );
+        }
+        println!("{target}: no [admin] listener to ask when it is safe to stop");
+        return Ok(());
+    };
+    let runtime = client_runtime()?;
+    let ask = || -> anyhow::Result<Option<DrainStatus>> {
+        let body = admin_get(&runtime, admin, "/api/v1/drain")?;
+        let reply: Reply =
+            serde_json::from_slice(&body).context("the admin API's answer is not a drain state")?;
+        let what = target.to_string();
+        Ok(reply
+            .safe
+            .into_iter()
+            .find(|d| d.reason == "drain" && d.target == what))
+    };
+    let started = Instant::now();
+    let deadline = wait.map(|w| started + w);
+    let mut announced = false;
+    loop {
+        let status = match ask() {
+            Ok(status) => status,
+            // The drain file is the truth and needs no running server;
+            // only the safe time does.
+            Err(e) if deadline.is_none() => {
+                println!("{target}: cannot ask the server when it is safe to stop: {e:#}");
+                return Ok(());
+            }
+            // A restarting server may answer again before the deadline.
+            Err(e) if deadline.is_some_and(|d| Instant::now() >= d) => return Err(e),
+            Err(_) => {
+                std::thread::sleep(WAIT_POLL);
+                continue;
+            }
+        };
+        let ready = status.as_ref().is_some_and(|d| d.in_force);
+        let safe = ready && status.as_ref().is_some_and(|d| d.safe_in_seconds == 0);
+        if let (Some(d), Some(_), false) = (&status, deadline, announced || safe || !ready) {
+            println!(
+                "{target}: waiting until {} (in {} s; last answer {}, TTL {} s)",
+                d.safe_at, d.safe_in_seconds, d.last_sent, d.ttl
+            );
+            announced = true;
+        }
+        match (&status, deadline) {
+            // Without --wait: report once the server applied the drain,
+            // or after the grace period, saying it has not.
+            (Some(d), None) if ready || started.elapsed() >= APPLY_GRACE => {
+                let pending = if ready { "" } else { " (not in force yet)" };
+                match d.safe_in_seconds {
+                    0 => println!("{target}: safe to stop now{pending}"),
+                    n => println!(
+                        "{target}: safe to stop at {} (in {n} s; last answer {}, TTL {} s){pending}",
+                        d.safe_at, d.last_sent, d.ttl
+                    ),
+                }
+                return Ok(());
+            }
+            (None, None) if started.elapsed() >= APPLY_GRACE => {
+                anyhow::bail!("the server does not report {target} as drained");
+            }
+            (Some(_), Some(_)) if safe => {
+                println!("{target}: safe to stop now");
+                return Ok(());
+            }
+            (_, Some(deadline)) if Instant::now() >= deadline => {
+                let left = status.map_or("not drained on the server".to_string(), |d| {
+                    format!("safe at {}, in {} s", d.safe_at, d.safe_in_seconds)
+                });
+                anyhow::bail!("{target}: not safe to stop within the timeout ({left})");
+            }
+            _ => std::thread::sleep(WAIT_POLL),
+        }
+    }
 }

@@ -41,6 +41,7 @@ use crate::digest::ConfigDigest;
 use crate::drain::DrainState;
 use crate::health::{self, HealthId, Journal, Monitor, Recorder};
 use crate::metrics::{Metrics, ProbeMetrics};
+use crate::name::Name;
 use crate::snapshot::{LoadError, ProbeKind, Snapshot};
 
 /// How long the reloader waits for in-flight queries to let go of an old
@@ -290,7 +291,7 @@ impl Reloader {
 
     async fn try_reload(&mut self, started: Instant) -> Result<ReloadStats, ReloadError> {
         let path = self.path.clone();
-        let (mut config, next, digest) = tokio::task::spawn_blocking(move || {
+        let (mut config, mut next, digest) = tokio::task::spawn_blocking(move || {
             // Digested right after loading, so it describes what is served.
             load(&path).map(|(config, next)| {
                 let digest = ConfigDigest::of(&config);
@@ -314,8 +315,11 @@ impl Reloader {
             let _ = probe.await;
         }
         let old = self.snapshot.load_full();
+        // The new table knows every answer the old one saw (copied below).
+        next.last_sent.start_at(old.last_sent.since());
         let kept_health = carry_health(&old, &next);
         apply_drain(config.state_dir.as_deref(), &old, &next);
+        crate::maintenance::apply(&next, crate::last_sent::unix_now());
         drop(old);
         self.probes = start_probes(&next, &self.journal, Some(self.metrics.probes()));
         self.journal.retain(|label, target| {
@@ -334,6 +338,8 @@ impl Reloader {
         // Answers so far go to the services the old snapshot names.
         self.metrics.services_replaced(&self.snapshot.load());
         let old = self.snapshot.swap(Arc::new(next));
+        // After the swap, so answers the old snapshot gave until now count.
+        carry_last_sent(&old, &self.snapshot.load());
         let took = started.elapsed();
         self.config = config;
         self.loaded.send_modify(|l| {
@@ -477,6 +483,34 @@ pub fn carry_health(old: &Snapshot, next: &Snapshot) -> usize {
     carried
 }
 
+/// Copies when answers last named each endpoint (by service and endpoint
+/// name) and each `self` service's local payload (by service name) from
+/// `old` into `next`, so a reload does not make a drained endpoint look
+/// safe to stop early.
+pub fn carry_last_sent(old: &Snapshot, next: &Snapshot) {
+    let mut slots: HashMap<(&Name, Option<&str>), HealthId> = HashMap::new();
+    for rule in old.services.iter() {
+        if let Some(slot) = rule.local_slot() {
+            slots.insert((&rule.name, None), slot);
+        }
+        for e in rule.endpoints.iter() {
+            slots.insert((&rule.name, Some(&*e.name)), e.slot);
+        }
+    }
+    for rule in next.services.iter() {
+        let wanted = rule
+            .local_slot()
+            .map(|slot| (None, slot))
+            .into_iter()
+            .chain(rule.endpoints.iter().map(|e| (Some(&*e.name), e.slot)));
+        for (endpoint, to) in wanted {
+            if let Some(&from) = slots.get(&(&rule.name, endpoint)) {
+                next.last_sent.carry(&old.last_sent, from, to);
+            }
+        }
+    }
+}
+
 /// Marks the drained services of `next`: from the drain file in
 /// `state_dir`, or, if it cannot be read, as they were in `old` (by
 /// service name), since a broken file must not undrain anything.
@@ -616,6 +650,39 @@ mod tests {
     }
 
     #[test]
+    fn last_sent_times_follow_endpoints_by_name_across_a_reload() {
+        let dir = Scratch::new("sent");
+        let text = |order: &str| {
+            format!(
+                "{}[[service]]\nname = \"api.z.test.\"\nrouting = \"weighted\"\nendpoints = [{order}]\n",
+                with_service("protocol = \"tcp\"\nport = 80\n")
+            )
+        };
+        let a = "{ name = \"a\", addresses = [\"192.0.2.20\"] }";
+        let b = "{ name = \"b\", addresses = [\"192.0.2.30\"] }";
+        let old = snapshot(&dir.config(&text(&format!("{a}, {b}"))));
+        let since = old.last_sent.since();
+        let (old_a, local) = (
+            old.services[1].endpoints[0].slot,
+            old.services[0].local_slot().unwrap(),
+        );
+        old.last_sent.mark(old_a, (since + 50) as u32);
+        old.last_sent.mark(local, (since + 60) as u32);
+        // The reload lists b first: a's slot changes.
+        let mut next = snapshot(&dir.config(&text(&format!("{b}, {a}"))));
+        next.last_sent.start_at(since);
+        carry_last_sent(&old, &next);
+        let now = since + 100;
+        let new_a = next.services[1].endpoints[1].slot;
+        assert_ne!(new_a, old_a);
+        assert_eq!(next.last_sent.last(new_a, now), Some(since + 50));
+        let new_b = next.services[1].endpoints[0].slot;
+        assert_eq!(next.last_sent.last(new_b, now), Some(since));
+        let new_local = next.services[0].local_slot().unwrap();
+        assert_eq!(next.last_sent.last(new_local, now), Some(since + 60));
+    }
+
+    #[test]
     fn health_is_carried_only_to_the_same_kind_of_slot() {
         let dir = Scratch::new("kind");
         // The monitor's address makes the local payload's target
@@ -702,7 +769,8 @@ mod tests {
             next.health.status(next.services[0].local_slot().unwrap()),
             Some(SlotStatus {
                 health: Health::Up,
-                drained: true
+                drained: true,
+                maintenance: false,
             })
         );
     }

@@ -9,11 +9,12 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::config::{Config, MaintenanceWindow};
 use crate::config::{EndpointTarget, ServiceConfig};
 use crate::geo::GeoTable;
 use crate::health::{Health, HealthId, HealthView, HealthViewBuilder, Monitor};
 use crate::identity::Identity;
+use crate::last_sent::LastSent;
 use crate::name::Name;
 use crate::ns_health::NsHealth;
 use crate::policy::{
@@ -46,6 +47,11 @@ pub struct Snapshot {
     /// The `ns-health` rules of the zones that have one, indexed by
     /// [`Zone::ns_health`].
     pub ns_health: Box<[NsHealth]>,
+    /// When answers last named each health slot, for safe-to-stop times
+    /// of drains (written by the answer path).
+    pub last_sent: LastSent,
+    /// Scheduled maintenance windows, applied by `crate::maintenance`.
+    pub maintenance: Box<[MaintenanceWindow]>,
 }
 
 /// One probe to run: what to probe, how, and which slot it feeds.
@@ -184,15 +190,22 @@ impl Snapshot {
         }
         let ns_health = ns_health_rules(config, &mut zones, &services, &names)?;
         let services: Box<[ServiceRule]> = services.into();
+        let health = health.build();
         Ok(Snapshot {
             zones,
             max_udp_payload: config.max_udp_payload,
             first_endpoint: first_endpoints(&services),
             services,
-            health: health.build(),
+            last_sent: LastSent::new(
+                health.len(),
+                config.workers * config.listen.len(),
+                crate::last_sent::unix_now(),
+            ),
+            health,
             probes,
             identity: Identity::new(&config.identity, config.version.as_deref()),
             ns_health,
+            maintenance: config.maintenance.clone().into(),
         })
     }
 }
@@ -516,4 +529,25 @@ fn endpoint_rule(
         when_all_down: sc.when_all_down,
         seed: seed_of(&sc.name.to_string()),
     })
+}
+
+/// A snapshot of zone `z.test.` (SOA, NS and `ns1` only) with `tables`
+/// (services, windows) after it, loaded from a scratch folder named by
+/// `tag`: for unit tests of what runs beside the answer path.
+#[cfg(test)]
+pub(crate) fn test_snapshot(tag: &str, tables: &str) -> Snapshot {
+    let dir = std::env::temp_dir().join(format!("steerdns-snap-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("z.zone"),
+        "$TTL 300\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\n",
+    )
+    .unwrap();
+    let text = format!(
+        "[server]\nlisten = [\"127.0.0.1:5353\"]\n[[zone]]\norigin = \"z.test.\"\nfile = \"z.zone\"\n{tables}"
+    );
+    let config = Config::from_str(&text, &dir.join("steerdns.toml")).unwrap();
+    let snap = Snapshot::load_with(&config, &[]).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    snap
 }

@@ -25,11 +25,12 @@ use serde::{Deserialize, Serialize};
 use super::auth::Token;
 use super::limits::{read_body, BodyError};
 use super::rates::ServiceRates;
-use super::status::{QueryRates, Sources, Status};
+use super::status::{drain_status, drains_of, DrainStatus, QueryRates, Sources, Status};
 use super::AdminState;
 use crate::config::AdminConfig;
 use crate::drain::{DrainError, DrainState, DrainTarget};
 use crate::explain::{self, Question};
+use crate::last_sent::unix_now;
 
 /// Every path served, with the methods it allows (for `Allow` on 405).
 /// `docs/openapi.yaml` documents each; a test checks that it does.
@@ -78,6 +79,17 @@ struct DrainReply<'a> {
     drained: bool,
     /// The whole drain state now in the file.
     state: &'a DrainState,
+    /// For a drain: when the target is safe to stop.
+    safe: Option<DrainStatus>,
+}
+
+/// The answer to `GET /api/v1/drain`: the file's keys, and `safe`.
+#[derive(Debug, Serialize)]
+struct DrainStateReply<'a> {
+    #[serde(flatten)]
+    state: &'a DrainState,
+    /// Each drained thing with when it is safe to stop.
+    safe: &'a [DrainStatus],
 }
 
 impl Api {
@@ -169,12 +181,7 @@ impl Api {
         // A drain file that cannot be read says nothing about the node;
         // the services' own drains come from the health view. Read on the
         // blocking pool, as every file is here.
-        let node_drained = match self.state.state_dir.clone() {
-            Some(dir) => tokio::task::spawn_blocking(move || DrainState::load(&dir))
-                .await
-                .is_ok_and(|state| state.is_ok_and(|s| s.node)),
-            None => false,
-        };
+        let drain = self.read_drain_state().await.unwrap_or_default();
         let snapshot = self.state.snapshot.load();
         let loaded = self.state.loaded.borrow().clone();
         let per_second = match (&self.rates, &self.state.metrics) {
@@ -189,11 +196,26 @@ impl Api {
             snapshot: &snapshot,
             journal: &self.state.journal,
             loaded: &loaded,
-            node_drained,
+            node_drained: drain.node,
             started: self.state.started.1,
             uptime: self.state.started.0.elapsed(),
             rates: rates.as_ref().map(|r| r as &QueryRates),
+            drains: &drain.targets(),
+            now: unix_now(),
         })
+    }
+
+    /// The drain file's state, read on the blocking pool as every file is
+    /// here; nothing drained without a state folder.
+    async fn read_drain_state(&self) -> Result<DrainState, String> {
+        let Some(dir) = self.state.state_dir.clone() else {
+            return Ok(DrainState::default());
+        };
+        match tokio::task::spawn_blocking(move || DrainState::load(&dir)).await {
+            Ok(Ok(state)) => Ok(state),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// `GET /api/v1/explain?name=&type=&client=&via=`.
@@ -233,15 +255,22 @@ impl Api {
         }
     }
 
-    /// `GET /api/v1/drain`: the drain file.
+    /// `GET /api/v1/drain`: the drain file, and when each drained thing
+    /// (active maintenance windows too) is safe to stop.
     async fn drain_state(&self) -> Reply {
-        let Some(dir) = self.state.state_dir.clone() else {
-            return json(StatusCode::OK, &DrainState::default());
-        };
-        match tokio::task::spawn_blocking(move || DrainState::load(&dir)).await {
-            Ok(Ok(state)) => json(StatusCode::OK, &state),
-            Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        match self.read_drain_state().await {
+            Ok(state) => {
+                let snapshot = self.state.snapshot.load();
+                let safe = drains_of(&snapshot, &state.targets(), unix_now());
+                json(
+                    StatusCode::OK,
+                    &DrainStateReply {
+                        state: &state,
+                        safe: &safe,
+                    },
+                )
+            }
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
         }
     }
 
@@ -300,14 +329,19 @@ impl Api {
         };
         // Applied now rather than at the watcher's next look (within a
         // second): the file is the truth, and the watcher applies the same.
-        state.apply(&self.state.snapshot.load());
+        let snapshot = self.state.snapshot.load();
+        state.apply(&snapshot);
         tracing::info!(%target, drained, "drain changed through the admin API");
+        let safe = drained
+            .then(|| drain_status(&snapshot, &target, "drain", unix_now()))
+            .flatten();
         json(
             StatusCode::OK,
             &DrainReply {
                 target: target.to_string(),
                 drained,
                 state: &state,
+                safe,
             },
         )
     }

@@ -86,6 +86,9 @@ pub fn render(s: &Status) -> String {
         service(&mut h, svc, rates);
     }
 
+    drains(&mut h, s);
+    windows(&mut h, s);
+
     h.push_str("<h2>Recent health changes</h2>\n");
     if s.changes.is_empty() {
         h.push_str("<p class=\"muted\">None since the start.</p>\n");
@@ -118,6 +121,68 @@ pub fn render(s: &Status) -> String {
     h
 }
 
+/// What is drained and when it is safe to stop; nothing when nothing is.
+fn drains(h: &mut String, s: &Status) {
+    if s.drains.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<h2>Drains</h2>\n<table><tr><th>drained</th><th>by</th><th>in force</th>\
+         <th>last answer</th><th>TTL</th><th>safe to stop</th></tr>\n",
+    );
+    for d in &s.drains {
+        let safe = if d.safe_in_seconds == 0 {
+            "<span class=\"badge up\">safe now</span>".to_string()
+        } else {
+            format!("at {} (in {} s)", esc(&d.safe_at), d.safe_in_seconds)
+        };
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{safe}</td></tr>",
+            esc(&d.target),
+            esc(&d.reason),
+            if d.in_force { "yes" } else { "not yet" },
+            esc(&d.last_sent),
+            d.ttl,
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+/// Scheduled maintenance windows: active and upcoming first, then past.
+fn windows(h: &mut String, s: &Status) {
+    if s.maintenance.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<h2>Maintenance windows</h2>\n<table><tr><th>drains</th><th>start (UTC)</th>\
+         <th>end (UTC)</th><th>state</th><th>note</th></tr>\n",
+    );
+    let order = |phase: &str| match phase {
+        "active" => 0,
+        "upcoming" => 1,
+        _ => 2,
+    };
+    let mut list: Vec<_> = s.maintenance.iter().collect();
+    list.sort_by_key(|w| (order(&w.phase), w.start.clone()));
+    for w in list {
+        let state = match w.phase.as_str() {
+            "upcoming" => format!("upcoming, in {}", uptime(w.starts_in_seconds)),
+            "active" => "<span class=\"badge drained\">active</span>".to_string(),
+            other => esc(other),
+        };
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{state}</td><td>{}</td></tr>",
+            esc(&w.target),
+            esc(&w.start),
+            esc(&w.end),
+            esc(w.note.as_deref().unwrap_or("")),
+        );
+    }
+    h.push_str("</table>\n");
+}
+
 /// One line per service: the glance.
 fn overview(h: &mut String, services: &[ServiceStatus], rates: bool) {
     h.push_str("<table><tr><th>service</th><th>method</th><th>health</th><th>serving</th>");
@@ -130,6 +195,9 @@ fn overview(h: &mut String, services: &[ServiceStatus], rates: bool) {
         let mut state = badge(&svc.health);
         if svc.drained {
             state.push_str(" <span class=\"badge drained\">drained</span>");
+        }
+        if svc.maintenance {
+            state.push_str(" <span class=\"badge drained\">maintenance</span>");
         }
         let drained = svc.endpoints.iter().filter(|e| e.drained).count();
         let _ = write!(
@@ -169,6 +237,9 @@ fn service(h: &mut String, svc: &ServiceStatus, rates: bool) {
     if svc.drained {
         h.push_str(" <span class=\"badge drained\">drained</span>");
     }
+    if svc.maintenance {
+        h.push_str(" <span class=\"badge drained\">maintenance</span>");
+    }
     let _ = write!(
         h,
         " <span class=\"muted\">{} routing, TTL {}",
@@ -197,6 +268,9 @@ fn endpoint(h: &mut String, e: &EndpointStatus) {
     let mut state = badge(&e.health);
     if e.drained {
         state.push_str(" <span class=\"badge drained\">drained</span>");
+    }
+    if e.maintenance {
+        state.push_str(" <span class=\"badge drained\">maintenance</span>");
     }
     let mut name = esc(&e.name);
     if let Some(w) = e.weight {
@@ -308,6 +382,21 @@ pub fn render_table(s: &Status) -> String {
     if s.node_drained {
         let _ = writeln!(t, "node      DRAINED");
     }
+    for d in &s.drains {
+        let safe = match d.safe_in_seconds {
+            0 => "safe to stop now".to_string(),
+            n => format!("safe to stop at {} (in {n} s)", d.safe_at),
+        };
+        let pending = if d.in_force { "" } else { ", not yet in force" };
+        let _ = writeln!(t, "drained   {} ({}{pending}): {safe}", d.target, d.reason);
+    }
+    for w in s.maintenance.iter().filter(|w| w.phase != "over") {
+        let _ = writeln!(
+            t,
+            "window    {} {} .. {} ({})",
+            w.target, w.start, w.end, w.phase
+        );
+    }
     let mut rows = vec![[
         "SERVICE".to_string(),
         "METHOD".into(),
@@ -322,6 +411,9 @@ pub fn render_table(s: &Status) -> String {
         let mut state = svc.health.clone();
         if svc.drained {
             state.push_str(" drained");
+        }
+        if svc.maintenance {
+            state.push_str(" maintenance");
         }
         rows.push([
             svc.name.clone(),

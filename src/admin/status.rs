@@ -14,7 +14,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::FileDigest;
+use crate::drain::{DrainTarget, Named};
 use crate::health::{HealthId, Journal, SlotStatus};
+use crate::maintenance::Phase;
 use crate::policy::{Family, Method, ServiceRule, Target};
 use crate::reload::Loaded;
 use crate::snapshot::Snapshot;
@@ -36,6 +38,63 @@ pub struct Status {
     pub services: Vec<ServiceStatus>,
     /// Recent health changes, newest first.
     pub changes: Vec<Change>,
+    /// Everything drained now, by an operator or a maintenance window,
+    /// with when it is safe to stop.
+    #[serde(default)]
+    pub drains: Vec<DrainStatus>,
+    /// Every scheduled maintenance window, in configuration order.
+    #[serde(default)]
+    pub maintenance: Vec<WindowStatus>,
+}
+
+/// Something drained, and when it is safe to stop: no resolver holds an
+/// answer naming it any more (`crate::last_sent`). Per node: a cluster
+/// waits for the latest `safe_at` over its nodes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DrainStatus {
+    /// What is drained, in words: `node`, a service name, or `SERVICE
+    /// endpoint NAME`.
+    pub target: String,
+    /// The service, for service and endpoint drains.
+    pub service: Option<String>,
+    /// The endpoint, for endpoint drains.
+    pub endpoint: Option<String>,
+    /// `drain` (an operator's) or `maintenance` (a window's).
+    pub reason: String,
+    /// This node's identity (`[server] identity`), empty when hidden.
+    pub node: String,
+    /// Whether the answer path already leaves it out: false for a moment
+    /// after a drain (the server applies the drain file within a second),
+    /// and for a drained service whose method has no local payload.
+    pub in_force: bool,
+    /// The last second an answer named it (RFC 3339); the server's start
+    /// when none did since.
+    pub last_sent: String,
+    /// The longest TTL of those answers.
+    pub ttl: u32,
+    /// From when it is safe to stop (RFC 3339): `last_sent` + 1 s + `ttl`.
+    pub safe_at: String,
+    /// `safe_at` in Unix seconds.
+    pub safe_at_unix: u64,
+    /// Seconds until `safe_at`; 0 once it is safe.
+    pub safe_in_seconds: u64,
+}
+
+/// One scheduled maintenance window.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WindowStatus {
+    /// What it drains, in words.
+    pub target: String,
+    /// When it starts (RFC 3339).
+    pub start: String,
+    /// When it ends (RFC 3339).
+    pub end: String,
+    /// `upcoming`, `active` or `over`.
+    pub phase: String,
+    /// Seconds until it starts; 0 once it has.
+    pub starts_in_seconds: u64,
+    /// Why, as the config says.
+    pub note: Option<String>,
 }
 
 /// The configuration in force.
@@ -91,6 +150,10 @@ pub struct ServiceStatus {
     /// Whether the service itself is drained (`self` services; endpoint
     /// drains are on the endpoints).
     pub drained: bool,
+    /// Whether a maintenance window drains the service itself (`self`
+    /// services) now.
+    #[serde(default)]
+    pub maintenance: bool,
     /// Queries per second answered for the service over the last minute
     /// or so (`super::rates`); `null` when unknown (no metrics, or no
     /// reading yet). The page shows a column as soon as any service has a
@@ -116,6 +179,9 @@ pub struct EndpointStatus {
     pub health: String,
     /// Whether an operator drained it.
     pub drained: bool,
+    /// Whether a maintenance window drains it now.
+    #[serde(default)]
+    pub maintenance: bool,
     /// Weight (weighted routing).
     pub weight: Option<u32>,
     /// Priority (priority routing).
@@ -188,6 +254,10 @@ pub struct Sources<'a> {
     /// metrics module's per-service counters (`super::rates`). `None`:
     /// rates unknown, shown as `null` and left off the page.
     pub rates: Option<&'a QueryRates>,
+    /// What the drain file drains.
+    pub drains: &'a [DrainTarget],
+    /// The time the status is for (Unix seconds).
+    pub now: u64,
 }
 
 impl Status {
@@ -221,8 +291,77 @@ impl Status {
                     reason: c.reason,
                 })
                 .collect(),
+            drains: drains_of(snap, s.drains, s.now),
+            maintenance: snap
+                .maintenance
+                .iter()
+                .map(|w| WindowStatus {
+                    target: w.target.to_string(),
+                    start: rfc3339(at_unix(w.start)),
+                    end: rfc3339(at_unix(w.end)),
+                    phase: Phase::of(w, s.now).as_str().to_string(),
+                    starts_in_seconds: w.start.saturating_sub(s.now),
+                    note: w.note.clone(),
+                })
+                .collect(),
         }
     }
+}
+
+/// The time `secs` Unix seconds after the epoch.
+fn at_unix(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// `target`, drained for `reason`, with when it is safe to stop at `now`;
+/// `None` when the snapshot does not have it.
+pub fn drain_status(
+    snap: &Snapshot,
+    target: &DrainTarget,
+    reason: &str,
+    now: u64,
+) -> Option<DrainStatus> {
+    let named = Named::find(snap, target)?;
+    let safe = named.safe_to_stop(snap, now);
+    let (service, endpoint) = match target {
+        DrainTarget::Node => (None, None),
+        DrainTarget::Service(s) => (Some(s.clone()), None),
+        DrainTarget::Endpoint { service, endpoint } => {
+            (Some(service.clone()), Some(endpoint.clone()))
+        }
+    };
+    Some(DrainStatus {
+        target: target.to_string(),
+        service,
+        endpoint,
+        reason: reason.to_string(),
+        node: snap
+            .identity
+            .nsid()
+            .map_or(String::new(), |n| String::from_utf8_lossy(n).into_owned()),
+        in_force: named.in_force(snap),
+        last_sent: rfc3339(at_unix(safe.last_sent)),
+        ttl: safe.ttl,
+        safe_at: rfc3339(at_unix(safe.safe_at)),
+        safe_at_unix: safe.safe_at,
+        safe_in_seconds: safe.safe_in,
+    })
+}
+
+/// The operator's `drains`, then the targets of the windows active at
+/// `now`, each with when it is safe to stop.
+pub fn drains_of(snap: &Snapshot, drains: &[DrainTarget], now: u64) -> Vec<DrainStatus> {
+    let windows = snap
+        .maintenance
+        .iter()
+        .filter(|w| Phase::of(w, now) == Phase::Active)
+        .map(|w| (&w.target, "maintenance"));
+    drains
+        .iter()
+        .map(|t| (t, "drain"))
+        .chain(windows)
+        .filter_map(|(target, reason)| drain_status(snap, target, reason, now))
+        .collect()
 }
 
 fn config_status(loaded: &Loaded) -> ConfigStatus {
@@ -315,6 +454,7 @@ fn service_status(snap: &Snapshot, journal: &Journal, rule: &ServiceRule) -> Ser
                     serving,
                     health: health_word(judged.iter().map(|&id| status_of(snap, id))),
                     drained: own.drained,
+                    maintenance: own.maintenance,
                     weight: weighted.then_some(e.weight),
                     priority: prioritised.then_some(e.priority),
                     probes: probes_of(snap, journal, &slots),
@@ -329,12 +469,13 @@ fn service_status(snap: &Snapshot, journal: &Journal, rule: &ServiceRule) -> Ser
         _ => "degraded",
     };
     // A `self` service stands or falls with this node's payload.
-    let (health, drained) = match rule.local_slot() {
+    let (health, drained, maintenance) = match rule.local_slot() {
         Some(id) => {
             let st = status_of(snap, id);
-            (if st.is_serving() { "up" } else { "down" }, st.drained)
+            let word = if st.is_serving() { "up" } else { "down" };
+            (word, st.drained, st.maintenance)
         }
-        None => (health, false),
+        None => (health, false, false),
     };
     ServiceStatus {
         name: rule.name.to_string(),
@@ -342,6 +483,7 @@ fn service_status(snap: &Snapshot, journal: &Journal, rule: &ServiceRule) -> Ser
         ttl: rule.ttl,
         health: health.to_string(),
         drained,
+        maintenance,
         queries_per_second: None,
         endpoints,
     }
@@ -362,6 +504,7 @@ fn slot_endpoint(
         serving: st.is_serving(),
         health: st.health.to_string(),
         drained: st.drained,
+        maintenance: st.maintenance,
         weight: None,
         priority: None,
         probes: probes_of(snap, journal, &[id]),
@@ -374,6 +517,7 @@ fn status_of(snap: &Snapshot, id: HealthId) -> SlotStatus {
     snap.health.status(id).unwrap_or(SlotStatus {
         health: crate::health::Health::Up,
         drained: false,
+        maintenance: false,
     })
 }
 
@@ -469,6 +613,11 @@ mod tests {
     /// A snapshot of a `self` service and a priority service with a
     /// monitored endpoint and an unmonitored one; nothing probes yet.
     fn snapshot(tag: &str) -> Snapshot {
+        snapshot_with(tag, "")
+    }
+
+    /// [`snapshot`] with `extra` (more tables) at the end of the config.
+    fn snapshot_with(tag: &str, extra: &str) -> Snapshot {
         let dir = std::env::temp_dir().join(format!(
             "steerdns-admin-status-{tag}-{}",
             std::process::id()
@@ -500,7 +649,8 @@ endpoints = [
   { name = "b", addresses = ["192.0.2.30"], priority = 2 },
 ]
 "#;
-        let config = Config::from_str(text, &dir.join("steerdns.toml")).unwrap();
+        let text = format!("{text}{extra}");
+        let config = Config::from_str(&text, &dir.join("steerdns.toml")).unwrap();
         let snap = Snapshot::load_with(&config, &[]).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         snap
@@ -520,7 +670,130 @@ endpoints = [
             started: UNIX_EPOCH,
             uptime: Duration::from_secs(61),
             rates: None,
+            drains: &[],
+            now: 0,
         })
+    }
+
+    #[test]
+    fn drains_say_when_they_are_safe_to_stop() {
+        let snap = snapshot("safe");
+        let journal = Journal::new();
+        let loaded = Loaded {
+            digest: None,
+            at: UNIX_EPOCH,
+            last_attempt: None,
+        };
+        let b = snap.services[1].endpoints[1].slot;
+        let target = DrainTarget::Endpoint {
+            service: "api.z.test.".into(),
+            endpoint: "b".into(),
+        };
+        // A fake clock: the last answer naming b went out in second
+        // `sent`, with the service's TTL of 30 s.
+        let sent = snap.last_sent.since() + 100;
+        snap.last_sent.mark(b, sent as u32);
+        let build = |now: u64| {
+            Status::build(&Sources {
+                snapshot: &snap,
+                journal: &journal,
+                loaded: &loaded,
+                node_drained: false,
+                started: UNIX_EPOCH,
+                uptime: Duration::ZERO,
+                rates: None,
+                drains: std::slice::from_ref(&target),
+                now,
+            })
+        };
+        let s = build(sent + 5);
+        let d = &s.drains[0];
+        assert_eq!(
+            (
+                d.reason.as_str(),
+                d.in_force,
+                d.ttl,
+                d.safe_at_unix,
+                d.safe_in_seconds
+            ),
+            ("drain", false, 30, sent + 31, 26)
+        );
+        assert_eq!(d.endpoint.as_deref(), Some("b"));
+        snap.health.set_drained(b, true);
+        let s = build(sent + 31);
+        assert!(s.drains[0].in_force);
+        assert_eq!(s.drains[0].safe_in_seconds, 0);
+        let page = super::super::page::render(&build(sent + 20));
+        assert!(page.contains("<h2>Drains</h2>"), "{page}");
+        assert!(page.contains("(in 11 s)"), "{page}");
+        let table = super::super::page::render_table(&build(sent + 31));
+        assert!(table.contains("api.z.test. endpoint b (drain): safe to stop now"));
+    }
+
+    #[test]
+    fn windows_are_listed_ahead_and_active_ones_are_drains() {
+        let snap = snapshot_with(
+            "windows",
+            "[[maintenance]]\nstart = \"2026-12-01T02:00:00Z\"\nend = \"2026-12-01T03:00:00Z\"\n\
+             service = \"api.z.test\"\nendpoint = \"a\"\nnote = \"disk swap\"\n\
+             [[maintenance]]\nstart = \"2026-12-01T02:30:00Z\"\nend = \"2026-12-01T03:00:00Z\"\nnode = true\n",
+        );
+        let journal = Journal::new();
+        let loaded = Loaded {
+            digest: None,
+            at: UNIX_EPOCH,
+            last_attempt: None,
+        };
+        // 2026-12-01T02:00:00Z, on a fake clock.
+        let start = 1_796_090_400;
+        let build = |now: u64| {
+            crate::maintenance::apply(&snap, now);
+            Status::build(&Sources {
+                snapshot: &snap,
+                journal: &journal,
+                loaded: &loaded,
+                node_drained: false,
+                started: UNIX_EPOCH,
+                uptime: Duration::ZERO,
+                rates: None,
+                drains: &[],
+                now,
+            })
+        };
+        let s = build(start - 7200);
+        let w = &s.maintenance[0];
+        assert_eq!(
+            (w.phase.as_str(), w.starts_in_seconds, w.start.as_str()),
+            ("upcoming", 7200, "2026-12-01T02:00:00Z")
+        );
+        assert!(s.drains.is_empty());
+        let page = super::super::page::render(&s);
+        assert!(page.contains("upcoming, in 2h 0m"), "{page}");
+        assert!(page.contains("disk swap"), "{page}");
+
+        let s = build(start + 60);
+        assert_eq!(s.maintenance[0].phase, "active");
+        let a = &s.services[1].endpoints[0];
+        assert_eq!((a.maintenance, a.drained, a.serving), (true, false, false));
+        let d = &s.drains[0];
+        assert_eq!((d.reason.as_str(), d.in_force), ("maintenance", true));
+        assert!(super::super::page::render(&s).contains(">maintenance</span>"));
+        assert_eq!(s.drains.len(), 1);
+        assert!(!s.services[0].maintenance);
+
+        // The node's window too: the `self` service is down for it.
+        let s = build(start + 1800);
+        assert_eq!(s.drains[1].target, "node");
+        let lb = &s.services[0];
+        assert_eq!(
+            (lb.health.as_str(), lb.drained, lb.maintenance),
+            ("down", false, true)
+        );
+        assert!(super::super::page::render_table(&s).contains("lb.z.test."));
+
+        let s = build(start + 3600);
+        assert_eq!(s.maintenance[0].phase, "over");
+        assert!(s.drains.is_empty() && s.services[1].endpoints[0].serving);
     }
 
     #[test]
@@ -624,6 +897,8 @@ endpoints = [
             started: UNIX_EPOCH,
             uptime: Duration::ZERO,
             rates: Some(&rates),
+            drains: &[],
+            now: 0,
         });
         assert_eq!(s.services[1].queries_per_second, Some(12.5));
         assert_eq!(s.services[0].queries_per_second, None);

@@ -11,6 +11,7 @@
 //! calls them in order and turns the first span refused into `file:line`.
 
 mod admin;
+mod maintenance;
 mod monitor;
 mod rrl;
 mod server;
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use admin::AdminConfig;
+pub use maintenance::MaintenanceWindow;
 pub(crate) use rrl::{v4_mask, v6_mask};
 pub use rrl::{ClientPrefix, RrlConfig, MAX_RRL_RATE, MAX_RRL_SLIP, MAX_RRL_WINDOW};
 pub use server::{RunAs, MAX_IDENTITY_LEN, MAX_UDP_PAYLOAD_LIMIT};
@@ -83,6 +85,8 @@ pub struct Config {
     /// `[log] query-sample`: each UDP worker logs 1 in this many queries
     /// (client, question, rcode, ECS scope, service); 0 logs none.
     pub query_sample: u32,
+    /// `[[maintenance]]`: scheduled windows that drain a target.
+    pub maintenance: Vec<MaintenanceWindow>,
     /// The config file, for errors found later (at snapshot load).
     pub file: PathBuf,
 }
@@ -129,6 +133,8 @@ struct Spec {
     geoip: Option<GeoipSpec>,
     admin: Option<admin::AdminSpec>,
     log: Option<LogSpec>,
+    #[serde(default)]
+    maintenance: Vec<maintenance::MaintenanceSpec>,
 }
 
 /// The `[log]` table as written.
@@ -201,6 +207,8 @@ impl Config {
                 ));
             }
         }
+        let maintenance =
+            maintenance::windows(spec.maintenance, &services, |at| lines.line_of(at))?;
         let admin = spec
             .admin
             .map(|a| AdminConfig::from_spec(a, base))
@@ -223,6 +231,7 @@ impl Config {
             geoip,
             admin,
             query_sample: spec.log.map_or(0, |l| l.query_sample),
+            maintenance,
             file: path.to_path_buf(),
         })
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::value::{within, Invalid};
+use super::value::{duration, within, Invalid};
 use super::Lines;
 use crate::geo::Region;
 use crate::health::Monitor;
@@ -184,6 +184,7 @@ pub(super) struct ServiceSpec {
     degraded_ttl: Option<Spanned<u32>>,
     when_all_down: Option<Spanned<String>>,
     sticky: Option<Spanned<bool>>,
+    ramp_up: Option<Spanned<String>>,
     hash_prefix_v4: Option<Spanned<u8>>,
     hash_prefix_v6: Option<Spanned<u8>>,
     max_answers: Option<Spanned<u8>>,
@@ -382,6 +383,7 @@ pub(super) fn services(
             &algorithmic,
         )?;
         only_for(&sv.sticky, "service.sticky", routing, &[Weighted])?;
+        only_for(&sv.ramp_up, "service.ramp-up", routing, &[Weighted])?;
         only_for(
             &sv.hash_prefix_v4,
             "service.hash-prefix-v4",
@@ -432,6 +434,11 @@ pub(super) fn services(
         let defaults = crate::policy::Weighted::default();
         let weighted = crate::policy::Weighted {
             sticky: sv.sticky.map_or(defaults.sticky, |s| s.into_inner()),
+            ramp_up: sv
+                .ramp_up
+                .as_ref()
+                .map(|r| duration(r, "service.ramp-up", "5m"))
+                .transpose()?,
             v4_prefix: within(
                 &sv.hash_prefix_v4,
                 "service.hash-prefix-v4",

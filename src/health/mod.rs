@@ -55,4 +55,4 @@ pub use probe::{probe_once, spawn_probe, spawn_watched_probe, ProbeObserver};
 pub use result::{ProbeFailure, ProbeResult};
 pub use state::{Health, ProbeState, Thresholds, Transition};
 pub use status::StatusSet;
-pub use view::{HealthId, HealthSlot, HealthView, HealthViewBuilder, SlotStatus};
+pub use view::{HealthId, HealthSlot, HealthView, HealthViewBuilder, SlotStatus, FULL_WEIGHT};

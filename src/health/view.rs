@@ -5,11 +5,16 @@
 //! and the admin API write it; UDP workers read it with one relaxed atomic
 //! load and no lock, so a probe never stalls an answer (design note §2).
 //!
-//! Two independent bits share the byte, so that neither writer can undo the
-//! other: the probe's verdict, and an operator's drain. An endpoint is
-//! answered with only while it is up *and* not drained.
+//! Three independent bits share the byte, so that no writer can undo
+//! another: the probe's verdict, an operator's drain, and a scheduled
+//! maintenance window (`crate::maintenance`). An endpoint is answered
+//! with only while it is up, not drained *and* not in maintenance.
+//!
+//! Beside the byte, each slot has a weight factor that weighted routing
+//! multiplies the endpoint's weight by: full, except while an endpoint
+//! that came back ramps up (`crate::ramp`).
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use super::state::Health;
@@ -18,6 +23,12 @@ use super::state::Health;
 const PROBE_DOWN: u8 = 1;
 /// Set while an operator has drained the endpoint.
 const DRAINED: u8 = 2;
+/// Set while a scheduled maintenance window drains the endpoint.
+const MAINTENANCE: u8 = 4;
+
+/// The weight factor of an endpoint at full weight: factors run from 0 to
+/// this, and weighted routing scales weights by `factor / FULL_WEIGHT`.
+pub const FULL_WEIGHT: u16 = 1024;
 
 /// Index of one monitored thing in a [`HealthView`], assigned at load time
 /// by [`HealthViewBuilder::add`].
@@ -40,6 +51,8 @@ impl HealthId {
 #[derive(Debug, Clone)]
 pub struct HealthView {
     slots: Arc<[AtomicU8]>,
+    /// Weight factors, one per slot, written by the ramp-up ticker.
+    weights: Arc<[AtomicU16]>,
 }
 
 /// Hands out [`HealthId`]s while a configuration is loaded, then freezes
@@ -56,6 +69,8 @@ pub struct SlotStatus {
     pub health: Health,
     /// Whether an operator has taken the endpoint out of answers.
     pub drained: bool,
+    /// Whether a maintenance window has taken it out of answers.
+    pub maintenance: bool,
 }
 
 impl SlotStatus {
@@ -67,12 +82,14 @@ impl SlotStatus {
                 Health::Down
             },
             drained: bits & DRAINED != 0,
+            maintenance: bits & MAINTENANCE != 0,
         }
     }
 
-    /// Up and not drained: the endpoint may appear in answers.
+    /// Up, not drained and not in maintenance: the endpoint may appear in
+    /// answers.
     pub fn is_serving(self) -> bool {
-        self.health.is_up() && !self.drained
+        self.health.is_up() && !self.drained && !self.maintenance
     }
 }
 
@@ -94,8 +111,14 @@ impl HealthViewBuilder {
 
     /// Freezes the slots into a view.
     pub fn build(self) -> HealthView {
+        let weights = self
+            .slots
+            .iter()
+            .map(|_| AtomicU16::new(FULL_WEIGHT))
+            .collect();
         HealthView {
             slots: self.slots.into(),
+            weights,
         }
     }
 }
@@ -157,6 +180,45 @@ impl HealthView {
                 slot.fetch_or(DRAINED, Ordering::Relaxed);
             } else {
                 slot.fetch_and(!DRAINED, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Puts an endpoint in (`true`) or out of a maintenance window,
+    /// leaving the probe's verdict and the operator's drain alone. Does
+    /// nothing for an id outside this view.
+    pub fn set_maintenance(&self, id: HealthId, on: bool) {
+        if let Some(slot) = self.slots.get(id.index()) {
+            // Applied every second: read first, so an unchanged window
+            // writes nothing the answer path would have to re-fetch.
+            if (slot.load(Ordering::Relaxed) & MAINTENANCE != 0) == on {
+                return;
+            }
+            if on {
+                slot.fetch_or(MAINTENANCE, Ordering::Relaxed);
+            } else {
+                slot.fetch_and(!MAINTENANCE, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The weight factor of a slot, from 0 to [`FULL_WEIGHT`]: one relaxed
+    /// load, for the answer path. Full for an id outside this view.
+    #[inline]
+    pub fn weight_factor(&self, id: HealthId) -> u16 {
+        self.weights
+            .get(id.index())
+            .map_or(FULL_WEIGHT, |w| w.load(Ordering::Relaxed))
+    }
+
+    /// Sets the weight factor of a slot (capped at [`FULL_WEIGHT`]),
+    /// storing only when it changes. Does nothing for an id outside this
+    /// view.
+    pub fn set_weight_factor(&self, id: HealthId, factor: u16) {
+        if let Some(w) = self.weights.get(id.index()) {
+            let factor = factor.min(FULL_WEIGHT);
+            if w.load(Ordering::Relaxed) != factor {
+                w.store(factor, Ordering::Relaxed);
             }
         }
     }
@@ -232,7 +294,8 @@ mod tests {
             view.status(id),
             Some(SlotStatus {
                 health: Health::Up,
-                drained: true
+                drained: true,
+                maintenance: false,
             })
         );
         // Undraining must not hide a probe failure.
@@ -242,6 +305,42 @@ mod tests {
         assert_eq!(slot.health(), Health::Down);
         slot.set_health(Health::Up);
         assert!(view.is_serving(id));
+    }
+
+    #[test]
+    fn maintenance_is_a_reason_of_its_own() {
+        let mut b = HealthView::builder();
+        let id = b.add(Health::Up).unwrap();
+        let view = b.build();
+        view.set_maintenance(id, true);
+        view.set_drained(id, true);
+        assert!(!view.is_serving(id));
+        // The window ends: the operator's drain stays.
+        view.set_maintenance(id, false);
+        assert!(!view.is_serving(id));
+        assert!(view.status(id).unwrap().drained);
+        // The operator undrains inside a window: the window stays.
+        view.set_maintenance(id, true);
+        view.set_drained(id, false);
+        assert!(!view.is_serving(id));
+        assert!(view.status(id).unwrap().maintenance);
+        view.set_maintenance(id, false);
+        assert!(view.is_serving(id));
+    }
+
+    #[test]
+    fn weight_factors_start_full_and_are_capped() {
+        let mut b = HealthView::builder();
+        let id = b.add(Health::Up).unwrap();
+        let view = b.build();
+        assert_eq!(view.weight_factor(id), FULL_WEIGHT);
+        view.set_weight_factor(id, 3);
+        assert_eq!(view.weight_factor(id), 3);
+        view.set_weight_factor(id, u16::MAX);
+        assert_eq!(view.weight_factor(id), FULL_WEIGHT);
+        let far = HealthId(7);
+        assert_eq!(view.weight_factor(far), FULL_WEIGHT);
+        view.set_weight_factor(far, 0);
     }
 
     #[test]

@@ -360,7 +360,13 @@ pub enum Pick {
         limit: u8,
     },
     /// `self`: this node's address.
-    Local(IpAddr),
+    Local {
+        /// The address.
+        address: IpAddr,
+        /// The slot of the `self` service's local payload, which the
+        /// answer names (for [`crate::last_sent`]).
+        slot: HealthId,
+    },
     /// `self`: the healthy peers of the family, from service `service`.
     Peers {
         /// Index of the `self` service.

@@ -96,7 +96,10 @@ impl SelfAddress {
             Step::note(index, format!("{why}: {choice:?}"))
         });
         let pick = match choice {
-            SelfChoice::Local(address) => Pick::Local(address),
+            SelfChoice::Local(address) => Pick::Local {
+                address,
+                slot: self.local,
+            },
             SelfChoice::Peers => Pick::Peers { service: index },
             SelfChoice::Refuse => Pick::Refuse,
             SelfChoice::Nothing => Pick::Nothing,

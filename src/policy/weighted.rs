@@ -12,10 +12,18 @@
 //!
 //! Weight 0 marks a backup, answered only when no weighted endpoint is fit
 //! (as in Route 53). With `sticky = false` each query draws anew.
+//!
+//! With `ramp-up`, an endpoint that comes back is scaled from almost no
+//! weight to its full weight over that time: its factor in the health
+//! view (written once a second by `crate::ramp`) multiplies its weight.
+//! Rendezvous hashing keeps this smooth: as the factor grows, clients move
+//! to the returning endpoint only, never between the others.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use super::{fit, serves_family, Ask, Choice, Chosen, PolicyInput, Trace, WhenAllDown};
+use crate::health::FULL_WEIGHT;
 use crate::prefix::{to_key, width, Prefix};
 
 /// A weighted service's settings.
@@ -27,6 +35,9 @@ pub struct Weighted {
     pub v4_prefix: u8,
     /// Bits of an IPv6 client address that make its network.
     pub v6_prefix: u8,
+    /// How long an endpoint that comes back takes to reach its full
+    /// weight; `None`: at once.
+    pub ramp_up: Option<Duration>,
 }
 
 impl Default for Weighted {
@@ -35,6 +46,7 @@ impl Default for Weighted {
             sticky: true,
             v4_prefix: 24,
             v6_prefix: 56,
+            ramp_up: None,
         }
     }
 }
@@ -115,8 +127,23 @@ impl Weighted {
                     continue;
                 }
                 candidates += 1;
-                let score = score(base, e.seed, e.weight.max(1));
-                trace.endpoint(rule, i, || format!("weight {}, score {score:.4}", e.weight));
+                // One relaxed load: the factor is full unless ramping.
+                let weight = f64::from(e.weight.max(1))
+                    * f64::from(health.weight_factor(e.slot).max(1))
+                    / f64::from(FULL_WEIGHT);
+                let score = score(base, e.seed, weight);
+                trace.endpoint(rule, i, || {
+                    let factor = health.weight_factor(e.slot);
+                    let ramp = if factor < FULL_WEIGHT {
+                        format!(
+                            " (ramping up: {:.0} %)",
+                            100.0 * weight / f64::from(e.weight.max(1))
+                        )
+                    } else {
+                        String::new()
+                    };
+                    format!("weight {}{ramp}, score {score:.4}", e.weight)
+                });
                 if best.is_none_or(|(s, _)| score > s) {
                     best = Some((score, i));
                 }
@@ -142,11 +169,11 @@ impl Weighted {
 /// The rendezvous score of one endpoint: `u^(1/w)` for a uniform `u` from
 /// the hash, compared as `ln(u) / w` (larger wins), which picks each
 /// endpoint with probability proportional to its weight.
-fn score(base: u64, seed: u64, weight: u32) -> f64 {
+fn score(base: u64, seed: u64, weight: f64) -> f64 {
     let h = mix(base, seed, 0);
     // 53 random bits, shifted off 0 so the logarithm is finite.
     let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-    u.ln() / f64::from(weight)
+    u.ln() / weight
 }
 
 /// A 64-bit mix of three values (the finaliser of SplitMix64 over a
@@ -164,6 +191,7 @@ fn mix(a: u64, b: u64, c: u8) -> u64 {
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
+    use std::time::Duration;
 
     use super::super::testing::*;
     use super::super::*;
@@ -287,6 +315,45 @@ mod tests {
             ["sin"],
             "fail open prefers weighted endpoints"
         );
+    }
+
+    #[test]
+    fn a_ramping_endpoint_gets_its_share_of_the_factor() {
+        let (s, h) = service(&[1, 1, 2]);
+        let inputs: Vec<PolicyInput> = networks(50_000).collect();
+        let full: Vec<usize> = inputs.iter().map(|i| chosen(&s, &h, i)).collect();
+        let fra = s[0].endpoints[0].slot;
+        // Weights 1, 1, 2 with fra's scaled by the ramp's fraction f:
+        // fra's share is f / (f + 3), at 0 %, 50 % and 100 % of the ramp.
+        let ramp = Duration::from_secs(300);
+        for (elapsed, want) in [(0, 0.0), (150, 0.5 / 3.5), (300, 0.25)] {
+            let factor = crate::ramp::factor(Duration::from_secs(elapsed), ramp);
+            h.set_weight_factor(fra, factor);
+            let mut on_fra = 0;
+            for (input, &before) in inputs.iter().zip(&full) {
+                let now = chosen(&s, &h, input);
+                on_fra += u32::from(now == 0);
+                // Only fra's clients move (to the others and back as it
+                // ramps), never another endpoint's.
+                if before != 0 {
+                    assert_eq!(now, before, "a client of another endpoint moved");
+                }
+            }
+            let share = f64::from(on_fra) / inputs.len() as f64;
+            assert!(
+                (share - want).abs() < 0.01,
+                "{elapsed} s into the ramp: share {share} against {want}"
+            );
+            // `explain` says the endpoint is ramping, and how far.
+            let mut trace = Explanation::default();
+            decide(&s, 0, &inputs[0], &h, Family::V4, &mut trace);
+            let fra_step = &trace.steps[1].text;
+            match elapsed {
+                150 => assert!(fra_step.contains("ramping up: 50 %"), "{fra_step}"),
+                300 => assert!(!fra_step.contains("ramping"), "{fra_step}"),
+                _ => {}
+            }
+        }
     }
 
     #[test]

@@ -66,9 +66,7 @@ impl<F: Fn(&[u8], &QueryContext, &mut [u8]) -> Option<Report>> Handler for F {}
 /// The wall-clock time in Unix seconds, modulo 2^32 as server cookies
 /// carry it (RFC 9018 §4.3); read once per UDP batch or TCP query.
 fn unix_seconds() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32)
+    crate::last_sent::unix_now() as u32
 }
 
 /// A report of `len` bytes that says nothing else, for handlers in tests.
@@ -415,6 +413,9 @@ impl Server {
             let worker = thread::Builder::new()
                 .name(format!("udp{i}"))
                 .spawn(move || {
+                    // Its own row of last-sent times: no line shared with
+                    // another worker on the answer path.
+                    crate::last_sent::claim_row(i);
                     let limiter = rrl.as_deref().and_then(|rrl| {
                         Some(udp::Limiter {
                             rrl,
@@ -536,6 +537,7 @@ mod tests {
             monitors: Default::default(),
             services: Vec::new(),
             admin: None,
+            maintenance: Vec::new(),
             file: "test.toml".into(),
         }
     }
