@@ -375,7 +375,12 @@ pub fn start_probes(
             let span = tracing::info_span!("probe", of = %p.label);
             let _enter = span.enter();
             // Plans name slots of their own view, so this always succeeds.
-            let slot = snapshot.health.slot(p.slot)?;
+            // A shared verdict goes to the local bit; the cluster writes
+            // the one answered with.
+            let slot = match p.shared {
+                Some(_) => snapshot.health.local_slot(p.slot)?,
+                None => snapshot.health.slot(p.slot)?,
+            };
             let recorder = Recorder {
                 journal: journal.clone(),
                 label: Arc::from(p.label.as_str()),
@@ -427,6 +432,8 @@ pub fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
     check(running.state_dir != new.state_dir, "[state] dir");
     // The admin listener is bound at start, before privileges are dropped.
     check(running.admin != new.admin, "[admin]");
+    // The cluster task is started with its nodes, secret and timings.
+    check(running.cluster != new.cluster, "[cluster]");
     // The workers' samplers and the log writer are made at start.
     check(
         running.query_sample != new.query_sample,
@@ -446,6 +453,7 @@ fn keep_start_only_settings(running: &Config, new: &mut Config) {
     new.cookie_secret = running.cookie_secret;
     new.state_dir = running.state_dir.clone();
     new.admin = running.admin.clone();
+    new.cluster = running.cluster.clone();
     new.query_sample = running.query_sample;
 }
 
@@ -471,6 +479,7 @@ pub fn carry_health(old: &Snapshot, next: &Snapshot) -> usize {
         });
         if let Some(status) = found.and_then(|&(_, slot)| old.health.status(slot)) {
             next.health.set_health(plan.slot, status.health);
+            next.health.set_local(plan.slot, status.local);
             carried += 1;
         }
     }
@@ -702,7 +711,8 @@ mod tests {
             next.health.status(next.services[0].local_slot().unwrap()),
             Some(SlotStatus {
                 health: Health::Up,
-                drained: true
+                drained: true,
+                local: Health::Up,
             })
         );
     }

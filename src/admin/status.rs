@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::ClusterStatus;
 use crate::digest::FileDigest;
 use crate::health::{HealthId, Journal, SlotStatus};
 use crate::policy::{Family, Method, ServiceRule, Target};
@@ -36,6 +37,9 @@ pub struct Status {
     pub services: Vec<ServiceStatus>,
     /// Recent health changes, newest first.
     pub changes: Vec<Change>,
+    /// The cluster as this node sees it (`[cluster]`), if configured.
+    #[serde(default)]
+    pub cluster: Option<ClusterStatus>,
 }
 
 /// The configuration in force.
@@ -187,6 +191,8 @@ pub struct Sources<'a> {
     /// for the metrics module's per-service counters. `None` (today):
     /// rates unknown, shown as `null` and left off the page.
     pub rates: Option<&'a QueryRates>,
+    /// The cluster's state, when `[cluster]` is configured.
+    pub cluster: Option<ClusterStatus>,
 }
 
 impl Status {
@@ -220,6 +226,7 @@ impl Status {
                     reason: c.reason,
                 })
                 .collect(),
+            cluster: s.cluster.clone(),
         }
     }
 }
@@ -373,6 +380,7 @@ fn status_of(snap: &Snapshot, id: HealthId) -> SlotStatus {
     snap.health.status(id).unwrap_or(SlotStatus {
         health: crate::health::Health::Up,
         drained: false,
+        local: crate::health::Health::Up,
     })
 }
 
@@ -519,6 +527,7 @@ endpoints = [
             started: UNIX_EPOCH,
             uptime: Duration::from_secs(61),
             rates: None,
+            cluster: None,
         })
     }
 
@@ -623,6 +632,7 @@ endpoints = [
             started: UNIX_EPOCH,
             uptime: Duration::ZERO,
             rates: Some(&rates),
+            cluster: None,
         });
         assert_eq!(s.services[1].queries_per_second, Some(12.5));
         assert_eq!(s.services[0].queries_per_second, None);

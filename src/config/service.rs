@@ -15,6 +15,7 @@ use toml::Spanned;
 
 use super::value::{within, Invalid};
 use super::Lines;
+use crate::cluster::HealthRule;
 use crate::geo::Region;
 use crate::health::Monitor;
 use crate::name::Name;
@@ -57,6 +58,11 @@ pub struct ServiceConfig {
     pub default_endpoint: Option<String>,
     /// Performance routing: how many of the nearest fit endpoints answer.
     pub answers: u8,
+    /// How this node's probe verdicts and its peers' combine into the
+    /// health answered with (`health-rule`, `local` by default).
+    pub health_rule: HealthRule,
+    /// Where `health-rule` is written, if it is.
+    pub health_rule_span: Option<std::ops::Range<usize>>,
     /// Where `routing` is written, for errors found once the whole file is
     /// read.
     pub routing_span: std::ops::Range<usize>,
@@ -189,6 +195,16 @@ pub(super) struct ServiceSpec {
     overrides: Option<Spanned<BTreeMap<String, Spanned<Vec<String>>>>>,
     default: Option<Spanned<String>>,
     answers: Option<Spanned<u8>>,
+    health_rule: Option<Spanned<String>>,
+}
+
+/// Where the first service with a `health-rule` other than `local` writes
+/// it, for the error when no `[cluster]` shares verdicts.
+pub(super) fn shared_rule(services: &[ServiceConfig]) -> Option<std::ops::Range<usize>> {
+    services
+        .iter()
+        .find(|s| s.health_rule != HealthRule::Local)
+        .and_then(|s| s.health_rule_span.clone())
 }
 
 /// The first service that needs a `[geoip]` database, for the error when
@@ -360,6 +376,21 @@ pub(super) fn services(
         only_for(&sv.overrides, "service.overrides", routing, &[Performance])?;
         only_for(&sv.default, "service.default", routing, &[Performance])?;
         only_for(&sv.answers, "service.answers", routing, &[Performance])?;
+        // A `self` service's verdict is about this node's own payload,
+        // which no other node can see.
+        only_for(
+            &sv.health_rule,
+            "service.health-rule",
+            routing,
+            &algorithmic,
+        )?;
+        let health_rule = match &sv.health_rule {
+            Some(r) => r
+                .get_ref()
+                .parse()
+                .map_err(|e| Invalid::at(r, format!("service.health-rule: {e}")))?,
+            None => HealthRule::Local,
+        };
 
         let peers = sv.peers.map(|p| p.into_inner()).unwrap_or_default();
         let when_down = match &sv.when_down {
@@ -472,6 +503,8 @@ pub(super) fn services(
             overrides,
             default_endpoint,
             answers,
+            health_rule,
+            health_rule_span: sv.health_rule.as_ref().map(|r| r.span()),
             routing_span: sv.routing.span(),
             line,
         });

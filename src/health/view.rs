@@ -8,6 +8,12 @@
 //! Two independent bits share the byte, so that neither writer can undo the
 //! other: the probe's verdict, and an operator's drain. An endpoint is
 //! answered with only while it is up *and* not drained.
+//!
+//! A third bit, never read by the answer path, holds this node's own probe
+//! verdict for endpoints whose health the cluster decides (a `health-rule`
+//! other than `local`): their probe writes it through a
+//! [`HealthView::local_slot`], and the cluster writes the combined verdict
+//! into the probe bit.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -18,6 +24,11 @@ use super::state::Health;
 const PROBE_DOWN: u8 = 1;
 /// Set while an operator has drained the endpoint.
 const DRAINED: u8 = 2;
+/// Set while this node's own probe says down, for a slot whose probe bit
+/// the cluster writes.
+const LOCAL_DOWN: u8 = 4;
+/// The bits that keep an endpoint out of answers.
+const UNFIT: u8 = PROBE_DOWN | DRAINED;
 
 /// Index of one monitored thing in a [`HealthView`], assigned at load time
 /// by [`HealthViewBuilder::add`].
@@ -56,6 +67,9 @@ pub struct SlotStatus {
     pub health: Health,
     /// Whether an operator has taken the endpoint out of answers.
     pub drained: bool,
+    /// This node's own verdict, where the cluster decides `health`;
+    /// equal to `health` for every other slot.
+    pub local: Health,
 }
 
 impl SlotStatus {
@@ -67,6 +81,11 @@ impl SlotStatus {
                 Health::Down
             },
             drained: bits & DRAINED != 0,
+            local: if bits & LOCAL_DOWN == 0 {
+                Health::Up
+            } else {
+                Health::Down
+            },
         }
     }
 
@@ -86,7 +105,7 @@ impl HealthViewBuilder {
         let id = u32::try_from(self.slots.len()).ok()?;
         let bits = match initial {
             Health::Up => 0,
-            Health::Down => PROBE_DOWN,
+            Health::Down => PROBE_DOWN | LOCAL_DOWN,
         };
         self.slots.push(AtomicU8::new(bits));
         Some(HealthId(id))
@@ -129,7 +148,7 @@ impl HealthView {
     pub fn is_serving(&self, id: HealthId) -> bool {
         self.slots
             .get(id.index())
-            .is_none_or(|slot| slot.load(Ordering::Relaxed) == 0)
+            .is_none_or(|slot| slot.load(Ordering::Relaxed) & UNFIT == 0)
     }
 
     /// Both bits of a slot, or `None` for an id outside this view.
@@ -149,6 +168,18 @@ impl HealthView {
         }
     }
 
+    /// Records this node's own verdict in the local bit, leaving the
+    /// answered verdict (the probe bit) alone. Does nothing for an id
+    /// outside this view.
+    pub fn set_local(&self, id: HealthId, health: Health) {
+        if let Some(slot) = self.slots.get(id.index()) {
+            match health {
+                Health::Up => slot.fetch_and(!LOCAL_DOWN, Ordering::Relaxed),
+                Health::Down => slot.fetch_or(LOCAL_DOWN, Ordering::Relaxed),
+            };
+        }
+    }
+
     /// Drains (`true`) or undrains an endpoint, leaving the probe's verdict
     /// alone. Does nothing for an id outside this view.
     pub fn set_drained(&self, id: HealthId, drained: bool) {
@@ -162,11 +193,24 @@ impl HealthView {
     }
 
     /// A handle on one slot for its probe runner, or `None` for an id
-    /// outside this view.
+    /// outside this view. The runner's verdicts are answered with as they
+    /// are; they also go to the local bit, so it always holds this node's
+    /// own view.
     pub fn slot(&self, id: HealthId) -> Option<HealthSlot> {
         (id.index() < self.slots.len()).then(|| HealthSlot {
             view: self.clone(),
             id,
+            shared: false,
+        })
+    }
+
+    /// A handle for the probe runner of a slot whose answered verdict the
+    /// cluster decides: the runner writes the local bit only.
+    pub fn local_slot(&self, id: HealthId) -> Option<HealthSlot> {
+        (id.index() < self.slots.len()).then(|| HealthSlot {
+            view: self.clone(),
+            id,
+            shared: true,
         })
     }
 }
@@ -177,6 +221,8 @@ impl HealthView {
 pub struct HealthSlot {
     view: HealthView,
     id: HealthId,
+    /// The cluster decides the answered verdict: write the local bit only.
+    shared: bool,
 }
 
 impl HealthSlot {
@@ -185,16 +231,19 @@ impl HealthSlot {
         self.id
     }
 
-    /// The probe's verdict currently published.
+    /// The probe's verdict currently published (this node's own).
     pub fn health(&self) -> Health {
         self.view
             .status(self.id)
-            .map_or(Health::Up, |status| status.health)
+            .map_or(Health::Up, |status| status.local)
     }
 
     /// Publishes the probe's verdict.
     pub fn set_health(&self, health: Health) {
-        self.view.set_health(self.id, health);
+        self.view.set_local(self.id, health);
+        if !self.shared {
+            self.view.set_health(self.id, health);
+        }
     }
 }
 
@@ -232,7 +281,8 @@ mod tests {
             view.status(id),
             Some(SlotStatus {
                 health: Health::Up,
-                drained: true
+                drained: true,
+                local: Health::Up,
             })
         );
         // Undraining must not hide a probe failure.
@@ -242,6 +292,31 @@ mod tests {
         assert_eq!(slot.health(), Health::Down);
         slot.set_health(Health::Up);
         assert!(view.is_serving(id));
+    }
+
+    #[test]
+    fn a_shared_slot_keeps_the_local_verdict_out_of_answers() {
+        let mut b = HealthView::builder();
+        let id = b.add(Health::Up).unwrap();
+        let view = b.build();
+        let probe = view.local_slot(id).unwrap();
+        probe.set_health(Health::Down);
+        // Only the cluster's verdict is answered with.
+        assert!(view.is_serving(id));
+        assert_eq!(probe.health(), Health::Down);
+        let status = view.status(id).unwrap();
+        assert_eq!((status.health, status.local), (Health::Up, Health::Down));
+        view.set_health(id, Health::Down);
+        assert!(!view.is_serving(id));
+        probe.set_health(Health::Up);
+        assert!(!view.is_serving(id));
+        view.set_health(id, Health::Up);
+        assert!(view.is_serving(id));
+        // A plain slot's runner writes both.
+        let plain = view.slot(id).unwrap();
+        plain.set_health(Health::Down);
+        assert_eq!(view.status(id).unwrap().local, Health::Down);
+        assert!(!view.is_serving(id));
     }
 
     #[test]

@@ -525,6 +525,7 @@ mod tests {
             version: None,
             zones: Vec::new(),
             geoip: None,
+            cluster: None,
             query_sample: 0,
             state_dir: None,
             monitors: Default::default(),
