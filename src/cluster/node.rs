@@ -417,3 +417,144 @@ fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::cluster::{HealthRule, Secret};
+    use crate::config::Config;
+    use crate::health::Health;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123";
+
+    /// A config whose services `any.z.test.` (rule any) and `loc.z.test.`
+    /// (rule local) watch the same target with the same monitor, in a
+    /// scratch folder removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new() -> Scratch {
+            let dir = std::env::temp_dir().join(format!(
+                "steerdns-cluster-node-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            let zone = "$TTL 300\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\n";
+            std::fs::write(dir.join("z.zone"), zone).unwrap();
+            std::fs::write(dir.join("secret"), SECRET).unwrap();
+            let service = |name: &str, rule: &str| {
+                format!(
+                    "[[service]]\nname = \"{name}.z.test.\"\nrouting = \"multivalue\"\n\
+                     health-rule = \"{rule}\"\nendpoints = [{{ name = \"e\", \
+                     addresses = [\"192.0.2.80\"], monitor = \"m\" }}]\n"
+                )
+            };
+            let text = format!(
+                "[server]\nlisten = [\"127.0.0.1:5353\"]\n\
+                 [[zone]]\norigin = \"z.test.\"\nfile = \"z.zone\"\n\
+                 [admin]\nlisten = \"127.0.0.1:8053\"\n\
+                 [cluster]\nnodes = [\"127.0.0.1:8053\", \"127.0.0.2:8053\", \"127.0.0.3:8053\"]\n\
+                 secret-file = \"secret\"\n\
+                 [monitor.m]\nprotocol = \"tcp\"\nport = 80\n{}{}",
+                service("any", "any"),
+                service("loc", "local")
+            );
+            std::fs::write(dir.join("steerdns.toml"), text).unwrap();
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn signed_push(node: &str, seq: u64, up: bool) -> (Vec<u8>, String) {
+        let push = Push {
+            node: node.into(),
+            time_ms: unix_ms(SystemTime::now()),
+            seq,
+            digest: None,
+            verdicts: BTreeMap::from([("any.z.test./e/192.0.2.80:80".to_string(), up)]),
+        };
+        let body = serde_json::to_vec(&push).unwrap();
+        let sig = Secret::new(SECRET).sign(&body);
+        (body, sig)
+    }
+
+    #[test]
+    fn shared_slots_follow_the_rule_and_local_slots_the_probe() {
+        let dir = Scratch::new();
+        let config = Config::from_file(&dir.0.join("steerdns.toml")).unwrap();
+        let snapshot = Snapshot::load_with(&config, &[]).unwrap();
+        // One probe per service: a rule keeps a slot from being shared.
+        let plans: Vec<_> = snapshot
+            .probes
+            .iter()
+            .map(|p| (p.slot, p.shared.clone()))
+            .collect();
+        assert_eq!(plans.len(), 2);
+        assert_ne!(plans[0].0, plans[1].0);
+        let shared = plans[0].1.clone().unwrap();
+        assert_eq!(
+            (&*shared.key, shared.rule),
+            ("any.z.test./e/192.0.2.80:80", HealthRule::Any)
+        );
+        assert_eq!(plans[1].1, None);
+        let (any, loc) = (plans[0].0, plans[1].0);
+
+        let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
+        let (_loaded, watch) = watch::channel(Loaded {
+            digest: None,
+            at: SystemTime::now(),
+            last_attempt: None,
+        });
+        let node = ClusterNode::new(
+            config.cluster.clone().unwrap(),
+            0,
+            snapshot.clone(),
+            watch,
+            Arc::new(ClusterMetrics::default()),
+        );
+        let view = snapshot.load().health.clone();
+        // This node's probes both say down (as a runner would write them).
+        view.local_slot(any).unwrap().set_health(Health::Down);
+        view.slot(loc).unwrap().set_health(Health::Down);
+
+        // No peer heard: fallback, the local verdict.
+        let push = node.tick().expect("the first tick pushes");
+        assert_eq!(
+            push.verdicts,
+            BTreeMap::from([("any.z.test./e/192.0.2.80:80".to_string(), false)])
+        );
+        assert!(!view.is_serving(any));
+        assert!(node.status().fallback);
+        // Nothing changed and push-interval has not passed: no push.
+        assert!(node.tick().is_none());
+
+        // B says up: out of fallback (1 of 2 others), and `any` is up.
+        let (body, sig) = signed_push("127.0.0.2:8053", 7, true);
+        node.receive(&body, Some(sig.as_bytes())).unwrap();
+        assert_eq!(
+            node.receive(&body, Some(sig.as_bytes())),
+            Err(Refusal::Replay)
+        );
+        node.tick();
+        assert!(view.is_serving(any));
+        assert!(!view.is_serving(loc));
+        let status = node.status();
+        assert!(!status.fallback);
+        assert_eq!(status.refused.get("replay"), Some(&1));
+        assert!(status.peers[0].fresh && !status.peers[1].fresh);
+
+        // This node's probe comes back up: a changed verdict pushes at once.
+        view.local_slot(any).unwrap().set_health(Health::Up);
+        let push = node.tick().expect("a change pushes");
+        assert_eq!(push.verdicts.values().collect::<Vec<_>>(), [&true]);
+        assert!(view.is_serving(any));
+    }
+}
