@@ -10,7 +10,8 @@
 //! and `local.example.test` with `"local"`. Then, asking each node over
 //! DNS inside its namespace:
 //!
-//! 1. all up: E is in every node's answers for both services;
+//! 1. all up: E is in every node's answers for both services; C, whose
+//!    config file differs by a comment, is flagged for its config digest;
 //! 2. A's route to E blackholed: E leaves A's `local` answers only, and
 //!    stays in every node's `quorum` answers (B and C outvote A);
 //! 3. A's admin port cut off as well (an `ip rule` on TCP port 8053): A
@@ -246,7 +247,10 @@ fn quorum_keeps_an_endpoint_one_node_cannot_reach_and_fallback_shows() {
     dir.write("example.test.zone", ZONE);
     dir.write("token", TOKEN);
     dir.write("secret", SECRET);
-    let config = dir.write("steerdns.toml", &config());
+    let text = config();
+    let config = dir.write("steerdns.toml", &text);
+    // C's file differs by one comment: another config digest.
+    let config_c = dir.write("steerdns-c.toml", &format!("{text}# C differs\n"));
 
     let e_ns = network.add_host("e", &[IpAddr::V4(E)]);
     let _payload = e_ns.run(|| HttpPayload::start(SocketAddr::from((E, 8080))));
@@ -256,7 +260,8 @@ fn quorum_keeps_an_endpoint_one_node_cannot_reach_and_fallback_shows() {
         .map(|(name, address)| {
             let ns = network.add_host(name, &[IpAddr::V4(address)]);
             let mut command = Command::new(common::steerdns_bin());
-            command.arg("serve").arg("--config").arg(&config);
+            let file = if name == "c" { &config_c } else { &config };
+            command.arg("serve").arg("--config").arg(file);
             let logs = TempDir::new(&format!("cluster-lab-{name}"));
             let dns =
                 ns.run(|| ServerProcess::start("steerdns", command, logs, 53, "example.test."));
@@ -284,18 +289,22 @@ fn quorum_keeps_an_endpoint_one_node_cannot_reach_and_fallback_shows() {
                     && s["cluster"]["fallback"] == false
             },
         );
-        let s = node.status();
-        // One identical config: one digest, no mismatch flagged.
-        assert_eq!(s["cluster"]["digest_mismatch"], false, "{s}");
-        assert!(
-            s["cluster"]["peers"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|p| p["same_digest"] == true),
-            "{s}"
-        );
     }
+    // A and B run one config, C another: C alone is flagged, and A and B
+    // see which peer differs.
+    let c_name = format!("{}:{ADMIN_PORT}", NODES[2]);
+    for node in [a, b] {
+        let s = node.status();
+        assert_eq!(s["cluster"]["digest_mismatch"], false, "{}: {s}", node.name);
+        assert_eq!(node.metric("steerdns_cluster_config_digest_mismatch "), 0.0);
+        for p in s["cluster"]["peers"].as_array().unwrap() {
+            assert_eq!(p["same_digest"], p["node"] != c_name, "{}: {s}", node.name);
+        }
+    }
+    let s = c.status();
+    assert_eq!(s["cluster"]["digest_mismatch"], true, "{s}");
+    assert_eq!(c.metric("steerdns_cluster_config_digest_mismatch "), 1.0);
+    assert!(c.get("/").contains("config digest differs"));
 
     // 2. A cannot reach E any more; B and C can.
     ip(&a.ns, &format!("route add blackhole {E}/32"));
