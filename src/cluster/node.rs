@@ -200,7 +200,14 @@ impl ClusterNode {
             Ok(()) => "accepted",
             Err(refusal) => {
                 *state.refused.entry(refusal.reason().into()).or_default() += 1;
-                tracing::warn!(reason = refusal.reason(), "cluster push refused: {refusal}");
+                // Anyone can send an unsigned request: only the metric
+                // counts those, not a warning per request. A signed push
+                // that is refused means a peer's clock or a replay.
+                if refusal == Refusal::BadSignature {
+                    tracing::debug!(reason = refusal.reason(), "cluster push refused: {refusal}");
+                } else {
+                    tracing::warn!(reason = refusal.reason(), "cluster push refused: {refusal}");
+                }
                 refusal.reason()
             }
         };
