@@ -478,7 +478,15 @@ pub fn carry_health(old: &Snapshot, next: &Snapshot) -> usize {
                 .find(|(monitor, _)| **monitor == *plan.monitor)
         });
         if let Some(status) = found.and_then(|&(_, slot)| old.health.status(slot)) {
-            next.health.set_health(plan.slot, status.health);
+            // A slot the cluster decides keeps the combined verdict until
+            // the cluster's next tick; any other answers with this node's
+            // own verdict, also where the old rule was a cluster one (its
+            // probe writes again only on a change of verdict).
+            let answered = match plan.shared {
+                Some(_) => status.health,
+                None => status.local,
+            };
+            next.health.set_health(plan.slot, answered);
             next.health.set_local(plan.slot, status.local);
             carried += 1;
         }

@@ -442,6 +442,22 @@ mod tests {
     struct Scratch(PathBuf);
 
     impl Scratch {
+        /// Loads the config with `any.z.test.`'s rule replaced by `rule`.
+        fn snapshot_with(&self, rule: &str) -> Snapshot {
+            let path = self.0.join("steerdns.toml");
+            let text = std::fs::read_to_string(&path).unwrap();
+            let other = self.0.join(format!("{rule}.toml"));
+            std::fs::write(
+                &other,
+                text.replace(
+                    "health-rule = \"any\"",
+                    &format!("health-rule = \"{rule}\""),
+                ),
+            )
+            .unwrap();
+            Snapshot::load_with(&Config::from_file(&other).unwrap(), &[]).unwrap()
+        }
+
         fn new() -> Scratch {
             let dir = std::env::temp_dir().join(format!(
                 "steerdns-cluster-node-{}-{:?}",
@@ -491,6 +507,32 @@ mod tests {
         let body = serde_json::to_vec(&push).unwrap();
         let sig = Secret::new(SECRET).sign(&body);
         (body, sig)
+    }
+
+    #[test]
+    fn a_reload_to_local_answers_with_the_own_verdict_at_once() {
+        let dir = Scratch::new();
+        let old = dir.snapshot_with("any");
+        let slot = old.probes[0].slot;
+        // The cluster says up, this node's probe says down.
+        old.health
+            .local_slot(slot)
+            .unwrap()
+            .set_health(Health::Down);
+        assert!(old.health.is_serving(slot));
+
+        let shared = dir.snapshot_with("quorum");
+        crate::reload::carry_health(&old, &shared);
+        assert!(shared.health.is_serving(shared.probes[0].slot));
+        assert_eq!(
+            shared.health.status(shared.probes[0].slot).unwrap().local,
+            Health::Down
+        );
+
+        let local = dir.snapshot_with("local");
+        assert_eq!(local.probes[0].shared, None);
+        crate::reload::carry_health(&old, &local);
+        assert!(!local.health.is_serving(local.probes[0].slot));
     }
 
     #[test]
