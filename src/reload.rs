@@ -482,12 +482,10 @@ pub fn carry_health(old: &Snapshot, next: &Snapshot) -> usize {
             // the cluster's next tick; any other answers with this node's
             // own verdict, also where the old rule was a cluster one (its
             // probe writes again only on a change of verdict).
-            let answered = match plan.shared {
-                Some(_) => status.health,
-                None => status.local,
-            };
-            next.health.set_health(plan.slot, answered);
-            next.health.set_local(plan.slot, status.local);
+            next.health.set_health(plan.slot, status.local);
+            if plan.shared.is_some() {
+                next.health.set_answered(plan.slot, status.health);
+            }
             carried += 1;
         }
     }

@@ -255,7 +255,7 @@ impl ClusterNode {
                 .table
                 .health(&shared.key, shared.rule, status.local, now);
             if health != status.health {
-                snapshot.health.set_health(plan.slot, health);
+                snapshot.health.set_answered(plan.slot, health);
                 tracing::info!(
                     endpoint = %shared.key, rule = %shared.rule, local = %status.local,
                     %health, "cluster health changed"

@@ -13,7 +13,8 @@
 //! verdict for endpoints whose health the cluster decides (a `health-rule`
 //! other than `local`): their probe writes it through a
 //! [`HealthView::local_slot`], and the cluster writes the combined verdict
-//! into the probe bit.
+//! into the probe bit ([`HealthView::set_answered`]). For every other slot
+//! the two bits are written together.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -157,13 +158,26 @@ impl HealthView {
         Some(SlotStatus::from_bits(slot.load(Ordering::Relaxed)))
     }
 
-    /// Records the probe's verdict, leaving the drain bit alone. Does
-    /// nothing for an id outside this view.
+    /// Records the probe's verdict, both the one answered with and this
+    /// node's own, leaving the drain bit alone. Does nothing for an id
+    /// outside this view.
     pub fn set_health(&self, id: HealthId, health: Health) {
+        self.set_bits(id, PROBE_DOWN | LOCAL_DOWN, health);
+    }
+
+    /// Records the verdict answered with alone, leaving this node's own
+    /// and the drain bit alone: what the cluster writes for a slot whose
+    /// health it decides. Does nothing for an id outside this view.
+    pub fn set_answered(&self, id: HealthId, health: Health) {
+        self.set_bits(id, PROBE_DOWN, health);
+    }
+
+    /// Sets `bits` when `health` is down, clears them when up.
+    fn set_bits(&self, id: HealthId, bits: u8, health: Health) {
         if let Some(slot) = self.slots.get(id.index()) {
             match health {
-                Health::Up => slot.fetch_and(!PROBE_DOWN, Ordering::Relaxed),
-                Health::Down => slot.fetch_or(PROBE_DOWN, Ordering::Relaxed),
+                Health::Up => slot.fetch_and(!bits, Ordering::Relaxed),
+                Health::Down => slot.fetch_or(bits, Ordering::Relaxed),
             };
         }
     }
@@ -172,12 +186,7 @@ impl HealthView {
     /// answered verdict (the probe bit) alone. Does nothing for an id
     /// outside this view.
     pub fn set_local(&self, id: HealthId, health: Health) {
-        if let Some(slot) = self.slots.get(id.index()) {
-            match health {
-                Health::Up => slot.fetch_and(!LOCAL_DOWN, Ordering::Relaxed),
-                Health::Down => slot.fetch_or(LOCAL_DOWN, Ordering::Relaxed),
-            };
-        }
+        self.set_bits(id, LOCAL_DOWN, health);
     }
 
     /// Drains (`true`) or undrains an endpoint, leaving the probe's verdict
@@ -240,8 +249,9 @@ impl HealthSlot {
 
     /// Publishes the probe's verdict.
     pub fn set_health(&self, health: Health) {
-        self.view.set_local(self.id, health);
-        if !self.shared {
+        if self.shared {
+            self.view.set_local(self.id, health);
+        } else {
             self.view.set_health(self.id, health);
         }
     }
@@ -306,12 +316,13 @@ mod tests {
         assert_eq!(probe.health(), Health::Down);
         let status = view.status(id).unwrap();
         assert_eq!((status.health, status.local), (Health::Up, Health::Down));
-        view.set_health(id, Health::Down);
+        view.set_answered(id, Health::Down);
         assert!(!view.is_serving(id));
         probe.set_health(Health::Up);
         assert!(!view.is_serving(id));
-        view.set_health(id, Health::Up);
+        view.set_answered(id, Health::Up);
         assert!(view.is_serving(id));
+        assert_eq!(view.status(id).unwrap().local, Health::Up);
         // A plain slot's runner writes both.
         let plain = view.slot(id).unwrap();
         plain.set_health(Health::Down);
