@@ -196,10 +196,14 @@ struct Slots {
     health: HealthViewBuilder,
     probes: Vec<ProbePlan>,
     /// Keyed by kind, monitor, target and, for a shared verdict, the
-    /// service: services with a cluster rule never share a slot with
-    /// another service, which may have another rule.
-    shared: HashMap<(ProbeKind, String, SocketAddr, Option<Name>), HealthId>,
+    /// service and rule: an endpoint with a cluster rule never shares a
+    /// slot with another service's, or with one under another rule.
+    shared: HashMap<SlotKey, HealthId>,
 }
+
+/// What makes two probes one: kind, monitor name, target, and for a
+/// shared verdict the service and its rule.
+type SlotKey = (ProbeKind, String, SocketAddr, Option<(Name, HealthRule)>);
 
 impl Slots {
     /// A slot nothing probes (drain only, or an unmonitored endpoint).
@@ -230,7 +234,9 @@ impl Slots {
         label: impl FnOnce() -> String,
         shared: Option<(&Name, HealthRule, String)>,
     ) -> Result<HealthId, String> {
-        let scope = shared.as_ref().map(|(service, _, _)| (*service).clone());
+        let scope = shared
+            .as_ref()
+            .map(|(service, rule, _)| ((*service).clone(), *rule));
         let key = (kind, name.to_string(), target, scope);
         if let Some(&slot) = self.shared.get(&key) {
             return Ok(slot);
@@ -335,14 +341,11 @@ fn endpoint_rule(
         let label = |at: SocketAddr| format!("{} endpoint {} at {at}", sc.name, ec.name);
         // The key other nodes know the verdict by: names and the target,
         // never slot numbers, which depend on load order.
+        // The endpoint's own rule, else the service's.
+        let rule = ec.health_rule.unwrap_or(sc.health_rule);
         let shared = |at: SocketAddr| {
-            (sc.health_rule != HealthRule::Local).then(|| {
-                (
-                    &sc.name,
-                    sc.health_rule,
-                    format!("{}/{}/{at}", sc.name, ec.name),
-                )
-            })
+            (rule != HealthRule::Local)
+                .then(|| (&sc.name, rule, format!("{}/{}/{at}", sc.name, ec.name)))
         };
         let monitor = monitor(config, ec.monitor.as_deref());
         // One probe for the whole endpoint: a separate probe target.

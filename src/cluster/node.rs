@@ -444,17 +444,18 @@ mod tests {
     impl Scratch {
         /// Loads the config with `any.z.test.`'s rule replaced by `rule`.
         fn snapshot_with(&self, rule: &str) -> Snapshot {
-            let path = self.0.join("steerdns.toml");
-            let text = std::fs::read_to_string(&path).unwrap();
-            let other = self.0.join(format!("{rule}.toml"));
-            std::fs::write(
-                &other,
-                text.replace(
-                    "health-rule = \"any\"",
-                    &format!("health-rule = \"{rule}\""),
-                ),
+            self.snapshot_replacing(
+                "health-rule = \"any\"",
+                &format!("health-rule = \"{rule}\""),
             )
-            .unwrap();
+        }
+
+        /// Loads the config with `from` replaced by `to`.
+        fn snapshot_replacing(&self, from: &str, to: &str) -> Snapshot {
+            let text = std::fs::read_to_string(self.0.join("steerdns.toml")).unwrap();
+            assert!(text.contains(from), "{from}");
+            let other = self.0.join("changed.toml");
+            std::fs::write(&other, text.replace(from, to)).unwrap();
             Snapshot::load_with(&Config::from_file(&other).unwrap(), &[]).unwrap()
         }
 
@@ -533,6 +534,28 @@ mod tests {
         assert_eq!(local.probes[0].shared, None);
         crate::reload::carry_health(&old, &local);
         assert!(!local.health.is_serving(local.probes[0].slot));
+    }
+
+    #[test]
+    fn an_endpoint_rule_overrides_the_service_rule() {
+        let dir = Scratch::new();
+        // `loc.z.test.` is local, its endpoint says all.
+        let snap = dir.snapshot_replacing(
+            "health-rule = \"local\"\nendpoints = [{ name = \"e\", addresses = [\"192.0.2.80\"], monitor = \"m\" }]",
+            "health-rule = \"local\"\nendpoints = [{ name = \"e\", addresses = [\"192.0.2.80\"], monitor = \"m\", health-rule = \"all\" }]",
+        );
+        let rules: Vec<_> = snap
+            .probes
+            .iter()
+            .map(|p| p.shared.as_ref().map(|s| (s.key.to_string(), s.rule)))
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                Some(("any.z.test./e/192.0.2.80:80".to_string(), HealthRule::Any)),
+                Some(("loc.z.test./e/192.0.2.80:80".to_string(), HealthRule::All)),
+            ]
+        );
     }
 
     #[test]

@@ -228,6 +228,23 @@ mod tests {
         let with = format!("[cluster]\n{nodes}secret-file = \"secret\"\n{service}");
         let c = parse(&dir, &with).unwrap();
         assert_eq!(c.services[0].health_rule, HealthRule::Quorum);
+        // An endpoint's own rule overrides the service's, and needs the
+        // cluster as much.
+        let own = service
+            .replace("health-rule = \"quorum\"\n", "")
+            .replace("priority = 1 }", "priority = 1, health-rule = \"all\" }");
+        let e = parse(&dir, &own).unwrap_err();
+        assert!(e.contains(":12: service.health-rule: only"), "{e}");
+        let c = parse(
+            &dir,
+            &format!("[cluster]\n{nodes}secret-file = \"secret\"\n{own}"),
+        )
+        .unwrap();
+        assert_eq!(c.services[0].health_rule, HealthRule::Local);
+        assert_eq!(
+            c.services[0].endpoints[0].health_rule,
+            Some(HealthRule::All)
+        );
         let e = parse(&dir, &with.replace("quorum", "most")).unwrap_err();
         assert!(
             e.contains(":15: service.health-rule: unknown rule \"most\""),

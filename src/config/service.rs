@@ -90,6 +90,10 @@ pub struct EndpointConfig {
     pub subnets: Vec<Prefix>,
     /// Performance routing: latitude and longitude in degrees.
     pub location: Option<(f64, f64)>,
+    /// This endpoint's own `health-rule`, overriding the service's.
+    pub health_rule: Option<HealthRule>,
+    /// Where that `health-rule` is written, if it is.
+    pub health_rule_span: Option<std::ops::Range<usize>>,
     /// Line of the endpoint, for errors found at load.
     pub line: usize,
 }
@@ -166,6 +170,7 @@ pub(super) struct EndpointSpec {
     subnets: Option<Spanned<Vec<String>>>,
     location: Option<Spanned<Vec<f64>>>,
     enabled: Option<bool>,
+    health_rule: Option<Spanned<String>>,
 }
 
 /// Short enough that resolvers notice a failover within half a minute,
@@ -198,13 +203,20 @@ pub(super) struct ServiceSpec {
     health_rule: Option<Spanned<String>>,
 }
 
-/// Where the first service with a `health-rule` other than `local` writes
-/// it, for the error when no `[cluster]` shares verdicts.
+/// Where the first service (or endpoint) with a `health-rule` other than
+/// `local` writes it, for the error when no `[cluster]` shares verdicts.
 pub(super) fn shared_rule(services: &[ServiceConfig]) -> Option<std::ops::Range<usize>> {
-    services
-        .iter()
-        .find(|s| s.health_rule != HealthRule::Local)
-        .and_then(|s| s.health_rule_span.clone())
+    services.iter().find_map(|s| {
+        let endpoint = s
+            .endpoints
+            .iter()
+            .find(|e| e.health_rule.is_some_and(|r| r != HealthRule::Local));
+        match endpoint {
+            Some(e) => e.health_rule_span.clone(),
+            None if s.health_rule != HealthRule::Local => s.health_rule_span.clone(),
+            None => None,
+        }
+    })
 }
 
 /// The first service that needs a `[geoip]` database, for the error when
@@ -686,6 +698,14 @@ fn endpoints(
                 )),
             },
         };
+        let health_rule = match &spec.health_rule {
+            Some(r) => Some(
+                r.get_ref()
+                    .parse::<HealthRule>()
+                    .map_err(|e| Invalid::at(r, key(&format!("health-rule: {e}"))))?,
+            ),
+            None => None,
+        };
         if spec.enabled == Some(false) {
             disabled.insert(name);
             continue;
@@ -702,6 +722,8 @@ fn endpoints(
             priority: spec.priority.map_or(0, |p| p.into_inner()),
             subnets: prefixes,
             location,
+            health_rule,
+            health_rule_span: spec.health_rule.as_ref().map(|r| r.span()),
             line: lines.line_of(spec.name.span().start),
         });
     }
