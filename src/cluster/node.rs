@@ -118,6 +118,8 @@ pub struct PeerStatus {
 #[derive(Debug)]
 pub struct ClusterNode {
     config: ClusterConfig,
+    /// This node's index in `config.nodes`.
+    this: usize,
     snapshot: Arc<ArcSwap<Snapshot>>,
     loaded: watch::Receiver<Loaded>,
     metrics: Arc<ClusterMetrics>,
@@ -160,6 +162,7 @@ impl ClusterNode {
             .map_or(0, |d| d.as_micros() as u64);
         ClusterNode {
             config,
+            this,
             snapshot,
             loaded,
             metrics,
@@ -194,8 +197,7 @@ impl ClusterNode {
         let mut state = self.lock();
         let outcome = state
             .table
-            .receive(&self.config.secret, body, signature, wall_ms, now)
-            .map(|_| ());
+            .receive(&self.config.secret, body, signature, wall_ms, now);
         let reason = match outcome {
             Ok(()) => "accepted",
             Err(refusal) => {
@@ -329,9 +331,8 @@ impl ClusterNode {
             }
         };
         let signature = self.config.secret.sign(&body);
-        let this = self.lock().table.this_node().to_string();
         for (i, &peer) in self.config.nodes.iter().enumerate() {
-            if peer.to_string() == this {
+            if i == self.this {
                 continue;
             }
             let node = self.clone();
@@ -384,8 +385,8 @@ impl ClusterNode {
             .nodes
             .iter()
             .enumerate()
+            .filter(|&(i, _)| i != self.this)
             .map(|(i, n)| (i, n.to_string()))
-            .filter(|(_, n)| n != table.this_node())
             .map(|(i, node)| {
                 let report = table.report(&node);
                 PeerStatus {
