@@ -304,7 +304,10 @@ fn quorum_keeps_an_endpoint_one_node_cannot_reach_and_fallback_shows() {
     let s = c.status();
     assert_eq!(s["cluster"]["digest_mismatch"], true, "{s}");
     assert_eq!(c.metric("steerdns_cluster_config_digest_mismatch "), 1.0);
-    assert!(c.get("/").contains("config digest differs"));
+    assert!(c
+        .get("/")
+        .contains("<span class=\"badge down\">config digest differs</span>"));
+    assert!(!a.get("/").contains("config digest differs"));
 
     // 2. A cannot reach E any more; B and C can.
     ip(&a.ns, &format!("route add blackhole {E}/32"));
@@ -341,7 +344,11 @@ fn quorum_keeps_an_endpoint_one_node_cannot_reach_and_fallback_shows() {
     assert_eq!(s["cluster"]["fallback"], true, "{s}");
     assert_eq!(a.metric("steerdns_cluster_fallback "), 1.0);
     assert_eq!(a.metric("steerdns_cluster_peers_fresh "), 0.0);
-    assert!(a.get("/").contains("fallback"), "the status page says so");
+    assert!(
+        a.get("/")
+            .contains("<span class=\"badge down\">fallback</span>"),
+        "the status page says so"
+    );
     // B and C hear each other: no fallback, E stays.
     settle("B and C keep E under quorum without A", || {
         b.has_e("quorum") && c.has_e("quorum")
