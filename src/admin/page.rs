@@ -482,6 +482,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_cluster_section_shows_fallback_digest_and_peers() {
+        let status: Status = serde_json::from_value(serde_json::json!({
+            "version": "0", "started": "s", "uptime_seconds": 1, "node_drained": false,
+            "config": {"file": "f", "sha256": null, "files": [], "loaded": "l", "last_reload": null},
+            "services": [], "changes": [],
+            "cluster": {
+                "node": "198.51.100.1:8053", "fallback": true, "digest": "aaaa",
+                "digest_mismatch": true, "refused": {"replay": 2},
+                "peers": [
+                    {"node": "<b>", "fresh": false, "last_push_ms_ago": 12500,
+                     "digest": "bbbb", "same_digest": false, "reachable": false},
+                    {"node": "198.51.100.3:8053", "fresh": true, "last_push_ms_ago": null,
+                     "digest": null, "same_digest": false, "reachable": null}
+                ]
+            }
+        }))
+        .unwrap();
+        let page = render(&status);
+        assert!(page.contains("<span class=\"badge down\">fallback</span>"));
+        assert!(page.contains("<span class=\"badge down\">config digest differs</span>"));
+        assert!(page.contains("refused (replay): 2"));
+        assert!(page.contains("<td><code>&lt;b&gt;</code></td><td><span class=\"badge down\">stale</span></td><td>12.5 s ago</td>"));
+        assert!(page.contains("<td>never</td><td>unknown</td><td>not tried</td>"));
+        let table = render_table(&status);
+        assert!(
+            table.contains("cluster   198.51.100.1:8053 hears 1 of 2 peers, FALLBACK: own verdicts only, CONFIG DIGEST DIFFERS"),
+            "{table}"
+        );
+
+        let mut calm = status.clone();
+        let cluster = calm.cluster.as_mut().unwrap();
+        (cluster.fallback, cluster.digest_mismatch) = (false, false);
+        assert!(!render(&calm).contains("badge down\">fallback"));
+        assert!(!render_table(&calm).contains("FALLBACK"));
+        calm.cluster = None;
+        assert!(!render(&calm).contains("<h2>Cluster</h2>"));
+    }
+
+    #[test]
     fn escapes_markup() {
         assert_eq!(
             esc("<a href=\"x\">&'"),
