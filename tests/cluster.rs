@@ -398,6 +398,18 @@ fn quorum_keeps_an_endpoint_one_node_cannot_reach_and_fallback_shows() {
     assert_eq!(b.push(&old, &old_signature), 409, "stale timestamp");
     assert_eq!(b.push(&body, &signature), 200, "the genuine push");
     assert_eq!(b.push(&body, &signature), 409, "the same push again");
+    // A push larger than `[admin] max-body` (16 KiB) is taken: pushes
+    // carry every verdict of their sender.
+    let (mut big, _) = signed(seq + 1, unix_ms());
+    let padding: String = (0..600)
+        .map(|i| format!("\"x.example.test./e{i}/192.0.2.1:80\":true,"))
+        .collect();
+    let at = big.iter().position(|&b| b == b'{').unwrap();
+    let at = at + 1 + big[at + 1..].iter().position(|&b| b == b'{').unwrap() + 1;
+    big.splice(at..at, padding.bytes());
+    assert!(big.len() > 16 * 1024);
+    let big_signature = secret.sign(&big);
+    assert_eq!(b.push(&big, &big_signature), 200, "a large push");
     let (lower, lower_signature) = signed(seq - 1, unix_ms());
     assert_eq!(
         b.push(&lower, &lower_signature),

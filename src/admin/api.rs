@@ -200,7 +200,10 @@ impl Api {
             .headers()
             .get(crate::cluster::SIGNATURE_HEADER)
             .map(|v| v.as_bytes().to_vec());
-        let body = match read_body(request.into_body(), self.max_body).await {
+        // A push carries all of its sender's verdicts: more than the
+        // operator routes' bodies.
+        let limit = self.max_body.max(crate::cluster::MAX_PUSH);
+        let body = match read_body(request.into_body(), limit).await {
             Ok(body) => body,
             Err(e @ BodyError::TooLarge(_)) => {
                 return error(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string())

@@ -25,6 +25,11 @@ pub const SIGNATURE_HEADER: &str = "x-steerdns-signature";
 /// The path pushes are posted to on every node's admin listener.
 pub const PUSH_PATH: &str = "/api/v1/cluster/push";
 
+/// Largest push body a node takes, whatever `[admin] max-body` says: a
+/// push carries every shared verdict of the sender (about 60 bytes each),
+/// so this fits over 15,000 of them.
+pub const MAX_PUSH: usize = 1024 * 1024;
+
 /// Shortest shared secret accepted (bytes): 128 bits.
 pub const MIN_SECRET: usize = 16;
 

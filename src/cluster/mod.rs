@@ -23,7 +23,7 @@ pub mod node;
 pub mod rule;
 pub mod table;
 
-pub use message::{Push, Secret, MIN_SECRET, PUSH_PATH, SIGNATURE_HEADER};
+pub use message::{Push, Secret, MAX_PUSH, MIN_SECRET, PUSH_PATH, SIGNATURE_HEADER};
 pub use node::{ClusterNode, ClusterStatus, PeerStatus};
 pub use rule::{HealthRule, UnknownRule};
 pub use table::{PeerReport, PeerTable, Refusal};

@@ -330,6 +330,14 @@ impl ClusterNode {
                 return;
             }
         };
+        if body.len() > super::MAX_PUSH {
+            tracing::error!(
+                bytes = body.len(),
+                "cluster push larger than peers take ({} bytes): not sent",
+                super::MAX_PUSH
+            );
+            return;
+        }
         let signature = self.config.secret.sign(&body);
         for (i, &peer) in self.config.nodes.iter().enumerate() {
             if i == self.this {
