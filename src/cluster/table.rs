@@ -309,65 +309,37 @@ mod tests {
 
     #[test]
     fn verdicts_count_until_max_age_then_fallback() {
+        use Health::{Down, Up};
+        use HealthRule::{All, Any, Local, Quorum};
         let mut t = table(0);
         let s = Duration::from_secs;
         // Nothing heard yet: fallback, the local verdict rules.
         assert!(t.in_fallback(s(0)));
-        assert_eq!(
-            t.health(KEY, HealthRule::Quorum, Health::Down, s(0)),
-            Health::Down
-        );
+        assert_eq!(t.health(KEY, Quorum, Down, s(0)), Down);
 
         deliver(&mut t, &push("b", 1, T0, true, "d"), s(100)).unwrap();
         // One of two others is half: enough.
         assert!(!t.in_fallback(s(100)));
         // Local down, b up: 1 of 2 is no quorum; any says up.
-        assert_eq!(
-            t.health(KEY, HealthRule::Quorum, Health::Down, s(100)),
-            Health::Down
-        );
-        assert_eq!(
-            t.health(KEY, HealthRule::Any, Health::Down, s(100)),
-            Health::Up
-        );
-        assert_eq!(
-            t.health(KEY, HealthRule::Local, Health::Down, s(100)),
-            Health::Down
-        );
+        assert_eq!(t.health(KEY, Quorum, Down, s(100)), Down);
+        assert_eq!(t.health(KEY, Any, Down, s(100)), Up);
+        assert_eq!(t.health(KEY, Local, Down, s(100)), Down);
         deliver(&mut t, &push("c", 1, T0, true, "d"), s(105)).unwrap();
-        assert_eq!(
-            t.health(KEY, HealthRule::Quorum, Health::Down, s(105)),
-            Health::Up
-        );
-        assert_eq!(
-            t.health(KEY, HealthRule::All, Health::Down, s(105)),
-            Health::Down
-        );
+        assert_eq!(t.health(KEY, Quorum, Down, s(105)), Up);
+        assert_eq!(t.health(KEY, All, Down, s(105)), Down);
         // A key a peer did not report: only the reporters count.
-        assert_eq!(
-            t.health("other", HealthRule::All, Health::Up, s(105)),
-            Health::Up
-        );
+        assert_eq!(t.health("other", All, Up, s(105)), Up);
 
         // b's push expires at exactly max-age after it arrived.
         assert_eq!(t.fresh(s(110)).count(), 2);
         assert_eq!(t.fresh(s(111)).count(), 1);
-        // c alone (1 of 2 up besides us, down): 1 of 2 reporters, no quorum.
-        assert_eq!(
-            t.health(KEY, HealthRule::Quorum, Health::Down, s(111)),
-            Health::Down
-        );
+        // Only c counts now: this node down and c up is 1 of 2, no quorum.
+        assert_eq!(t.health(KEY, Quorum, Down, s(111)), Down);
         assert!(!t.in_fallback(s(115)));
         // Both expired: fallback to local, whatever the rule.
         assert!(t.in_fallback(s(116)));
-        assert_eq!(
-            t.health(KEY, HealthRule::Any, Health::Down, s(116)),
-            Health::Down
-        );
-        assert_eq!(
-            t.health(KEY, HealthRule::All, Health::Up, s(116)),
-            Health::Up
-        );
+        assert_eq!(t.health(KEY, Any, Down, s(116)), Down);
+        assert_eq!(t.health(KEY, All, Up, s(116)), Up);
     }
 
     #[test]
