@@ -224,11 +224,16 @@ impl ClusterNode {
     pub async fn run(self: Arc<Self>) {
         let mut ticks = tokio::time::interval(TICK);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tracing::info!(
-            node = %self.lock().table.this_node(),
-            nodes = self.config.nodes.len(),
-            "cluster health sharing started"
-        );
+        {
+            let state = self.lock();
+            tracing::info!(
+                node = %state.table.this_node(),
+                nodes = self.config.nodes.len(),
+                fallback = state.fallback,
+                "cluster health sharing started (in fallback, on this node's own verdicts, \
+                 until enough peers are heard)"
+            );
+        }
         loop {
             ticks.tick().await;
             if let Some(push) = self.tick() {
