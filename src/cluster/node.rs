@@ -230,9 +230,13 @@ impl ClusterNode {
                 node = %state.table.this_node(),
                 nodes = self.config.nodes.len(),
                 fallback = state.fallback,
-                "cluster health sharing started (in fallback, on this node's own verdicts, \
-                 until enough peers are heard)"
+                "cluster health sharing started"
             );
+            if state.fallback {
+                tracing::info!(
+                    "answering with this node's own verdicts until enough peers are heard"
+                );
+            }
         }
         loop {
             ticks.tick().await;
