@@ -41,7 +41,8 @@ install_dns_tools() {
     # Tool, then the Debian package that brings it. ring (TLS for the
     # HTTPS probes) compiles C, libFuzzer C++; the failover lab
     # (tests/failover.rs) needs iproute2, busybox (its HTTP payload) and
-    # the four recursive resolvers; tests/ecs_unbound.rs needs unbound
+    # the four recursive resolvers; the cluster lab (tests/cluster.rs)
+    # needs iproute2 (ip rule with port matches); tests/ecs_unbound.rs needs unbound
     # built with its subnetcache (ECS) module, as Debian's is;
     # tests/admin.rs renders the status page in headless Chromium;
     # tests/geo_gdnsd.rs compares geographic routing with gdnsd's geoip

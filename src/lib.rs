@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 
 pub mod admin;
+pub mod cluster;
 pub mod config;
 pub mod cookie;
 pub mod digest;

@@ -210,6 +210,15 @@ fn serve(path: &Path) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    // Which `[cluster] nodes` entry this node is, found before serving so
+    // a config that names no node here stops the start.
+    let this_node = match (&config.cluster, &config.admin) {
+        (Some(c), Some(a)) => Some(
+            steerdns::cluster::node::find_self(c, a.listen)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        ),
+        _ => None,
+    };
     // Port 53 needs root (or CAP_NET_BIND_SERVICE) to bind; nothing after
     // it does, so no query is answered with more rights than a nobody.
     server
@@ -234,12 +243,24 @@ fn serve(path: &Path) -> anyhow::Result<()> {
             // future: the server polls it on its runtime until a signal
             // arrives.
             let state_dir = config.state_dir.clone();
+            let cluster_config = config.cluster.clone();
             let mut reloader = Reloader::start(path, config, snapshot.clone(), metrics.clone());
             let drain = state_dir
                 .clone()
                 .map(|dir| tokio::spawn(drain::watch(dir, snapshot.clone())));
             let windows = tokio::spawn(maintenance::watch(snapshot.clone()));
             let ramps = tokio::spawn(steerdns::ramp::watch(snapshot.clone()));
+            let cluster = match (cluster_config, this_node) {
+                (Some(c), Some(this)) => Some(Arc::new(steerdns::cluster::ClusterNode::new(
+                    c,
+                    this,
+                    snapshot.clone(),
+                    reloader.loaded(),
+                    metrics.cluster(),
+                ))),
+                _ => None,
+            };
+            let sharing = cluster.clone().map(|c| tokio::spawn(c.run()));
             let admin = admin.map(|listener| {
                 let state = AdminState {
                     snapshot: snapshot.clone(),
@@ -249,6 +270,7 @@ fn serve(path: &Path) -> anyhow::Result<()> {
                     state_dir,
                     started,
                     metrics: Some(metrics),
+                    cluster,
                 };
                 tokio::spawn(async move {
                     if let Err(e) = listener.serve(state).await {
@@ -269,7 +291,7 @@ fn serve(path: &Path) -> anyhow::Result<()> {
             reloader.stop();
             windows.abort();
             ramps.abort();
-            for task in [drain, admin].into_iter().flatten() {
+            for task in [drain, admin, sharing].into_iter().flatten() {
                 task.abort();
             }
         }

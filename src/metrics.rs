@@ -276,6 +276,7 @@ pub struct Metrics {
     tcp_refused: Family<Vec<(&'static str, &'static str)>, Counter>,
     reloads: Family<Vec<(&'static str, &'static str)>, Counter>,
     probes: Arc<ProbeMetrics>,
+    cluster: Arc<crate::cluster::node::ClusterMetrics>,
 }
 
 /// What a scrape sums or reads rather than what is counted as it happens.
@@ -338,6 +339,8 @@ impl Metrics {
             "Health verdicts that changed",
             probes.changes.clone(),
         );
+        let cluster = Arc::new(crate::cluster::node::ClusterMetrics::default());
+        cluster.register(&mut registry);
         Metrics {
             registry,
             scraped,
@@ -345,6 +348,7 @@ impl Metrics {
             tcp_refused,
             reloads,
             probes,
+            cluster,
         }
     }
 
@@ -419,6 +423,11 @@ impl Metrics {
     /// scrape; only the first call counts.
     pub fn watch(&self, snapshot: Arc<ArcSwap<Snapshot>>) {
         let _ = self.scraped.snapshot.set(snapshot);
+    }
+
+    /// Where the cluster counts pushes and shows fallback.
+    pub fn cluster(&self) -> Arc<crate::cluster::node::ClusterMetrics> {
+        self.cluster.clone()
     }
 
     /// The handle probe tasks report to.

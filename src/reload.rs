@@ -381,7 +381,12 @@ pub fn start_probes(
             let span = tracing::info_span!("probe", of = %p.label);
             let _enter = span.enter();
             // Plans name slots of their own view, so this always succeeds.
-            let slot = snapshot.health.slot(p.slot)?;
+            // A shared verdict goes to the local bit; the cluster writes
+            // the one answered with.
+            let slot = match p.shared {
+                Some(_) => snapshot.health.local_slot(p.slot)?,
+                None => snapshot.health.slot(p.slot)?,
+            };
             let recorder = Recorder {
                 journal: journal.clone(),
                 label: Arc::from(p.label.as_str()),
@@ -433,6 +438,8 @@ pub fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
     check(running.state_dir != new.state_dir, "[state] dir");
     // The admin listener is bound at start, before privileges are dropped.
     check(running.admin != new.admin, "[admin]");
+    // The cluster task is started with its nodes, secret and timings.
+    check(running.cluster != new.cluster, "[cluster]");
     // The workers' samplers and the log writer are made at start.
     check(
         running.query_sample != new.query_sample,
@@ -452,6 +459,7 @@ fn keep_start_only_settings(running: &Config, new: &mut Config) {
     new.cookie_secret = running.cookie_secret;
     new.state_dir = running.state_dir.clone();
     new.admin = running.admin.clone();
+    new.cluster = running.cluster.clone();
     new.query_sample = running.query_sample;
 }
 
@@ -476,7 +484,14 @@ pub fn carry_health(old: &Snapshot, next: &Snapshot) -> usize {
                 .find(|(monitor, _)| **monitor == *plan.monitor)
         });
         if let Some(status) = found.and_then(|&(_, slot)| old.health.status(slot)) {
-            next.health.set_health(plan.slot, status.health);
+            // A slot the cluster decides keeps the combined verdict until
+            // the cluster's next tick; any other answers with this node's
+            // own verdict, also where the old rule was a cluster one (its
+            // probe writes again only on a change of verdict).
+            next.health.set_health(plan.slot, status.local);
+            if plan.shared.is_some() {
+                next.health.set_answered(plan.slot, status.health);
+            }
             carried += 1;
         }
     }
@@ -771,6 +786,7 @@ mod tests {
                 health: Health::Up,
                 drained: true,
                 maintenance: false,
+                local: Health::Up,
             })
         );
     }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use crate::cluster::HealthRule;
 use crate::config::{Config, MaintenanceWindow};
 use crate::config::{EndpointTarget, ServiceConfig};
 use crate::geo::GeoTable;
@@ -67,6 +68,19 @@ pub struct ProbePlan {
     pub label: String,
     /// Which kind of slot the verdicts go to.
     pub kind: ProbeKind,
+    /// Set when the cluster decides the slot's answered health: the
+    /// verdicts go to the local bit, and are shared under this key.
+    pub shared: Option<SharedVerdict>,
+}
+
+/// How a probe's verdict is shared with the other nodes of a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedVerdict {
+    /// The same on every node with the same config:
+    /// `service/endpoint/address:port`.
+    pub key: Arc<str>,
+    /// The service's rule.
+    pub rule: HealthRule,
 }
 
 /// What a probe watches. A reload carries a probe's health over only to a
@@ -300,8 +314,15 @@ fn ns_health_rules(
 struct Slots {
     health: HealthViewBuilder,
     probes: Vec<ProbePlan>,
-    shared: HashMap<(ProbeKind, String, SocketAddr), HealthId>,
+    /// Keyed by kind, monitor, target and, for a shared verdict, the
+    /// service and rule: an endpoint with a cluster rule never shares a
+    /// slot with another service's, or with one under another rule.
+    shared: HashMap<SlotKey, HealthId>,
 }
+
+/// What makes two probes one: kind, monitor name, target, and for a
+/// shared verdict the service and its rule.
+type SlotKey = (ProbeKind, String, SocketAddr, Option<(Name, HealthRule)>);
 
 impl Slots {
     /// A slot nothing probes (drain only, or an unmonitored endpoint).
@@ -319,7 +340,23 @@ impl Slots {
         target: SocketAddr,
         label: impl FnOnce() -> String,
     ) -> Result<HealthId, String> {
-        let key = (kind, name.to_string(), target);
+        self.probed_shared(kind, (name, monitor), target, label, None)
+    }
+
+    /// [`Slots::probed`], for an endpoint of `shared`'s service (`None`:
+    /// the rule is `local`) whose verdict key is made by `key`.
+    fn probed_shared(
+        &mut self,
+        kind: ProbeKind,
+        (name, monitor): (&str, &Arc<Monitor>),
+        target: SocketAddr,
+        label: impl FnOnce() -> String,
+        shared: Option<(&Name, HealthRule, String)>,
+    ) -> Result<HealthId, String> {
+        let scope = shared
+            .as_ref()
+            .map(|(service, rule, _)| ((*service).clone(), *rule));
+        let key = (kind, name.to_string(), target, scope);
         if let Some(&slot) = self.shared.get(&key) {
             return Ok(slot);
         }
@@ -331,6 +368,10 @@ impl Slots {
             slot,
             label: label(),
             kind,
+            shared: shared.map(|(_, rule, key)| SharedVerdict {
+                key: key.into(),
+                rule,
+            }),
         });
         Ok(slot)
     }
@@ -372,6 +413,7 @@ fn self_rule(
                 slot,
                 label: format!("{} local payload", sc.name),
                 kind: ProbeKind::LocalPayload,
+                shared: None,
             });
             slot
         }
@@ -416,12 +458,26 @@ fn endpoint_rule(
     let mut endpoints = Vec::with_capacity(sc.endpoints.len());
     for ec in &sc.endpoints {
         let label = |at: SocketAddr| format!("{} endpoint {} at {at}", sc.name, ec.name);
+        // The key other nodes know the verdict by: names and the target,
+        // never slot numbers, which depend on load order.
+        // The endpoint's own rule, else the service's.
+        let rule = ec.health_rule.unwrap_or(sc.health_rule);
+        let shared = |at: SocketAddr| {
+            (rule != HealthRule::Local)
+                .then(|| (&sc.name, rule, format!("{}/{}/{at}", sc.name, ec.name)))
+        };
         let monitor = monitor(config, ec.monitor.as_deref());
         // One probe for the whole endpoint: a separate probe target.
         let whole = match (monitor, ec.probe) {
             (Some(m), Some(probe)) => {
                 let target = probe.socket(m.1.port());
-                Some(slots.probed(ProbeKind::Endpoint, m, target, || label(target))?)
+                Some(slots.probed_shared(
+                    ProbeKind::Endpoint,
+                    m,
+                    target,
+                    || label(target),
+                    shared(target),
+                )?)
             }
             _ => None,
         };
@@ -434,7 +490,13 @@ fn endpoint_rule(
                         (Some(whole), _) => whole,
                         (None, Some(m)) => {
                             let target = m.1.target_for(ip);
-                            slots.probed(ProbeKind::Endpoint, m, target, || label(target))?
+                            slots.probed_shared(
+                                ProbeKind::Endpoint,
+                                m,
+                                target,
+                                || label(target),
+                                shared(target),
+                            )?
                         }
                         (None, None) => slot,
                     };

@@ -78,6 +78,7 @@ impl Running {
                         state_dir: None,
                         started: (std::time::Instant::now(), std::time::SystemTime::now()),
                         metrics: Some(metrics),
+                        cluster: None,
                     };
                     AbortOnDrop(tokio::spawn(async move {
                         let _ = listener.serve(state).await;

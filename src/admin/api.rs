@@ -12,6 +12,7 @@
 //! | POST | `/api/v1/drain`, `/api/v1/undrain` | drain or undrain node, service or endpoint |
 //! | POST | `/api/v1/reload` | reload as SIGHUP does; the errors when refused |
 //! | GET | `/api/v1/explain` | `steerdns explain` against the live health |
+//! | POST | `/api/v1/cluster/push` | another node's verdicts; HMAC-signed, no bearer token |
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +46,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/v1/undrain", "POST"),
     ("/api/v1/reload", "POST"),
     ("/metrics", "GET"),
+    (crate::cluster::PUSH_PATH, "POST"),
 ];
 
 /// A response with its whole body.
@@ -108,7 +110,10 @@ impl Api {
     /// Answers one request: checks the token, then routes it, within the
     /// request timeout.
     pub async fn handle(&self, request: Request<Incoming>) -> Reply {
-        if let Some(token) = &self.token {
+        // A push's signature is its authentication: peers hold the
+        // cluster secret, not the operators' bearer token.
+        let push = request.uri().path() == crate::cluster::PUSH_PATH;
+        if let (Some(token), false) = (&self.token, push) {
             if !token.admits(request.headers()) {
                 let mut reply = error(StatusCode::UNAUTHORIZED, "a bearer token is required");
                 reply
@@ -155,6 +160,7 @@ impl Api {
             ("/api/v1/drain", _, true) => self.drain(request, true).await,
             ("/api/v1/undrain", _, true) => self.drain(request, false).await,
             ("/api/v1/reload", _, true) => self.reload().await,
+            (crate::cluster::PUSH_PATH, _, true) => self.cluster_push(request).await,
             ("/metrics", true, _) => match &self.state.metrics {
                 Some(m) => reply(
                     StatusCode::OK,
@@ -202,6 +208,7 @@ impl Api {
             rates: rates.as_ref().map(|r| r as &QueryRates),
             drains: &drain.targets(),
             now: unix_now(),
+            cluster: self.state.cluster.as_ref().map(|c| c.status()),
         })
     }
 
@@ -215,6 +222,35 @@ impl Api {
             Ok(Ok(state)) => Ok(state),
             Ok(Err(e)) => Err(e.to_string()),
             Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// `POST /api/v1/cluster/push`: another node's verdicts, taken only
+    /// with a valid signature (see [`crate::cluster::message`]).
+    async fn cluster_push(&self, request: Request<Incoming>) -> Reply {
+        let Some(cluster) = &self.state.cluster else {
+            return error(StatusCode::NOT_FOUND, "this node has no [cluster]");
+        };
+        let signature = request
+            .headers()
+            .get(crate::cluster::SIGNATURE_HEADER)
+            .map(|v| v.as_bytes().to_vec());
+        // A push carries all of its sender's verdicts: more than the
+        // operator routes' bodies.
+        let limit = self.max_body.max(crate::cluster::MAX_PUSH);
+        let body = match read_body(request.into_body(), limit).await {
+            Ok(body) => body,
+            Err(e @ BodyError::TooLarge(_)) => {
+                return error(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string())
+            }
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+        };
+        match cluster.receive(&body, signature.as_deref()) {
+            Ok(()) => json(StatusCode::OK, &serde_json::json!({"accepted": true})),
+            Err(refusal) => error(
+                StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::UNAUTHORIZED),
+                &refusal.to_string(),
+            ),
         }
     }
 

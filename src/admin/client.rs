@@ -1,11 +1,11 @@
-//! A small client for the admin API, for `steerdns status`: one request
-//! per connection over HTTP/1.1 (hyper's client connection), with a
+//! A small client for the admin API, for `steerdns status` and the
+//! cluster's pushes to other nodes: one request per connection over HTTP/1.1 (hyper's client connection), with a
 //! timeout over the whole exchange.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::header::{AUTHORIZATION, HOST};
 use hyper::{Request, StatusCode};
@@ -35,7 +35,36 @@ pub async fn get(
     token: Option<&str>,
     timeout: Duration,
 ) -> Result<(StatusCode, Bytes), ClientError> {
-    tokio::time::timeout(timeout, exchange(addr, path, token))
+    let mut request = Request::get(path);
+    if let Some(t) = token {
+        request = request.header(AUTHORIZATION, format!("Bearer {t}"));
+    }
+    send(addr, request, Bytes::new(), timeout).await
+}
+
+/// `POST path` of `body` to the admin API at `addr`, with the extra
+/// `headers`. Returns the status and the body.
+pub async fn post(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+    timeout: Duration,
+) -> Result<(StatusCode, Bytes), ClientError> {
+    let mut request = Request::post(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    send(addr, request, body, timeout).await
+}
+
+async fn send(
+    addr: SocketAddr,
+    request: hyper::http::request::Builder,
+    body: Bytes,
+    timeout: Duration,
+) -> Result<(StatusCode, Bytes), ClientError> {
+    tokio::time::timeout(timeout, exchange(addr, request, body))
         .await
         .map_err(|_| ClientError::Timeout(addr, timeout))?
         .map_err(|message| ClientError::Unreachable { addr, message })
@@ -43,8 +72,8 @@ pub async fn get(
 
 async fn exchange(
     addr: SocketAddr,
-    path: &str,
-    token: Option<&str>,
+    request: hyper::http::request::Builder,
+    body: Bytes,
 ) -> Result<(StatusCode, Bytes), String> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
@@ -53,12 +82,9 @@ async fn exchange(
         .await
         .map_err(|e| e.to_string())?;
     let driver = tokio::spawn(connection);
-    let mut request = Request::get(path).header(HOST, addr.to_string());
-    if let Some(t) = token {
-        request = request.header(AUTHORIZATION, format!("Bearer {t}"));
-    }
     let request = request
-        .body(Empty::<Bytes>::new())
+        .header(HOST, addr.to_string())
+        .body(Full::new(body))
         .map_err(|e| e.to_string())?;
     let response = sender
         .send_request(request)

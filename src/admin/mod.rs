@@ -62,6 +62,9 @@ pub struct AdminState {
     pub started: (Instant, SystemTime),
     /// The counters served at `/metrics`.
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The cluster, when `[cluster]` is configured: it takes the pushes
+    /// posted to `/api/v1/cluster/push`.
+    pub cluster: Option<Arc<crate::cluster::ClusterNode>>,
 }
 
 /// The admin listener, bound. See the [module documentation](self).

@@ -9,6 +9,7 @@
 use std::fmt::Write as _;
 
 use super::status::{EndpointStatus, ServiceStatus, Status};
+use crate::cluster::ClusterStatus;
 
 /// Seconds between the page's refreshes.
 pub const REFRESH_SECONDS: u32 = 5;
@@ -69,6 +70,9 @@ pub fn render(s: &Status) -> String {
         h.push_str(" &middot; <span class=\"badge drained\">node drained</span>");
     }
     h.push_str("</p>\n");
+    if let Some(c) = &s.cluster {
+        cluster(&mut h, c);
+    }
 
     h.push_str("<h2>Services</h2>\n");
     if s.services.is_empty() {
@@ -356,6 +360,64 @@ fn esc(text: &str) -> String {
     out
 }
 
+/// The cluster section: this node, fallback and digest badges, and a row
+/// per peer.
+fn cluster(h: &mut String, c: &ClusterStatus) {
+    let _ = write!(
+        h,
+        "<h2>Cluster</h2>\n<p>this node <code>{}</code>",
+        esc(&c.node)
+    );
+    if c.fallback {
+        h.push_str(
+            " &middot; <span class=\"badge down\">fallback</span> hearing from fewer than \
+             half of the other nodes: answering with this node's own verdicts",
+        );
+    }
+    if c.digest_mismatch {
+        h.push_str(
+            " &middot; <span class=\"badge down\">config digest differs</span> \
+             from the majority of the nodes",
+        );
+    }
+    for (reason, count) in &c.refused {
+        let _ = write!(h, " &middot; refused ({}): {count}", esc(reason));
+    }
+    h.push_str(
+        "</p>\n<table><tr><th>peer</th><th>heard</th><th>last push</th>\
+                <th>config digest</th><th>takes our pushes</th></tr>\n",
+    );
+    for p in &c.peers {
+        let heard = if p.fresh {
+            "<span class=\"badge up\">fresh</span>"
+        } else {
+            "<span class=\"badge down\">stale</span>"
+        };
+        let ago = p.last_push_ms_ago.map_or("never".to_string(), |ms| {
+            format!("{:.1} s ago", ms as f64 / 1000.0)
+        });
+        let digest = match (&p.digest, p.same_digest) {
+            (None, _) => "unknown".to_string(),
+            (Some(d), true) => format!("<code>{}</code> same", esc(d.get(..16).unwrap_or(d))),
+            (Some(d), false) => format!(
+                "<code>{}</code> <span class=\"badge down\">differs</span>",
+                esc(d.get(..16).unwrap_or(d))
+            ),
+        };
+        let reach = match p.reachable {
+            None => "not tried",
+            Some(true) => "yes",
+            Some(false) => "no",
+        };
+        let _ = writeln!(
+            h,
+            "<tr><td><code>{}</code></td><td>{heard}</td><td>{ago}</td><td>{digest}</td><td>{reach}</td></tr>",
+            esc(&p.node)
+        );
+    }
+    h.push_str("</table>\n");
+}
+
 /// The status as a plain-text table, for `steerdns status`.
 pub fn render_table(s: &Status) -> String {
     let mut t = String::new();
@@ -395,6 +457,25 @@ pub fn render_table(s: &Status) -> String {
             t,
             "window    {} {} .. {} ({})",
             w.target, w.start, w.end, w.phase
+        );
+    }
+    if let Some(c) = &s.cluster {
+        let fresh = c.peers.iter().filter(|p| p.fresh).count();
+        let _ = writeln!(
+            t,
+            "cluster   {} hears {fresh} of {} peers{}{}",
+            c.node,
+            c.peers.len(),
+            if c.fallback {
+                ", FALLBACK: own verdicts only"
+            } else {
+                ""
+            },
+            if c.digest_mismatch {
+                ", CONFIG DIGEST DIFFERS"
+            } else {
+                ""
+            },
         );
     }
     let mut rows = vec![[
@@ -491,6 +572,45 @@ pub fn render_table(s: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cluster_section_shows_fallback_digest_and_peers() {
+        let status: Status = serde_json::from_value(serde_json::json!({
+            "version": "0", "started": "s", "uptime_seconds": 1, "node_drained": false,
+            "config": {"file": "f", "sha256": null, "files": [], "loaded": "l", "last_reload": null},
+            "services": [], "changes": [],
+            "cluster": {
+                "node": "198.51.100.1:8053", "fallback": true, "digest": "aaaa",
+                "digest_mismatch": true, "refused": {"replay": 2},
+                "peers": [
+                    {"node": "<b>", "fresh": false, "last_push_ms_ago": 12500,
+                     "digest": "bbbb", "same_digest": false, "reachable": false},
+                    {"node": "198.51.100.3:8053", "fresh": true, "last_push_ms_ago": null,
+                     "digest": null, "same_digest": false, "reachable": null}
+                ]
+            }
+        }))
+        .unwrap();
+        let page = render(&status);
+        assert!(page.contains("<span class=\"badge down\">fallback</span>"));
+        assert!(page.contains("<span class=\"badge down\">config digest differs</span>"));
+        assert!(page.contains("refused (replay): 2"));
+        assert!(page.contains("<td><code>&lt;b&gt;</code></td><td><span class=\"badge down\">stale</span></td><td>12.5 s ago</td>"));
+        assert!(page.contains("<td>never</td><td>unknown</td><td>not tried</td>"));
+        let table = render_table(&status);
+        assert!(
+            table.contains("cluster   198.51.100.1:8053 hears 1 of 2 peers, FALLBACK: own verdicts only, CONFIG DIGEST DIFFERS"),
+            "{table}"
+        );
+
+        let mut calm = status.clone();
+        let cluster = calm.cluster.as_mut().unwrap();
+        (cluster.fallback, cluster.digest_mismatch) = (false, false);
+        assert!(!render(&calm).contains("badge down\">fallback"));
+        assert!(!render_table(&calm).contains("FALLBACK"));
+        calm.cluster = None;
+        assert!(!render(&calm).contains("<h2>Cluster</h2>"));
+    }
 
     #[test]
     fn escapes_markup() {

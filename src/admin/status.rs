@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::ClusterStatus;
 use crate::digest::FileDigest;
 use crate::drain::{DrainTarget, Named};
 use crate::health::{HealthId, Journal, SlotStatus};
@@ -45,6 +46,9 @@ pub struct Status {
     /// Every scheduled maintenance window, in configuration order.
     #[serde(default)]
     pub maintenance: Vec<WindowStatus>,
+    /// The cluster as this node sees it (`[cluster]`), if configured.
+    #[serde(default)]
+    pub cluster: Option<ClusterStatus>,
 }
 
 /// Something drained, and when it is safe to stop: no resolver holds an
@@ -258,6 +262,8 @@ pub struct Sources<'a> {
     pub drains: &'a [DrainTarget],
     /// The time the status is for (Unix seconds).
     pub now: u64,
+    /// The cluster's state, when `[cluster]` is configured.
+    pub cluster: Option<ClusterStatus>,
 }
 
 impl Status {
@@ -304,6 +310,7 @@ impl Status {
                     note: w.note.clone(),
                 })
                 .collect(),
+            cluster: s.cluster.clone(),
         }
     }
 }
@@ -518,6 +525,7 @@ fn status_of(snap: &Snapshot, id: HealthId) -> SlotStatus {
         health: crate::health::Health::Up,
         drained: false,
         maintenance: false,
+        local: crate::health::Health::Up,
     })
 }
 
@@ -672,6 +680,7 @@ endpoints = [
             rates: None,
             drains: &[],
             now: 0,
+            cluster: None,
         })
     }
 
@@ -704,6 +713,7 @@ endpoints = [
                 rates: None,
                 drains: std::slice::from_ref(&target),
                 now,
+                cluster: None,
             })
         };
         let s = build(sent + 5);
@@ -758,6 +768,7 @@ endpoints = [
                 rates: None,
                 drains: &[],
                 now,
+                cluster: None,
             })
         };
         let s = build(start - 7200);
@@ -899,6 +910,7 @@ endpoints = [
             rates: Some(&rates),
             drains: &[],
             now: 0,
+            cluster: None,
         });
         assert_eq!(s.services[1].queries_per_second, Some(12.5));
         assert_eq!(s.services[0].queries_per_second, None);

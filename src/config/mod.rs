@@ -11,6 +11,7 @@
 //! calls them in order and turns the first span refused into `file:line`.
 
 mod admin;
+mod cluster;
 mod maintenance;
 mod monitor;
 mod rrl;
@@ -27,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use admin::AdminConfig;
+pub use cluster::ClusterConfig;
 pub use maintenance::MaintenanceWindow;
 pub(crate) use rrl::{v4_mask, v6_mask};
 pub use rrl::{ClientPrefix, RrlConfig, MAX_RRL_RATE, MAX_RRL_SLIP, MAX_RRL_WINDOW};
@@ -82,6 +84,9 @@ pub struct Config {
     pub geoip: Option<PathBuf>,
     /// The admin HTTP listener (`[admin]`), if any.
     pub admin: Option<AdminConfig>,
+    /// The nodes sharing probe verdicts and config digests (`[cluster]`),
+    /// if any.
+    pub cluster: Option<ClusterConfig>,
     /// `[log] query-sample`: each UDP worker logs 1 in this many queries
     /// (client, question, rcode, ECS scope, service); 0 logs none.
     pub query_sample: u32,
@@ -132,6 +137,7 @@ struct Spec {
     services: Vec<service::ServiceSpec>,
     geoip: Option<GeoipSpec>,
     admin: Option<admin::AdminSpec>,
+    cluster: Option<cluster::ClusterSpec>,
     log: Option<LogSpec>,
     #[serde(default)]
     maintenance: Vec<maintenance::MaintenanceSpec>,
@@ -213,6 +219,26 @@ impl Config {
             .admin
             .map(|a| AdminConfig::from_spec(a, base))
             .transpose()?;
+        let cluster_span = spec.cluster.as_ref().map(|c| c.span());
+        let cluster = spec
+            .cluster
+            .map(|c| ClusterConfig::from_spec(c, base))
+            .transpose()?;
+        if let (Some(span), None) = (&cluster_span, &admin) {
+            // Pushes arrive at the admin listener.
+            return Err(Invalid::new(
+                span.clone(),
+                "cluster.nodes: the cluster talks through the admin listener: add an [admin] table",
+            ));
+        }
+        if cluster.is_none() {
+            if let Some(span) = service::shared_rule(&services) {
+                return Err(Invalid::new(
+                    span,
+                    "service.health-rule: only \"local\" without a [cluster] table",
+                ));
+            }
+        }
         Ok(Config {
             listen: server.listen,
             workers: server.workers,
@@ -230,6 +256,7 @@ impl Config {
             services,
             geoip,
             admin,
+            cluster,
             query_sample: spec.log.map_or(0, |l| l.query_sample),
             maintenance,
             file: path.to_path_buf(),

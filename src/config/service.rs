@@ -15,6 +15,7 @@ use toml::Spanned;
 
 use super::value::{duration, within, Invalid};
 use super::Lines;
+use crate::cluster::HealthRule;
 use crate::geo::Region;
 use crate::health::Monitor;
 use crate::name::Name;
@@ -60,6 +61,11 @@ pub struct ServiceConfig {
     pub default_endpoint: Option<String>,
     /// Performance routing: how many of the nearest fit endpoints answer.
     pub answers: u8,
+    /// How this node's probe verdicts and its peers' combine into the
+    /// health answered with (`health-rule`, `local` by default).
+    pub health_rule: HealthRule,
+    /// Where `health-rule` is written, if it is.
+    pub health_rule_span: Option<std::ops::Range<usize>>,
     /// Where `routing` is written, for errors found once the whole file is
     /// read.
     pub routing_span: std::ops::Range<usize>,
@@ -87,6 +93,10 @@ pub struct EndpointConfig {
     pub subnets: Vec<Prefix>,
     /// Performance routing: latitude and longitude in degrees.
     pub location: Option<(f64, f64)>,
+    /// This endpoint's own `health-rule`, overriding the service's.
+    pub health_rule: Option<HealthRule>,
+    /// Where that `health-rule` is written, if it is.
+    pub health_rule_span: Option<std::ops::Range<usize>>,
     /// Line of the endpoint, for errors found at load.
     pub line: usize,
 }
@@ -163,6 +173,7 @@ pub(super) struct EndpointSpec {
     subnets: Option<Spanned<Vec<String>>>,
     location: Option<Spanned<Vec<f64>>>,
     enabled: Option<bool>,
+    health_rule: Option<Spanned<String>>,
 }
 
 /// Short enough that resolvers notice a failover within half a minute,
@@ -193,6 +204,23 @@ pub(super) struct ServiceSpec {
     overrides: Option<Spanned<BTreeMap<String, Spanned<Vec<String>>>>>,
     default: Option<Spanned<String>>,
     answers: Option<Spanned<u8>>,
+    health_rule: Option<Spanned<String>>,
+}
+
+/// Where the first service (or endpoint) with a `health-rule` other than
+/// `local` writes it, for the error when no `[cluster]` shares verdicts.
+pub(super) fn shared_rule(services: &[ServiceConfig]) -> Option<std::ops::Range<usize>> {
+    services.iter().find_map(|s| {
+        let endpoint = s
+            .endpoints
+            .iter()
+            .find(|e| e.health_rule.is_some_and(|r| r != HealthRule::Local));
+        match endpoint {
+            Some(e) => e.health_rule_span.clone(),
+            None if s.health_rule != HealthRule::Local => s.health_rule_span.clone(),
+            None => None,
+        }
+    })
 }
 
 /// The first service that needs a `[geoip]` database, for the error when
@@ -407,6 +435,21 @@ pub(super) fn services(
         only_for(&sv.overrides, "service.overrides", routing, &[Performance])?;
         only_for(&sv.default, "service.default", routing, &[Performance])?;
         only_for(&sv.answers, "service.answers", routing, &[Performance])?;
+        // A `self` service's verdict is about this node's own payload,
+        // which no other node can see.
+        only_for(
+            &sv.health_rule,
+            "service.health-rule",
+            routing,
+            &algorithmic,
+        )?;
+        let health_rule = match &sv.health_rule {
+            Some(r) => r
+                .get_ref()
+                .parse()
+                .map_err(|e| Invalid::at(r, format!("service.health-rule: {e}")))?,
+            None => HealthRule::Local,
+        };
 
         let peers = sv.peers.map(|p| p.into_inner()).unwrap_or_default();
         let when_down = match &sv.when_down {
@@ -525,6 +568,8 @@ pub(super) fn services(
             prefix_overrides,
             default_endpoint,
             answers,
+            health_rule,
+            health_rule_span: sv.health_rule.as_ref().map(|r| r.span()),
             routing_span: sv.routing.span(),
             line,
         });
@@ -706,6 +751,14 @@ fn endpoints(
                 )),
             },
         };
+        let health_rule = match &spec.health_rule {
+            Some(r) => Some(
+                r.get_ref()
+                    .parse::<HealthRule>()
+                    .map_err(|e| Invalid::at(r, key(&format!("health-rule: {e}"))))?,
+            ),
+            None => None,
+        };
         if spec.enabled == Some(false) {
             disabled.insert(name);
             continue;
@@ -722,6 +775,8 @@ fn endpoints(
             priority: spec.priority.map_or(0, |p| p.into_inner()),
             subnets: prefixes,
             location,
+            health_rule,
+            health_rule_span: spec.health_rule.as_ref().map(|r| r.span()),
             line: lines.line_of(spec.name.span().start),
         });
     }

@@ -13,6 +13,13 @@
 //! Beside the byte, each slot has a weight factor that weighted routing
 //! multiplies the endpoint's weight by: full, except while an endpoint
 //! that came back ramps up (`crate::ramp`).
+//!
+//! A fourth bit, never read by the answer path, holds this node's own probe
+//! verdict for endpoints whose health the cluster decides (a `health-rule`
+//! other than `local`): their probe writes it through a
+//! [`HealthView::local_slot`], and the cluster writes the combined verdict
+//! into the probe bit ([`HealthView::set_answered`]). For every other slot
+//! the two bits are written together.
 
 use std::sync::atomic::{AtomicU16, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -25,6 +32,11 @@ const PROBE_DOWN: u8 = 1;
 const DRAINED: u8 = 2;
 /// Set while a scheduled maintenance window drains the endpoint.
 const MAINTENANCE: u8 = 4;
+/// Set while this node's own probe says down, for a slot whose probe bit
+/// the cluster writes.
+const LOCAL_DOWN: u8 = 8;
+/// The bits that keep an endpoint out of answers.
+const UNFIT: u8 = PROBE_DOWN | DRAINED | MAINTENANCE;
 
 /// The weight factor of an endpoint at full weight: factors run from 0 to
 /// this, and weighted routing scales weights by `factor / FULL_WEIGHT`.
@@ -71,6 +83,9 @@ pub struct SlotStatus {
     pub drained: bool,
     /// Whether a maintenance window has taken it out of answers.
     pub maintenance: bool,
+    /// This node's own verdict, where the cluster decides `health`;
+    /// equal to `health` for every other slot.
+    pub local: Health,
 }
 
 impl SlotStatus {
@@ -83,6 +98,11 @@ impl SlotStatus {
             },
             drained: bits & DRAINED != 0,
             maintenance: bits & MAINTENANCE != 0,
+            local: if bits & LOCAL_DOWN == 0 {
+                Health::Up
+            } else {
+                Health::Down
+            },
         }
     }
 
@@ -103,7 +123,7 @@ impl HealthViewBuilder {
         let id = u32::try_from(self.slots.len()).ok()?;
         let bits = match initial {
             Health::Up => 0,
-            Health::Down => PROBE_DOWN,
+            Health::Down => PROBE_DOWN | LOCAL_DOWN,
         };
         self.slots.push(AtomicU8::new(bits));
         Some(HealthId(id))
@@ -152,7 +172,7 @@ impl HealthView {
     pub fn is_serving(&self, id: HealthId) -> bool {
         self.slots
             .get(id.index())
-            .is_none_or(|slot| slot.load(Ordering::Relaxed) == 0)
+            .is_none_or(|slot| slot.load(Ordering::Relaxed) & UNFIT == 0)
     }
 
     /// Both bits of a slot, or `None` for an id outside this view.
@@ -161,15 +181,35 @@ impl HealthView {
         Some(SlotStatus::from_bits(slot.load(Ordering::Relaxed)))
     }
 
-    /// Records the probe's verdict, leaving the drain bit alone. Does
-    /// nothing for an id outside this view.
+    /// Records the probe's verdict, both the one answered with and this
+    /// node's own, leaving the drain bit alone. Does nothing for an id
+    /// outside this view.
     pub fn set_health(&self, id: HealthId, health: Health) {
+        self.set_bits(id, PROBE_DOWN | LOCAL_DOWN, health);
+    }
+
+    /// Records the verdict answered with alone, leaving this node's own
+    /// and the drain bit alone: what the cluster writes for a slot whose
+    /// health it decides. Does nothing for an id outside this view.
+    pub fn set_answered(&self, id: HealthId, health: Health) {
+        self.set_bits(id, PROBE_DOWN, health);
+    }
+
+    /// Sets `bits` when `health` is down, clears them when up.
+    fn set_bits(&self, id: HealthId, bits: u8, health: Health) {
         if let Some(slot) = self.slots.get(id.index()) {
             match health {
-                Health::Up => slot.fetch_and(!PROBE_DOWN, Ordering::Relaxed),
-                Health::Down => slot.fetch_or(PROBE_DOWN, Ordering::Relaxed),
+                Health::Up => slot.fetch_and(!bits, Ordering::Relaxed),
+                Health::Down => slot.fetch_or(bits, Ordering::Relaxed),
             };
         }
+    }
+
+    /// Records this node's own verdict in the local bit, leaving the
+    /// answered verdict (the probe bit) alone. Does nothing for an id
+    /// outside this view.
+    pub fn set_local(&self, id: HealthId, health: Health) {
+        self.set_bits(id, LOCAL_DOWN, health);
     }
 
     /// Drains (`true`) or undrains an endpoint, leaving the probe's verdict
@@ -224,11 +264,24 @@ impl HealthView {
     }
 
     /// A handle on one slot for its probe runner, or `None` for an id
-    /// outside this view.
+    /// outside this view. The runner's verdicts are answered with as they
+    /// are; they also go to the local bit, so it always holds this node's
+    /// own view.
     pub fn slot(&self, id: HealthId) -> Option<HealthSlot> {
         (id.index() < self.slots.len()).then(|| HealthSlot {
             view: self.clone(),
             id,
+            shared: false,
+        })
+    }
+
+    /// A handle for the probe runner of a slot whose answered verdict the
+    /// cluster decides: the runner writes the local bit only.
+    pub fn local_slot(&self, id: HealthId) -> Option<HealthSlot> {
+        (id.index() < self.slots.len()).then(|| HealthSlot {
+            view: self.clone(),
+            id,
+            shared: true,
         })
     }
 }
@@ -239,6 +292,8 @@ impl HealthView {
 pub struct HealthSlot {
     view: HealthView,
     id: HealthId,
+    /// The cluster decides the answered verdict: write the local bit only.
+    shared: bool,
 }
 
 impl HealthSlot {
@@ -247,16 +302,20 @@ impl HealthSlot {
         self.id
     }
 
-    /// The probe's verdict currently published.
+    /// The probe's verdict currently published (this node's own).
     pub fn health(&self) -> Health {
         self.view
             .status(self.id)
-            .map_or(Health::Up, |status| status.health)
+            .map_or(Health::Up, |status| status.local)
     }
 
     /// Publishes the probe's verdict.
     pub fn set_health(&self, health: Health) {
-        self.view.set_health(self.id, health);
+        if self.shared {
+            self.view.set_local(self.id, health);
+        } else {
+            self.view.set_health(self.id, health);
+        }
     }
 }
 
@@ -296,6 +355,7 @@ mod tests {
                 health: Health::Up,
                 drained: true,
                 maintenance: false,
+                local: Health::Up,
             })
         );
         // Undraining must not hide a probe failure.
@@ -341,6 +401,32 @@ mod tests {
         let far = HealthId(7);
         assert_eq!(view.weight_factor(far), FULL_WEIGHT);
         view.set_weight_factor(far, 0);
+    }
+
+    #[test]
+    fn a_shared_slot_keeps_the_local_verdict_out_of_answers() {
+        let mut b = HealthView::builder();
+        let id = b.add(Health::Up).unwrap();
+        let view = b.build();
+        let probe = view.local_slot(id).unwrap();
+        probe.set_health(Health::Down);
+        // Only the cluster's verdict is answered with.
+        assert!(view.is_serving(id));
+        assert_eq!(probe.health(), Health::Down);
+        let status = view.status(id).unwrap();
+        assert_eq!((status.health, status.local), (Health::Up, Health::Down));
+        view.set_answered(id, Health::Down);
+        assert!(!view.is_serving(id));
+        probe.set_health(Health::Up);
+        assert!(!view.is_serving(id));
+        view.set_answered(id, Health::Up);
+        assert!(view.is_serving(id));
+        assert_eq!(view.status(id).unwrap().local, Health::Up);
+        // A plain slot's runner writes both.
+        let plain = view.slot(id).unwrap();
+        plain.set_health(Health::Down);
+        assert_eq!(view.status(id).unwrap().local, Health::Down);
+        assert!(!view.is_serving(id));
     }
 
     #[test]

@@ -531,6 +531,7 @@ mod tests {
             version: None,
             zones: Vec::new(),
             geoip: None,
+            cluster: None,
             query_sample: 0,
             count_queries: true,
             state_dir: None,

@@ -86,7 +86,7 @@ impl Netns {
     }
 
     /// Runs `ip -n <this namespace> args`.
-    fn try_ip(&self, args: &str) -> Result<String, String> {
+    pub fn try_ip(&self, args: &str) -> Result<String, String> {
         ip(&format!("-n {} {args}", self.name))
     }
 
