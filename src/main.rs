@@ -257,6 +257,7 @@ fn serve(path: &Path) -> anyhow::Result<()> {
                     snapshot.clone(),
                     reloader.loaded(),
                     metrics.cluster(),
+                    state_dir.clone(),
                 ))),
                 _ => None,
             };
@@ -468,7 +469,7 @@ fn safe_to_stop(
     };
     let started = Instant::now();
     let deadline = wait.map(|w| started + w);
-    let mut announced = false;
+    let mut announced = String::new();
     loop {
         let status = match ask() {
             Ok(status) => status,
@@ -486,13 +487,35 @@ fn safe_to_stop(
             }
         };
         let ready = status.as_ref().is_some_and(|d| d.in_force);
-        let safe = ready && status.as_ref().is_some_and(|d| d.safe_in_seconds == 0);
-        if let (Some(d), Some(_), false) = (&status, deadline, announced || safe || !ready) {
-            println!(
-                "{target}: waiting until {} (in {} s; last answer {}, TTL {} s)",
-                d.safe_at, d.safe_in_seconds, d.last_sent, d.ttl
-            );
-            announced = true;
+        // In a cluster, --wait waits for every node (see DrainStatus::cluster).
+        let everywhere = status.as_ref().and_then(|d| d.cluster.as_ref());
+        let safe = ready
+            && status.as_ref().is_some_and(|d| match everywhere {
+                Some(c) => c.safe_in_seconds == Some(0),
+                None => d.safe_in_seconds == 0,
+            });
+        if let (Some(d), Some(_), false) = (&status, deadline, safe || !ready) {
+            let line = match everywhere {
+                Some(c) if !c.waiting_for.is_empty() => format!(
+                    "{target}: safe here at {} (in {} s); waiting for {} to drain it too",
+                    d.safe_at,
+                    d.safe_in_seconds,
+                    c.waiting_for.join(", ")
+                ),
+                Some(c) => format!(
+                    "{target}: waiting until {} on every node (in {} s)",
+                    c.safe_at.as_deref().unwrap_or(""),
+                    c.safe_in_seconds.unwrap_or(0)
+                ),
+                None => format!(
+                    "{target}: waiting until {} (in {} s; last answer {}, TTL {} s)",
+                    d.safe_at, d.safe_in_seconds, d.last_sent, d.ttl
+                ),
+            };
+            if line != announced {
+                println!("{line}");
+                announced = line;
+            }
         }
         match (&status, deadline) {
             // Without --wait: report once the server applied the drain,
@@ -506,13 +529,29 @@ fn safe_to_stop(
                         d.safe_at, d.last_sent, d.ttl
                     ),
                 }
+                match everywhere {
+                    Some(c) if !c.waiting_for.is_empty() => println!(
+                        "{target}: on every node once {} drain it too",
+                        c.waiting_for.join(", ")
+                    ),
+                    Some(c) => println!(
+                        "{target}: on every node from {}",
+                        c.safe_at.as_deref().unwrap_or("")
+                    ),
+                    None => {}
+                }
                 return Ok(());
             }
             (None, None) if started.elapsed() >= APPLY_GRACE => {
                 anyhow::bail!("the server does not report {target} as drained");
             }
-            (Some(_), Some(_)) if safe => {
-                println!("{target}: safe to stop now");
+            (Some(d), Some(_)) if safe => {
+                let nodes = if d.cluster.is_some() {
+                    " on every node"
+                } else {
+                    ""
+                };
+                println!("{target}: safe to stop now{nodes}");
                 return Ok(());
             }
             (_, Some(deadline)) if Instant::now() >= deadline => {

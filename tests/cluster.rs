@@ -84,6 +84,7 @@ fn config() -> String {
         "[server]\nlisten = [\"0.0.0.0:53\"]\nworkers = 1\n\
          [[zone]]\norigin = \"example.test.\"\nfile = \"example.test.zone\"\n\
          [admin]\nlisten = \"0.0.0.0:{ADMIN_PORT}\"\ntoken-file = \"token\"\n\
+         [state]\ndir = \"state\"\n\
          [cluster]\nnodes = [{}]\nsecret-file = \"secret\"\nmax-age = \"4s\"\npush-interval = \"1s\"\n\
          [monitor.web]\nprotocol = \"http\"\nport = 8080\npath = \"/\"\ninterval = \"1s\"\n\
          timeout = \"500ms\"\ntolerated-failures = 1\n{}{}",
@@ -243,24 +244,35 @@ fn quorum_keeps_an_endpoint_one_node_cannot_reach_and_fallback_shows() {
             return;
         }
     };
-    let dir = TempDir::new("cluster-lab");
-    dir.write("example.test.zone", ZONE);
-    dir.write("token", TOKEN);
-    dir.write("secret", SECRET);
+    // Each node its own folder (its own drain state), as on real hosts;
+    // A's and B's files are the same bytes, C's differs by one comment:
+    // another config digest.
     let text = config();
-    let config = dir.write("steerdns.toml", &text);
-    // C's file differs by one comment: another config digest.
-    let config_c = dir.write("steerdns-c.toml", &format!("{text}# C differs\n"));
+    let folders: Vec<(TempDir, std::path::PathBuf)> = ["a", "b", "c"]
+        .into_iter()
+        .map(|name| {
+            let dir = TempDir::new(&format!("cluster-lab-{name}-conf"));
+            dir.write("example.test.zone", ZONE);
+            dir.write("token", TOKEN);
+            dir.write("secret", SECRET);
+            let text = match name {
+                "c" => format!("{text}# C differs\n"),
+                _ => text.clone(),
+            };
+            let config = dir.write("steerdns.toml", &text);
+            (dir, config)
+        })
+        .collect();
 
     let e_ns = network.add_host("e", &[IpAddr::V4(E)]);
     let _payload = e_ns.run(|| HttpPayload::start(SocketAddr::from((E, 8080))));
     let nodes: Vec<Node> = ["a", "b", "c"]
         .into_iter()
         .zip(NODES)
-        .map(|(name, address)| {
+        .zip(&folders)
+        .map(|((name, address), (_, file))| {
             let ns = network.add_host(name, &[IpAddr::V4(address)]);
             let mut command = Command::new(common::steerdns_bin());
-            let file = if name == "c" { &config_c } else { &config };
             command.arg("serve").arg("--config").arg(file);
             let logs = TempDir::new(&format!("cluster-lab-{name}"));
             let dns =
@@ -309,7 +321,108 @@ fn quorum_keeps_an_endpoint_one_node_cannot_reach_and_fallback_shows() {
         .contains("<span class=\"badge down\">config digest differs</span>"));
     assert!(!a.get("/").contains("config digest differs"));
 
-    // 2. A cannot reach E any more; B and C can.
+    // 2. A drain is safe to stop only once every node has drained it and
+    // the last answer any node gave with it has expired: `drain --wait`
+    // on A waits for B and C.
+    let f_target = "local.example.test. endpoint f";
+    let drain_args = |config: &std::path::Path| {
+        let mut command = Command::new(common::steerdns_bin());
+        command.arg("drain").arg("--config").arg(config).args([
+            "--service",
+            "local.example.test.",
+            "--endpoint",
+            "f",
+        ]);
+        command
+    };
+    let a_config = folders[0].1.clone();
+    let mut waiting = a.ns.run(|| {
+        drain_args(&a_config)
+            .args(["--wait", "--timeout", "60s"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("steerdns drain --wait")
+    });
+    let drained_on_a = || -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(&a.get("/api/v1/drain")).unwrap();
+        v["safe"]
+            .as_array()
+            .and_then(|s| s.iter().find(|d| d["target"] == f_target).cloned())
+            .unwrap_or_default()
+    };
+    settle("A reports F drained here and waits for B and C", || {
+        let d = drained_on_a();
+        d["in_force"] == true && d["cluster"]["waiting_for"].as_array().map(Vec::len) == Some(2)
+    });
+    std::thread::sleep(HOLD);
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "drain --wait on A returned while B and C still answer with F"
+    );
+    let started = std::time::Instant::now();
+    for (node, (_, config)) in [b, c].into_iter().zip(&folders[1..]) {
+        let out = node.ns.run(|| drain_args(config).output().unwrap());
+        assert!(out.status.success(), "{}: {out:?}", node.name);
+    }
+    let d = {
+        let mut last = serde_json::Value::Null;
+        settle("every node reported F drained", || {
+            last = drained_on_a();
+            last["cluster"]["waiting_for"]
+                .as_array()
+                .is_some_and(Vec::is_empty)
+        });
+        last
+    };
+    // The latest of the three nodes' times, never before A's own.
+    let everywhere = d["cluster"]["safe_at_unix"].as_u64().unwrap();
+    assert!(everywhere >= d["safe_at_unix"].as_u64().unwrap(), "{d}");
+    let status = loop {
+        if let Some(status) = waiting.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "drain --wait on A did not return"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = waiting.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        status.success(),
+        "drain --wait: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("waiting for"), "{text}");
+    assert!(text.contains("safe to stop now on every node"), "{text}");
+    // Not before the cluster's time: B's and C's last answers with F plus
+    // its TTL (5 s).
+    assert!(
+        unix_ms() / 1000 >= everywhere,
+        "returned before {everywhere}"
+    );
+    for (node, (_, config)) in nodes.iter().zip(&folders) {
+        let out = node.ns.run(|| {
+            let mut undrain = Command::new(common::steerdns_bin());
+            undrain.arg("undrain").arg("--config").arg(config).args([
+                "--service",
+                "local.example.test.",
+                "--endpoint",
+                "f",
+            ]);
+            undrain.output().unwrap()
+        });
+        assert!(out.status.success(), "{}: undrain: {out:?}", node.name);
+    }
+    for node in &nodes {
+        settle(&format!("{} answers with F again", node.name), || {
+            node.answers("local").contains(&F.to_string())
+        });
+    }
+
+    // 3. A cannot reach E any more; B and C can.
     ip(&a.ns, &format!("route add blackhole {E}/32"));
     settle("E leaves A's local answers", || !a.has_e("local"));
     for node in &nodes {
@@ -326,7 +439,7 @@ fn quorum_keeps_an_endpoint_one_node_cannot_reach_and_fallback_shows() {
     );
     assert!(!a.has_e("local"));
 
-    // 3. A's cluster channel cut: no TCP to or from the admin port.
+    // 4. A's cluster channel cut: no TCP to or from the admin port.
     assert_eq!(a.metric("steerdns_cluster_fallback "), 0.0);
     // To and from the peers' subnet only, so A's own admin listener
     // stays reachable over loopback for the test to read.
@@ -367,7 +480,7 @@ fn quorum_keeps_an_endpoint_one_node_cannot_reach_and_fallback_shows() {
         assert_eq!(a_peer["fresh"], false, "{}: {s}", node.name);
     }
 
-    // 4. Forged, tampered, stale and replayed pushes, posted to B as C.
+    // 5. Forged, tampered, stale and replayed pushes, posted to B as C.
     let secret = Secret::new(SECRET.as_bytes());
     let signed = |seq: u64, time_ms: u64| {
         let push = Push {
@@ -376,6 +489,7 @@ fn quorum_keeps_an_endpoint_one_node_cannot_reach_and_fallback_shows() {
             seq,
             digest: None,
             verdicts: BTreeMap::from([("quorum.example.test./e/192.0.2.80:8080".into(), false)]),
+            drained: BTreeMap::new(),
         };
         let body = serde_json::to_vec(&push).unwrap();
         let signature = secret.sign(&body);

@@ -26,7 +26,9 @@ use serde::{Deserialize, Serialize};
 use super::auth::Token;
 use super::limits::{read_body, BodyError};
 use super::rates::ServiceRates;
-use super::status::{drain_status, drains_of, DrainStatus, QueryRates, Sources, Status};
+use super::status::{
+    drain_status, drains_of, ClusterSafe, DrainStatus, QueryRates, Sources, Status,
+};
 use super::AdminState;
 use crate::config::AdminConfig;
 use crate::drain::{DrainError, DrainState, DrainTarget};
@@ -198,7 +200,8 @@ impl Api {
         };
         // Known rates: a service without answers answers at 0 per second.
         let rates = per_second.map(|r| move |name: &str| Some(r.get(name).copied().unwrap_or(0.0)));
-        Status::build(&Sources {
+        let now = unix_now();
+        let mut status = Status::build(&Sources {
             snapshot: &snapshot,
             journal: &self.state.journal,
             loaded: &loaded,
@@ -207,9 +210,26 @@ impl Api {
             uptime: self.state.started.0.elapsed(),
             rates: rates.as_ref().map(|r| r as &QueryRates),
             drains: &drain.targets(),
-            now: unix_now(),
+            now,
             cluster: self.state.cluster.as_ref().map(|c| c.status()),
-        })
+        });
+        self.cluster_safe(&mut status.drains, now);
+        status
+    }
+
+    /// With `[cluster]`, adds to each drained service and endpoint that is
+    /// in force here when it is safe to stop on every node.
+    fn cluster_safe(&self, drains: &mut [DrainStatus], now: u64) {
+        let Some(cluster) = &self.state.cluster else {
+            return;
+        };
+        for d in drains
+            .iter_mut()
+            .filter(|d| d.service.is_some() && d.in_force)
+        {
+            let everywhere = cluster.safe_everywhere(&d.target, d.safe_at_unix);
+            d.cluster = Some(ClusterSafe::new(everywhere, now));
+        }
     }
 
     /// The drain file's state, read on the blocking pool as every file is
@@ -297,7 +317,9 @@ impl Api {
         match self.read_drain_state().await {
             Ok(state) => {
                 let snapshot = self.state.snapshot.load();
-                let safe = drains_of(&snapshot, &state.targets(), unix_now());
+                let now = unix_now();
+                let mut safe = drains_of(&snapshot, &state.targets(), now);
+                self.cluster_safe(&mut safe, now);
                 json(
                     StatusCode::OK,
                     &DrainStateReply {

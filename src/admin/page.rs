@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use super::status::{EndpointStatus, ServiceStatus, Status};
+use super::status::{ClusterSafe, EndpointStatus, ServiceStatus, Status};
 use crate::cluster::ClusterStatus;
 
 /// Seconds between the page's refreshes.
@@ -135,11 +135,14 @@ fn drains(h: &mut String, s: &Status) {
          <th>last answer</th><th>TTL</th><th>safe to stop</th></tr>\n",
     );
     for d in &s.drains {
-        let safe = if d.safe_in_seconds == 0 {
+        let mut safe = if d.safe_in_seconds == 0 {
             "<span class=\"badge up\">safe now</span>".to_string()
         } else {
             format!("at {} (in {} s)", esc(&d.safe_at), d.safe_in_seconds)
         };
+        if let Some(c) = &d.cluster {
+            safe.push_str(&format!("; every node: {}", esc(&everywhere(c))));
+        }
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{safe}</td></tr>",
@@ -151,6 +154,16 @@ fn drains(h: &mut String, s: &Status) {
         );
     }
     h.push_str("</table>\n");
+}
+
+/// When a drain is safe to stop on every node, in words.
+fn everywhere(c: &ClusterSafe) -> String {
+    match (c.safe_in_seconds, &c.safe_at) {
+        _ if !c.waiting_for.is_empty() => format!("waiting for {}", c.waiting_for.join(", ")),
+        (Some(0), _) => "safe now".into(),
+        (Some(n), Some(at)) => format!("at {at} (in {n} s)"),
+        _ => "unknown".into(),
+    }
 }
 
 /// Scheduled maintenance windows: active and upcoming first, then past.
@@ -445,10 +458,13 @@ pub fn render_table(s: &Status) -> String {
         let _ = writeln!(t, "node      DRAINED");
     }
     for d in &s.drains {
-        let safe = match d.safe_in_seconds {
+        let mut safe = match d.safe_in_seconds {
             0 => "safe to stop now".to_string(),
             n => format!("safe to stop at {} (in {n} s)", d.safe_at),
         };
+        if let Some(c) = &d.cluster {
+            safe.push_str(&format!("; every node: {}", everywhere(c)));
+        }
         let pending = if d.in_force { "" } else { ", not yet in force" };
         let _ = writeln!(t, "drained   {} ({}{pending}): {safe}", d.target, d.reason);
     }

@@ -82,6 +82,50 @@ pub struct DrainStatus {
     pub safe_at_unix: u64,
     /// Seconds until `safe_at`; 0 once it is safe.
     pub safe_in_seconds: u64,
+    /// With `[cluster]`, for service and endpoint drains: when it is safe
+    /// to stop on every node.
+    #[serde(default)]
+    pub cluster: Option<ClusterSafe>,
+}
+
+/// When a drained service or endpoint is safe to stop on every node of the
+/// cluster: once every other node has reported it drained (and no longer
+/// answered with) within `max-age`, the latest of their safe-to-stop times
+/// and this node's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterSafe {
+    /// Nodes that have not reported it drained: they may still answer
+    /// with it, so it is not safe anywhere yet.
+    pub waiting_for: Vec<String>,
+    /// From when it is safe to stop on every node (RFC 3339), once no node
+    /// is waited for.
+    pub safe_at: Option<String>,
+    /// `safe_at` in Unix seconds.
+    pub safe_at_unix: Option<u64>,
+    /// Seconds until `safe_at`; 0 once it is safe everywhere.
+    pub safe_in_seconds: Option<u64>,
+}
+
+impl ClusterSafe {
+    /// The cluster's view of a drain safe here from `own`, at `now`, given
+    /// what the other nodes reported (see
+    /// [`crate::cluster::PeerTable::safe_everywhere`]).
+    pub fn new(everywhere: Result<u64, Vec<String>>, now: u64) -> ClusterSafe {
+        match everywhere {
+            Ok(at) => ClusterSafe {
+                waiting_for: Vec::new(),
+                safe_at: Some(rfc3339(at_unix(at))),
+                safe_at_unix: Some(at),
+                safe_in_seconds: Some(at.saturating_sub(now)),
+            },
+            Err(waiting_for) => ClusterSafe {
+                waiting_for,
+                safe_at: None,
+                safe_at_unix: None,
+                safe_in_seconds: None,
+            },
+        }
+    }
 }
 
 /// One scheduled maintenance window.
@@ -352,6 +396,7 @@ pub fn drain_status(
         safe_at: rfc3339(at_unix(safe.safe_at)),
         safe_at_unix: safe.safe_at,
         safe_in_seconds: safe.safe_in,
+        cluster: None,
     })
 }
 

@@ -3,7 +3,8 @@
 //! A push is a JSON body (`POST /api/v1/cluster/push`) carrying the
 //! sender's node name, its wall-clock time, a sequence number that only
 //! grows, the digest of its loaded configuration and its own probe
-//! verdicts, keyed `service/endpoint/address:port`. The header
+//! verdicts, keyed `service/endpoint/address:port`, and what it has
+//! drained with when that is safe to stop there. The header
 //! `x-steerdns-signature` holds the lowercase hex HMAC-SHA256 (RFC 2104)
 //! of the exact body bytes under the cluster's shared secret.
 //!
@@ -49,6 +50,12 @@ pub struct Push {
     pub digest: Option<String>,
     /// The sender's own probe verdicts, `true` for up.
     pub verdicts: BTreeMap<String, bool>,
+    /// What the sender has drained and no longer answers with (service
+    /// and endpoint targets, as `steerdns drain` writes them), each with
+    /// the Unix second from which it is safe to stop on the sender: the
+    /// cluster-wide time is the latest over every node.
+    #[serde(default)]
+    pub drained: BTreeMap<String, u64>,
 }
 
 /// The shared secret, as read from `secret-file`.

@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -28,6 +29,8 @@ use tokio::sync::watch;
 use super::message::{Push, PUSH_PATH, SIGNATURE_HEADER};
 use super::table::{PeerTable, Refusal};
 use crate::config::ClusterConfig;
+use crate::drain::{DrainState, DrainTarget, Named};
+use crate::maintenance::Phase;
 
 use crate::reload::Loaded;
 use crate::snapshot::Snapshot;
@@ -127,8 +130,14 @@ pub struct ClusterNode {
     start: Instant,
     /// The next push's sequence number.
     seq: AtomicU64,
+    /// Where the drain file is (`[state] dir`), read for what to report
+    /// as drained.
+    state_dir: Option<PathBuf>,
     state: Mutex<State>,
 }
+
+/// What a push said: the verdicts, the drains, and when it went out.
+type Pushed = (BTreeMap<String, bool>, BTreeMap<String, u64>, Instant);
 
 #[derive(Debug)]
 struct State {
@@ -137,7 +146,9 @@ struct State {
     digest_mismatch: bool,
     refused: BTreeMap<String, u64>,
     /// What the last push said, and when it was sent.
-    pushed: Option<(BTreeMap<String, bool>, Instant)>,
+    pushed: Option<Pushed>,
+    /// The operator's drains, from the drain file.
+    drains: Vec<DrainTarget>,
     /// Whether each peer took the last push, by node index.
     reachable: BTreeMap<usize, bool>,
 }
@@ -145,13 +156,15 @@ struct State {
 impl ClusterNode {
     /// The cluster of `config`, this node being `nodes[this]`, deciding
     /// the shared slots of whatever snapshot `snapshot` holds and telling
-    /// peers the digest `loaded` publishes.
+    /// peers the digest `loaded` publishes and what the drain file in
+    /// `state_dir` drains.
     pub fn new(
         config: ClusterConfig,
         this: usize,
         snapshot: Arc<ArcSwap<Snapshot>>,
         loaded: watch::Receiver<Loaded>,
         metrics: Arc<ClusterMetrics>,
+        state_dir: Option<PathBuf>,
     ) -> ClusterNode {
         let names = config.nodes.iter().map(|n| n.to_string()).collect();
         let table = PeerTable::new(names, this, config.max_age);
@@ -168,6 +181,7 @@ impl ClusterNode {
             metrics,
             start: Instant::now(),
             seq: AtomicU64::new(seq),
+            state_dir,
             state: Mutex::new(State {
                 // Nothing heard yet: the node starts in fallback.
                 fallback: table.in_fallback(Duration::ZERO) && table.others().next().is_some(),
@@ -175,6 +189,7 @@ impl ClusterNode {
                 digest_mismatch: false,
                 refused: BTreeMap::new(),
                 pushed: None,
+                drains: Vec::new(),
                 reachable: BTreeMap::new(),
             }),
         }
@@ -238,8 +253,20 @@ impl ClusterNode {
                 );
             }
         }
+        let mut round: u32 = 0;
         loop {
             ticks.tick().await;
+            // The drain file, once a second (the server applies it at the
+            // same pace): a read on the blocking pool, as every file is.
+            if round % DRAIN_READ_EVERY == 0 {
+                if let Some(dir) = self.state_dir.clone() {
+                    let read = tokio::task::spawn_blocking(move || DrainState::load(&dir)).await;
+                    if let Ok(Ok(drains)) = read {
+                        self.lock().drains = drains.targets();
+                    }
+                }
+            }
+            round = round.wrapping_add(1);
             if let Some(push) = self.tick() {
                 self.clone().send(push);
             }
@@ -303,21 +330,34 @@ impl ClusterNode {
             .fresh_peers
             .set(state.table.fresh(now).count() as i64);
 
+        let drained = drained_here(&snapshot, &state.drains, unix_ms(SystemTime::now()) / 1000);
         let due = match &state.pushed {
             None => true,
-            Some((last, at)) => *last != verdicts || at.elapsed() >= self.config.push_interval,
+            Some((last, last_drained, at)) => {
+                *last != verdicts
+                    || *last_drained != drained
+                    || at.elapsed() >= self.config.push_interval
+            }
         };
         if !due {
             return None;
         }
-        state.pushed = Some((verdicts.clone(), Instant::now()));
+        state.pushed = Some((verdicts.clone(), drained.clone(), Instant::now()));
         Some(Push {
             node: state.table.this_node().to_string(),
             time_ms: unix_ms(SystemTime::now()),
             seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
             digest,
             verdicts,
+            drained,
         })
+    }
+
+    /// When `target` (a drain target's text) is safe to stop on every
+    /// node, this one's time being `own`: see [`PeerTable::safe_everywhere`].
+    pub fn safe_everywhere(&self, target: &str, own: u64) -> Result<u64, Vec<String>> {
+        let now = self.now();
+        self.lock().table.safe_everywhere(target, own, now)
     }
 
     /// This node's config digest, once computed.
@@ -428,6 +468,32 @@ impl ClusterNode {
     }
 }
 
+/// How many ticks apart the drain file is read: once a second.
+const DRAIN_READ_EVERY: u32 = 5;
+
+/// What this node has drained (the operator's `drains` and the active
+/// maintenance windows, services and endpoints only: a node drain is
+/// about this node alone) and no longer answers with, each with the Unix
+/// second from which it is safe to stop here.
+fn drained_here(snapshot: &Snapshot, drains: &[DrainTarget], now: u64) -> BTreeMap<String, u64> {
+    let windows = snapshot
+        .maintenance
+        .iter()
+        .filter(|w| Phase::of(w, now) == Phase::Active)
+        .map(|w| &w.target);
+    drains
+        .iter()
+        .chain(windows)
+        .filter(|t| !matches!(t, DrainTarget::Node))
+        .filter_map(|t| {
+            let named = Named::find(snapshot, t)?;
+            named
+                .in_force(snapshot)
+                .then(|| (t.to_string(), named.safe_to_stop(snapshot, now).safe_at))
+        })
+        .collect()
+}
+
 /// The index of this node in `config.nodes`: the entry equal to
 /// `admin_listen`, else the one whose address is on one of this host's
 /// interfaces (see [`ClusterConfig::this_node`]).
@@ -522,6 +588,7 @@ mod tests {
             seq,
             digest: None,
             verdicts: BTreeMap::from([("any.z.test./e/192.0.2.80:80".to_string(), up)]),
+            drained: BTreeMap::new(),
         };
         let body = serde_json::to_vec(&push).unwrap();
         let sig = Secret::new(SECRET).sign(&body);
@@ -609,6 +676,7 @@ mod tests {
             snapshot.clone(),
             watch,
             Arc::new(ClusterMetrics::default()),
+            None,
         );
         let view = snapshot.load().health.clone();
         // This node's probes both say down (as a runner would write them).

@@ -71,6 +71,8 @@ pub struct PeerReport {
     pub digest: Option<String>,
     /// The peer's verdicts by key, `true` for up.
     pub verdicts: HashMap<String, bool>,
+    /// What the peer has drained, with when it is safe to stop there.
+    pub drained: HashMap<String, u64>,
 }
 
 /// See the [module documentation](self).
@@ -143,6 +145,7 @@ impl PeerTable {
             received: now,
             digest: push.digest,
             verdicts: push.verdicts.into_iter().collect(),
+            drained: push.drained.into_iter().collect(),
         };
         self.peers.insert(push.node, report);
         Ok(())
@@ -151,6 +154,36 @@ impl PeerTable {
     /// The last report of `node`, fresh or not.
     pub fn report(&self, node: &str) -> Option<&PeerReport> {
         self.peers.get(node)
+    }
+
+    /// When `target` is safe to stop on every node: `Ok` with the latest
+    /// of `own` (this node's time) and every other node's, once each has
+    /// reported it drained within `max-age`; else `Err` with the nodes
+    /// that have not (they may still answer with it).
+    pub fn safe_everywhere(
+        &self,
+        target: &str,
+        own: u64,
+        now: Duration,
+    ) -> Result<u64, Vec<String>> {
+        let mut latest = own;
+        let mut waiting = Vec::new();
+        for node in self.others() {
+            let reported = self
+                .peers
+                .get(node)
+                .filter(|r| self.is_fresh(r.received, now))
+                .and_then(|r| r.drained.get(target));
+            match reported {
+                Some(&at) => latest = latest.max(at),
+                None => waiting.push(node.to_string()),
+            }
+        }
+        if waiting.is_empty() {
+            Ok(latest)
+        } else {
+            Err(waiting)
+        }
     }
 
     /// Whether a report that arrived at `received` still counts at `now`.
@@ -233,6 +266,7 @@ mod tests {
             seq,
             digest: Some(digest.into()),
             verdicts: BTreeMap::from([("www./e/192.0.2.1:80".to_string(), up)]),
+            drained: BTreeMap::new(),
         };
         let body = serde_json::to_vec(&push).unwrap();
         let sig = secret().sign(&body);
@@ -244,6 +278,46 @@ mod tests {
     }
 
     const KEY: &str = "www./e/192.0.2.1:80";
+
+    #[test]
+    fn a_drain_is_safe_everywhere_once_every_node_reports_it() {
+        let mut t = table(0);
+        let s = Duration::from_secs;
+        let target = "www. endpoint e";
+        let drained = |node: &str, seq: u64, at: Option<u64>| {
+            let push = Push {
+                node: node.into(),
+                time_ms: T0,
+                seq,
+                digest: None,
+                verdicts: BTreeMap::new(),
+                drained: at.map(|at| (target.to_string(), at)).into_iter().collect(),
+            };
+            let body = serde_json::to_vec(&push).unwrap();
+            let sig = secret().sign(&body);
+            (body, sig)
+        };
+        // Nobody heard: both others may still answer with it.
+        assert_eq!(
+            t.safe_everywhere(target, 100, s(1)),
+            Err(vec!["b".into(), "c".into()])
+        );
+        deliver(&mut t, &drained("b", 1, Some(130)), s(1)).unwrap();
+        deliver(&mut t, &drained("c", 1, None), s(1)).unwrap();
+        assert_eq!(t.safe_everywhere(target, 100, s(2)), Err(vec!["c".into()]));
+        // All three: the latest time, whichever node has it.
+        deliver(&mut t, &drained("c", 2, Some(120)), s(2)).unwrap();
+        assert_eq!(t.safe_everywhere(target, 100, s(3)), Ok(130));
+        assert_eq!(t.safe_everywhere(target, 200, s(3)), Ok(200));
+        // A report past max-age no longer counts: that node is unknown.
+        deliver(&mut t, &drained("c", 3, Some(120)), s(3) + MAX_AGE).unwrap();
+        assert_eq!(
+            t.safe_everywhere(target, 100, s(2) + MAX_AGE + s(1)),
+            Err(vec!["b".into()])
+        );
+        // Another target is nobody's drain.
+        assert!(t.safe_everywhere("www. endpoint f", 100, s(3)).is_err());
+    }
 
     #[test]
     fn forged_stale_replayed_and_foreign_pushes_are_refused() {
