@@ -343,6 +343,22 @@ mod tests {
     }
 
     #[test]
+    fn ns_answers_follow_the_health_a_cluster_decides() {
+        // With `[cluster]` and `health-rule = "quorum"` on the nodes'
+        // service, the cluster writes the verdict answered with and this
+        // node's probe only its own: the NS set follows the former.
+        let snap = load(CONFIG, ZONE).unwrap();
+        let two = endpoint_slot(&snap, 1);
+        snap.health.set_answered(two, Health::Down);
+        assert_eq!(snap.health.status(two).unwrap().local, Health::Up);
+        let (ns, _) = ns_and_glue(&ask(&snap, RecordType::NS, Transport::Udp));
+        assert_eq!(ns, strings(&["ns1.ex.test.", "ns3.ex.test."]));
+        snap.health.set_answered(two, Health::Up);
+        let (ns, _) = ns_and_glue(&ask(&snap, RecordType::NS, Transport::Udp));
+        assert_eq!(ns.len(), 3);
+    }
+
+    #[test]
     fn a_node_with_two_addresses_is_alive_while_either_is() {
         // One probe per address: ns2 keeps its NS record while its IPv6
         // address answers, and loses it once both are down.

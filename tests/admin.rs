@@ -473,6 +473,24 @@ fn query_rates_per_service_show_in_the_api_and_on_the_page() {
     };
     assert!(page_rate("api.example.com.") > 0.0, "{page}");
     assert_eq!(page_rate("www.example.com."), 0.0, "{page}");
+
+    // `steerdns status` shows them on each service's line.
+    let mut c = Command::new(steerdns_bin());
+    c.arg("status").arg("--config").arg(&node.config);
+    let out = output_within(c, Duration::from_secs(20));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let table_rate = |service: &str| -> f64 {
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(service))
+            .unwrap_or_else(|| panic!("no line for {service} in {table}"));
+        let (before, _) = line
+            .split_once(" queries/s")
+            .unwrap_or_else(|| panic!("no rate in {line}"));
+        before.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(table_rate("api.example.com.") > 0.0, "{table}");
+    assert_eq!(table_rate("www.example.com."), 0.0, "{table}");
 }
 
 #[test]

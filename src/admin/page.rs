@@ -512,11 +512,15 @@ pub fn render_table(s: &Status) -> String {
         if svc.maintenance {
             state.push_str(" maintenance");
         }
+        // The service's rate goes where its endpoints' targets go.
+        let rate = svc
+            .queries_per_second
+            .map_or(String::new(), |r| format!("{r:.1} queries/s"));
         rows.push([
             svc.name.clone(),
             svc.method.clone(),
             String::new(),
-            String::new(),
+            rate,
             state,
             String::new(),
             String::new(),
