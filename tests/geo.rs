@@ -87,6 +87,16 @@ overrides = {{ "81.2.69.128/25" = ["sfo"] }}
         (addresses(&m), scope)
     }
 
+    /// What `steerdns explain` prints for `name` (type A) asked by `client`.
+    fn explain(&self, client: &str, name: &str) -> String {
+        let out = Command::new(steerdns_bin())
+            .args(["explain", "--client", client, name, "A", "--config"])
+            .arg(&self.config)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Sends SIGHUP and waits for the logged outcome.
     fn reload(&mut self) -> &'static str {
         let log =
@@ -183,19 +193,7 @@ fn clients_in_different_places_get_their_own_endpoint_and_scope() {
     );
 
     // explain shows the record, the region that matched and the scope.
-    let out = Command::new(steerdns_bin())
-        .args([
-            "explain",
-            "--client",
-            "81.2.69.0/24",
-            "geo.example.com",
-            "A",
-            "--config",
-        ])
-        .arg(&geo.config)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = geo.explain("81.2.69.0/24", "geo.example.com");
     for want in [
         "database  81.2.69.0/24: continent EU, country GB, subdivision ENG, at 51.5100, -0.1300",
         "region GB matches: [lon, fra]",
@@ -204,34 +202,12 @@ fn clients_in_different_places_get_their_own_endpoint_and_scope() {
     ] {
         assert!(text.contains(want), "missing {want:?}:\n{text}");
     }
-    let out = Command::new(steerdns_bin())
-        .args([
-            "explain",
-            "--client",
-            "216.160.84.0/24",
-            "near.example.com",
-            "--config",
-        ])
-        .arg(&geo.config)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = geo.explain("216.160.84.0/24", "near.example.com");
     assert!(
         text.contains("iad: 3") && text.contains("km away"),
         "{text}"
     );
-    let out = Command::new(steerdns_bin())
-        .args([
-            "explain",
-            "--client",
-            "81.2.69.200/32",
-            "near.example.com",
-            "--config",
-        ])
-        .arg(&geo.config)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = geo.explain("81.2.69.200/32", "near.example.com");
     for want in [
         "override 81.2.69.128/25 matches: [sfo] first",
         "ECS scope /25",

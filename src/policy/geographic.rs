@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{first_fit, Ask, Choice, PolicyInput, Step, Trace};
+use super::{first_fit, Ask, Choice, PolicyInput, ServiceRule, Step, Trace};
 use crate::geo::{GeoTable, Location, Region};
 use crate::prefix::{Prefix, PrefixTable, PrefixTableBuilder};
 
@@ -188,21 +188,21 @@ impl Geographic {
             trace.step(|| Step::note(0, text));
             for region in location.regions() {
                 if let Some((_, list)) = self.regions.iter().find(|(r, _)| *r == region) {
-                    let names: Vec<&str> = list
-                        .iter()
-                        .map(|&i| &*rule.endpoints[usize::from(i)].name)
-                        .collect();
-                    trace.step(|| {
-                        Step::note(
-                            0,
-                            format!("region {region} matches: [{}]", names.join(", ")),
-                        )
-                    });
+                    let names = endpoint_names(rule, list);
+                    trace.step(|| Step::note(0, format!("region {region} matches: [{names}]")));
                 }
             }
         }
         first_fit(ask, chain.iter().map(|&i| usize::from(i)), scope, trace)
     }
+}
+
+/// The names of `list`'s endpoints of `rule`, comma-separated, for traces.
+pub(crate) fn endpoint_names(rule: &ServiceRule, list: &[u16]) -> String {
+    list.iter()
+        .map(|&i| &*rule.endpoints[usize::from(i)].name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

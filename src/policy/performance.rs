@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::geographic::GeoChains;
+use super::geographic::{endpoint_names, GeoChains};
 use super::{first_fit, fit, serves_family, Ask, Choice, Chosen, EndpointSet, Step, Trace};
 use crate::geo::{distance_km, GeoTable, Location, Region};
 use crate::prefix::Prefix;
@@ -108,16 +108,8 @@ impl Performance {
                 .filter(|(p, _)| p.contains(input.client))
                 .max_by_key(|(p, _)| p.len);
             if let Some((prefix, list)) = over {
-                let names: Vec<&str> = list
-                    .iter()
-                    .map(|&i| &*rule.endpoints[usize::from(i)].name)
-                    .collect();
-                trace.step(|| {
-                    Step::note(
-                        0,
-                        format!("override {prefix} matches: [{}] first", names.join(", ")),
-                    )
-                });
+                let names = endpoint_names(rule, list);
+                trace.step(|| Step::note(0, format!("override {prefix} matches: [{names}] first")));
             }
             let place = location.degrees();
             for &i in chain {
