@@ -3,11 +3,8 @@
 # measure is its CPU per query against its own static answers (10-static) in
 # the same run; the routing issue asks for at most 1.1x.
 TITLE="Routing method: nested: priority over a weighted child (*.tm.example.com), ECS 198.51.100.0/24 on every query"
-SERVERS="steerdns"
-ZONE_ARGS="--names 10000 --aaaa-every 1"
-QUERY_ARGS="--mix svc=100 --services 10000"
-LOAD_ARGS="-E 8:00011800c63364"                    # option 8 = ECS: IPv4, /24, scope 0, 198.51.100
-PROBE_DIG_ARGS="+subnet=198.51.100.0/24"
+# shellcheck source=../lib/routing-scenario.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/routing-scenario.sh"
 CONFIG_EXTRA_steerdns='
 [[service]]
 name = "*.tm.example.com."
