@@ -194,6 +194,11 @@ fn empty_sockaddr() -> libc::sockaddr_storage {
 struct Slots {
     /// Bytes per datagram buffer.
     buf_len: usize,
+    /// Distance from one buffer to the next: `buf_len` and a cache line
+    /// more, so that the buffers do not all start at the same offset in a
+    /// page. At 4,096 bytes apart the first line of every query and reply
+    /// would fall into one set of the L1 cache and evict each other.
+    stride: usize,
     /// One buffer per datagram, back to back.
     bufs: Box<[u8]>,
     /// The peer address of each datagram.
@@ -220,9 +225,11 @@ impl Slots {
             msg_hdr: empty_msghdr(),
             msg_len: 0,
         };
+        let stride = buf_len.next_multiple_of(64) + 64;
         let mut slots = Slots {
             buf_len,
-            bufs: vec![0; capacity * buf_len].into_boxed_slice(),
+            stride,
+            bufs: vec![0; capacity * stride].into_boxed_slice(),
             names: vec![empty_sockaddr(); capacity].into_boxed_slice(),
             controls: vec![ControlBuf([0; CONTROL_LEN]); capacity].into_boxed_slice(),
             iovecs: vec![iovec; capacity].into_boxed_slice(),
@@ -240,7 +247,7 @@ impl Slots {
             // element of `slots.iovecs`, which nothing else borrows.
             unsafe {
                 iovec.write(libc::iovec {
-                    iov_base: bufs.wrapping_add(i * buf_len).cast(),
+                    iov_base: bufs.wrapping_add(i * stride).cast(),
                     iov_len: buf_len,
                 });
             }
@@ -347,7 +354,7 @@ impl RecvBatch {
         let controllen = (hdr.msg_controllen as usize).min(CONTROL_LEN);
         let dest = parse_packet_info(&slots.controls[i], controllen);
         let len = (slots.headers[i].msg_len as usize).min(slots.buf_len);
-        let start = i * slots.buf_len;
+        let start = i * slots.stride;
         Some(Datagram {
             data: &slots.bufs[start..start + len],
             source,
@@ -578,7 +585,7 @@ impl SendBatch {
     #[inline]
     pub(crate) fn buffer(&mut self) -> &mut [u8] {
         assert!(self.queued < self.slots.capacity(), "send batch full");
-        let start = self.queued * self.slots.buf_len;
+        let start = self.queued * self.slots.stride;
         &mut self.slots.bufs[start..start + self.slots.buf_len]
     }
 
