@@ -10,7 +10,8 @@ ZONE_ARGS="--names 10000 --aaaa-every 1"
 QUERY_ARGS="--mix svc=100 --services 10000"
 LOAD_ARGS="-E 8:00011800c63364"                    # option 8 = ECS: IPv4, /24, scope 0, 198.51.100
 PROBE_DIG_ARGS="+subnet=198.51.100.0/24"
-GEO_DB=$WORK/geo.mmdb
+# GEO_DB=FILE reuses a database generated before (bench/profile KEEP=1 keeps one).
+GEO_DB=${GEO_DB:-$WORK/geo.mmdb}
 if [ ! -s "$GEO_DB" ]; then
     log "40-geo: generating a GeoLite2-City-sized database (cargo test --release --test geo_scale)"
     (cd "$ROOT" && GEO_SCALE_OUT="$GEO_DB" cargo test --release --test geo_scale -- --ignored --nocapture) \
