@@ -1,5 +1,7 @@
 //! Random and mutated packets against the answer engine: it must never
 //! panic, and everything it sends must be a well-formed DNS response.
+//! Each packet also goes through `engine::prefetch` first, as in a UDP
+//! batch, which must take anything too.
 
 use std::path::Path;
 
@@ -9,7 +11,7 @@ use proptest::prelude::*;
 
 use steerdns::config::Config;
 use steerdns::cookie::CookieSecret;
-use steerdns::engine::{respond, QueryContext, Transport};
+use steerdns::engine::{prefetch, respond, QueryContext, Transport, PREFETCH_BATCH};
 use steerdns::snapshot::Snapshot;
 
 fn snapshot() -> &'static Snapshot {
@@ -63,6 +65,7 @@ fn check(query: &[u8], transport: Transport) -> Option<Message> {
         cookie_keys: CookieSecret::Shared([9; 16]).keys(0),
     };
     let mut out = vec![0u8; 65535];
+    prefetch(&[query], snapshot());
     let len = respond(query, &ctx, snapshot(), &mut out)?.len;
     let reply = &out[..len];
     if transport == Transport::Udp {
@@ -148,5 +151,29 @@ fn seeds_are_answered() {
                 sent.queries()
             );
         }
+    }
+}
+
+/// A batch longer than prefetch looks at, mixing the seeds with broken
+/// packets (empty, header only, a name running off the end): prefetch
+/// takes it whole, and every seed is still answered afterwards.
+#[test]
+fn prefetch_takes_any_batch() {
+    let seeds = seeds();
+    let mut batch: Vec<&[u8]> = Vec::new();
+    let broken: [&[u8]; 3] = [
+        b"",
+        &[0; 12],
+        &[0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 63, b'a'],
+    ];
+    for (i, seed) in seeds.iter().enumerate() {
+        batch.push(seed);
+        batch.push(broken[i % broken.len()]);
+    }
+    assert!(batch.len() > PREFETCH_BATCH);
+    prefetch(&batch, snapshot());
+    prefetch(&batch[..PREFETCH_BATCH], snapshot());
+    for (i, q) in seeds.iter().enumerate() {
+        assert!(check(q, Transport::Udp).is_some(), "seed {i} got no reply");
     }
 }

@@ -59,9 +59,39 @@ const TCP_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// reports it (its length, and what rate limiting needs), or returns
 /// `None` to send nothing. In service this is [`engine::respond`] over the
 /// current snapshot; tests use simpler ones.
-pub(crate) trait Handler: Fn(&[u8], &QueryContext, &mut [u8]) -> Option<Report> {}
+pub(crate) trait Handler {
+    /// Answers `query` into `out`.
+    fn answer(&self, query: &[u8], ctx: &QueryContext, out: &mut [u8]) -> Option<Report>;
 
-impl<F: Fn(&[u8], &QueryContext, &mut [u8]) -> Option<Report>> Handler for F {}
+    /// Told of a UDP batch before its queries are answered one by one, so
+    /// that the memory they need loads in parallel (see
+    /// [`engine::prefetch`]).
+    fn prefetch(&self, _queries: &[&[u8]]) {}
+}
+
+impl<F: Fn(&[u8], &QueryContext, &mut [u8]) -> Option<Report>> Handler for F {
+    fn answer(&self, query: &[u8], ctx: &QueryContext, out: &mut [u8]) -> Option<Report> {
+        self(query, ctx, out)
+    }
+}
+
+/// The handler in service: [`engine::respond`] over the current snapshot.
+struct Engine {
+    snapshot: Arc<ArcSwap<Snapshot>>,
+}
+
+impl Handler for Engine {
+    fn answer(&self, query: &[u8], ctx: &QueryContext, out: &mut [u8]) -> Option<Report> {
+        // An arc-swap guard: no allocation, no lock, and the snapshot
+        // stays alive for this query even if a reload swaps it out.
+        let snap = self.snapshot.load();
+        engine::respond(query, ctx, &snap, out)
+    }
+
+    fn prefetch(&self, queries: &[&[u8]]) {
+        engine::prefetch(queries, &self.snapshot.load());
+    }
+}
 
 /// The wall-clock time in Unix seconds, modulo 2^32 as server cookies
 /// carry it (RFC 9018 §4.3); read once per UDP batch or TCP query.
@@ -348,13 +378,7 @@ impl Server {
                 source,
             }
         })?;
-        let handler = move |query: &[u8], ctx: &QueryContext, out: &mut [u8]| {
-            // An arc-swap guard: no allocation, no lock, and the snapshot
-            // stays alive for this query even if a reload swaps it out.
-            let snap = snapshot.load();
-            engine::respond(query, ctx, &snap, out)
-        };
-        self.serve(Arc::new(handler), log, shutdown)
+        self.serve(Arc::new(Engine { snapshot }), log, shutdown)
     }
 
     /// Runs the UDP workers and the TCP runtime with `handler`.

@@ -221,7 +221,7 @@ pub(crate) async fn serve<H: Handler + Send + Sync + 'static>(
         tokio::spawn(async move {
             // A connection's errors concern that client alone: not logged.
             let counted = |query: &[u8], ctx: &QueryContext, out: &mut [u8]| {
-                let report = handler(query, ctx, out)?;
+                let report = handler.answer(query, ctx, out)?;
                 metrics.tcp().count_shared(&report);
                 Some(report)
             };
@@ -318,7 +318,9 @@ where
             cookie_keys: cookies.keys(now),
             ..*ctx
         };
-        let answer = handler(&frame[2..], &ctx, &mut reply[2..]).map(|r| r.len);
+        let answer = handler
+            .answer(&frame[2..], &ctx, &mut reply[2..])
+            .map(|r| r.len);
         frame.clear();
         let Some(len) = answer else {
             continue;

@@ -169,6 +169,22 @@ impl Zone {
         self.store.find(name)
     }
 
+    /// Starts loading the index slot where `name` (lowercase wire format)
+    /// is looked up, and returns the key that [`Zone::prefetch_node`]
+    /// takes. Loads of several queries' slots overlap where lookups one
+    /// after the other would each wait for memory.
+    pub fn prefetch_slot(&self, name: &[u8]) -> u32 {
+        let tag = store::fingerprint(name);
+        self.store.prefetch_slot(tag);
+        tag
+    }
+
+    /// Starts loading the node that a lookup of the name with this key
+    /// finds, once its slot is in the cache.
+    pub fn prefetch_node(&self, tag: u32) {
+        self.store.prefetch_node(tag);
+    }
+
     /// Number of names, empty non-terminals included.
     pub fn len(&self) -> usize {
         self.store.len()

@@ -117,6 +117,13 @@ impl Index {
         }
     }
 
+    /// Starts loading the slot where a search for `tag` begins.
+    pub(super) fn prefetch(&self, tag: u32) {
+        if let Some(slot) = self.slots.get(self.home(tag)) {
+            crate::sys::prefetch(slot);
+        }
+    }
+
     /// Adds a value the caller knows is not present yet; `value` must not
     /// be `u32::MAX`.
     pub(super) fn insert(&mut self, tag: u32, value: u32) {
@@ -274,6 +281,27 @@ impl Store {
         self.index.find_map(fingerprint(name), |at| {
             Node::read(self, at as usize).filter(|n| n.name == name)
         })
+    }
+
+    /// Starts loading the index slot where the node with fingerprint `tag`
+    /// is looked up; see [`Store::prefetch_node`].
+    pub(super) fn prefetch_slot(&self, tag: u32) {
+        self.index.prefetch(tag);
+    }
+
+    /// Starts loading the first two cache lines of the node the index holds
+    /// under `tag` (the first one, if two names share it): the name and
+    /// the first sets, all that a typical answer reads. Reads the slot, so
+    /// it pays off once [`Store::prefetch_slot`] had time to bring it in.
+    pub(super) fn prefetch_node(&self, tag: u32) {
+        if let Some(at) = self.index.find(tag, |_| true) {
+            let at = at as usize;
+            for line in [at, at + 64] {
+                if let Some(byte) = self.bytes.get(line) {
+                    crate::sys::prefetch(byte);
+                }
+            }
+        }
     }
 
     /// Every node, in the order they were stored.

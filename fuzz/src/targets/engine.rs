@@ -1,5 +1,6 @@
 //! Any bytes as a query, answered by `engine::respond` over UDP and over
-//! TCP from the fixture snapshot ([`crate::fixture`]).
+//! TCP from the fixture snapshot ([`crate::fixture`]), after
+//! `engine::prefetch` has read it as the UDP workers do.
 //!
 //! Beyond "no panic", every exchange must hold what RFC 1035, RFC 6891 and
 //! RFC 8906 promise a client:
@@ -20,7 +21,7 @@ use std::cell::RefCell;
 
 use crate::check::{self, Summary};
 use crate::fixture;
-use steerdns::engine::{respond, QueryContext, Transport};
+use steerdns::engine::{prefetch, respond, QueryContext, Transport};
 use steerdns::wire::{ParseError, Query, OPTION_ECS};
 
 thread_local! {
@@ -31,6 +32,7 @@ thread_local! {
 /// Runs one input; panics on a finding.
 pub fn run(query: &[u8]) {
     let snap = fixture::snapshot();
+    prefetch(&[query], snap);
     OUT.with_borrow_mut(|out| {
         for ctx in fixture::contexts() {
             let len = respond(query, &ctx, snap, out).map(|r| r.len);
