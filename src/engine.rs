@@ -316,19 +316,21 @@ pub const PREFETCH_BATCH: usize = 16;
 /// answered (or refused) there.
 pub fn prefetch(queries: &[&[u8]], snap: &Snapshot) {
     let mut keys: [Option<(&Zone, u32)>; PREFETCH_BATCH] = [None; PREFETCH_BATCH];
+    let mut found = 0;
     let mut lower = [0u8; MAX_NAME_LEN];
-    for (key, query) in keys.iter_mut().zip(queries) {
+    for query in queries.iter().take(PREFETCH_BATCH) {
         let Some((qname, _, _)) = wire::question(query) else {
             continue;
         };
         let len = lowercase_into(&mut lower, qname);
         let name = &lower[..len];
         if let Some(zone) = snap.zones.find(name) {
-            *key = Some((zone, zone.prefetch_slot(name)));
+            keys[found] = Some((zone, zone.prefetch_slot(name)));
+            found += 1;
         }
     }
     // By now the first slots have arrived; each names its node.
-    for (zone, tag) in keys.iter().flatten() {
+    for (zone, tag) in keys[..found].iter().flatten() {
         zone.prefetch_node(*tag);
     }
 }
