@@ -7,8 +7,9 @@
 //!
 //! - UDP: for each listen address, `workers` threads, each with its own
 //!   `SO_REUSEPORT` socket. A worker receives a batch of datagrams with one
-//!   system call, answers each with [`engine::respond`] over the current
-//!   snapshot, passes the reply through response rate limiting
+//!   system call, starts loading the zone data all of them need
+//!   ([`engine::prefetch`]), answers each with [`engine::respond`] over
+//!   the current snapshot, passes the reply through response rate limiting
 //!   ([`crate::rrl`], one table shared by all workers), and sends the
 //!   replies with one system call, each from the address its query was
 //!   sent to (modules `udp` and `sys`).
@@ -21,8 +22,9 @@
 //! Binding needs privileges (port 53); serving does not. Once bound,
 //! [`Server::drop_privileges`] switches to an unprivileged account.
 //!
-//! The snapshot is read through an [`ArcSwap`] per query, so a reload
-//! stored into it takes effect at once and no query waits for a lock.
+//! The snapshot is read through an [`ArcSwap`] once per UDP batch and once
+//! per TCP query, so a reload stored into it takes effect within
+//! microseconds and no query waits for a lock.
 
 mod querylog;
 mod tcp;
@@ -63,11 +65,19 @@ pub(crate) trait Handler {
     /// Answers `query` into `out`.
     fn answer(&self, query: &[u8], ctx: &QueryContext, out: &mut [u8]) -> Option<Report>;
 
-    /// Told of a UDP batch before its queries are answered one by one, so
-    /// that the memory they need loads in parallel (see
+    /// Runs `serve` over one UDP batch of `queries`, giving it what answers
+    /// them. The engine's reads the snapshot once for the whole batch, not
+    /// once per query, and first starts loading the zone data all the
+    /// queries need, so that those loads overlap (see
     /// [`engine::prefetch`]).
-    fn prefetch(&self, _queries: &[&[u8]]) {}
+    fn batch<R>(&self, queries: &[&[u8]], serve: impl FnOnce(&Answer<'_>) -> R) -> R {
+        let _ = queries;
+        serve(&|query, ctx, out| self.answer(query, ctx, out))
+    }
 }
+
+/// What answers the queries of one batch: [`Handler::answer`]'s signature.
+pub(crate) type Answer<'a> = dyn Fn(&[u8], &QueryContext, &mut [u8]) -> Option<Report> + 'a;
 
 impl<F: Fn(&[u8], &QueryContext, &mut [u8]) -> Option<Report>> Handler for F {
     fn answer(&self, query: &[u8], ctx: &QueryContext, out: &mut [u8]) -> Option<Report> {
@@ -88,8 +98,12 @@ impl Handler for Engine {
         engine::respond(query, ctx, &snap, out)
     }
 
-    fn prefetch(&self, queries: &[&[u8]]) {
-        engine::prefetch(queries, &self.snapshot.load());
+    fn batch<R>(&self, queries: &[&[u8]], serve: impl FnOnce(&Answer<'_>) -> R) -> R {
+        // One guard for the batch: a reload that lands meanwhile is seen
+        // by the next batch, microseconds later.
+        let snap = self.snapshot.load();
+        engine::prefetch(queries, &snap);
+        serve(&|query, ctx, out| engine::respond(query, ctx, &snap, out))
     }
 }
 

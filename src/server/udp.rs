@@ -108,66 +108,71 @@ pub(crate) fn serve<H: Handler>(
         // Cookies carry wall-clock time (RFC 9018 §4.3), also read once.
         let unix_now = super::unix_seconds();
         let cookie_keys = cookie_keys.keys(unix_now);
-        // The zone data the batch needs starts loading for all its queries
-        // at once (see `engine::prefetch`).
         let mut batch: [&[u8]; BATCH] = [&[]; BATCH];
         for (i, data) in batch.iter_mut().enumerate().take(received) {
             *data = queries.get(i).map_or(&[][..], |q| q.data);
         }
-        handler.prefetch(&batch[..received.min(BATCH)]);
-        for i in 0..received {
-            let Some(query) = queries.get(i) else {
-                continue;
-            };
-            let ctx = QueryContext {
-                client: query.source,
-                // Wildcard sockets get the packet info; a socket bound to
-                // one address has none and needs none.
-                local: query.dest.map_or(bound.ip(), |dest| dest.ip),
-                transport: Transport::Udp,
-                now: unix_now,
-                cookie_keys,
-            };
-            // A bug in the engine must cost one query, not the worker
-            // and with it this socket's share of all traffic. Catching
-            // costs nothing unless something panics.
-            let out = replies.buffer();
-            let answer =
-                panic::catch_unwind(AssertUnwindSafe(|| handler.answer(query.data, &ctx, out)));
-            let Ok(Some(report)) = answer else {
-                continue;
-            };
-            let len = report.len;
-            if len > REPLY_LEN {
-                continue;
-            }
-            if let Some(counters) = observers.counters {
-                counters.count_owned(&report);
-            }
-            if let Some(sampler) = observers.sampler.as_mut() {
-                sampler.offer(query.data, query.source, &report);
-            }
-            // Rate limiting judges the reply by the engine's report of it
-            // (see `crate::rrl`). TCP never comes here: it cannot be
-            // spoofed.
-            let len = match limiter {
-                None => len,
-                Some(l) => {
-                    let verdict = l.rrl.check(now, query.source.ip(), &report);
-                    l.counters.count(verdict);
-                    match verdict {
-                        Verdict::Send => len,
-                        Verdict::Drop => continue,
-                        Verdict::Slip => match rrl::truncate(out, &report) {
-                            Some(short) => short,
-                            None => continue,
-                        },
+        // The handler reads its snapshot once for the batch and starts
+        // loading what all its queries need (see `engine::prefetch`)
+        // before they are answered one by one. A panic there costs this
+        // batch, never the worker.
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| {
+            handler.batch(&batch[..received.min(BATCH)], |answer| {
+                for i in 0..received {
+                    let Some(query) = queries.get(i) else {
+                        continue;
+                    };
+                    let ctx = QueryContext {
+                        client: query.source,
+                        // Wildcard sockets get the packet info; a socket bound to
+                        // one address has none and needs none.
+                        local: query.dest.map_or(bound.ip(), |dest| dest.ip),
+                        transport: Transport::Udp,
+                        now: unix_now,
+                        cookie_keys,
+                    };
+                    // A bug in the engine must cost one query, not the worker
+                    // and with it this socket's share of all traffic. Catching
+                    // costs nothing unless something panics.
+                    let out = replies.buffer();
+                    let answer =
+                        panic::catch_unwind(AssertUnwindSafe(|| answer(query.data, &ctx, out)));
+                    let Ok(Some(report)) = answer else {
+                        continue;
+                    };
+                    let len = report.len;
+                    if len > REPLY_LEN {
+                        continue;
                     }
+                    if let Some(counters) = observers.counters {
+                        counters.count_owned(&report);
+                    }
+                    if let Some(sampler) = observers.sampler.as_mut() {
+                        sampler.offer(query.data, query.source, &report);
+                    }
+                    // Rate limiting judges the reply by the engine's report of it
+                    // (see `crate::rrl`). TCP never comes here: it cannot be
+                    // spoofed.
+                    let len = match limiter {
+                        None => len,
+                        Some(l) => {
+                            let verdict = l.rrl.check(now, query.source.ip(), &report);
+                            l.counters.count(verdict);
+                            match verdict {
+                                Verdict::Send => len,
+                                Verdict::Drop => continue,
+                                Verdict::Slip => match rrl::truncate(out, &report) {
+                                    Some(short) => short,
+                                    None => continue,
+                                },
+                            }
+                        }
+                    };
+                    // Reply from the address the query was sent to.
+                    replies.push(len, query.source, query.dest);
                 }
-            };
-            // Reply from the address the query was sent to.
-            replies.push(len, query.source, query.dest);
-        }
+            })
+        }));
         if replies.len() > 0 {
             if let Some(e) = replies.send(socket).last_error {
                 log.report("send", &e);
@@ -226,6 +231,7 @@ impl ErrorLog {
 mod tests {
     use super::*;
     use std::net::IpAddr;
+    use std::sync::atomic::AtomicUsize;
     use std::sync::Arc;
     use std::thread;
 
@@ -253,6 +259,14 @@ mod tests {
     /// Runs a worker on `bind_ip` port 0; returns its port, stop flag and
     /// thread.
     fn start(bind_ip: IpAddr) -> (u16, Arc<AtomicBool>, thread::JoinHandle<io::Result<()>>) {
+        start_with(bind_ip, echo)
+    }
+
+    /// Runs a worker with `handler` on `bind_ip` port 0.
+    fn start_with<H: Handler + Send + 'static>(
+        bind_ip: IpAddr,
+        handler: H,
+    ) -> (u16, Arc<AtomicBool>, thread::JoinHandle<io::Result<()>>) {
         let socket = bind_udp(SocketAddr::new(bind_ip, 0)).unwrap();
         let bound = socket.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
@@ -263,7 +277,7 @@ mod tests {
                 &socket,
                 bound,
                 &flag,
-                &echo,
+                &handler,
                 &secret,
                 None,
                 Observers::default(),
@@ -320,5 +334,63 @@ mod tests {
         assert_eq!(answers, want);
         stop.store(true, Ordering::Relaxed);
         worker.join().unwrap().unwrap();
+    }
+
+    /// Echoes like `echo`, and through its own `batch` counts the batches
+    /// and the queries they held.
+    struct Batches {
+        batches: Arc<AtomicUsize>,
+        queries: Arc<AtomicUsize>,
+    }
+
+    impl Handler for Batches {
+        fn answer(&self, query: &[u8], ctx: &QueryContext, out: &mut [u8]) -> Option<Report> {
+            echo(query, ctx, out)
+        }
+
+        fn batch<R>(
+            &self,
+            queries: &[&[u8]],
+            serve: impl FnOnce(&crate::server::Answer<'_>) -> R,
+        ) -> R {
+            assert!(!queries.is_empty() && queries.len() <= BATCH);
+            self.batches.fetch_add(1, Ordering::Relaxed);
+            self.queries.fetch_add(queries.len(), Ordering::Relaxed);
+            serve(&|query, ctx, out| self.answer(query, ctx, out))
+        }
+    }
+
+    #[test]
+    fn every_query_goes_through_its_batch() {
+        let batches = Arc::new(AtomicUsize::new(0));
+        let queries = Arc::new(AtomicUsize::new(0));
+        let handler = Batches {
+            batches: batches.clone(),
+            queries: queries.clone(),
+        };
+        let (port, stop, worker) = start_with("127.0.0.1".parse().unwrap(), handler);
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let server = SocketAddr::new("127.0.0.1".parse().unwrap(), port);
+        let count = BATCH * 4 + 3;
+        for i in 0..count {
+            client.send_to(format!("q{i}").as_bytes(), server).unwrap();
+        }
+        let mut buf = [0; 512];
+        for _ in 0..count {
+            client.recv_from(&mut buf).unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        worker.join().unwrap().unwrap();
+        // Each query was handed to `batch` once, in batches of at most
+        // BATCH: at least count / BATCH of them.
+        assert_eq!(queries.load(Ordering::Relaxed), count);
+        let batches = batches.load(Ordering::Relaxed);
+        assert!(
+            (count.div_ceil(BATCH)..=count).contains(&batches),
+            "{batches} batches"
+        );
     }
 }
