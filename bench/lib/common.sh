@@ -136,15 +136,15 @@ UDP_ERRS() { awk '/^Udp:/ { if (!h) { h = 1; for (i = 1; i <= NF; i++) n[$i] = i
 # Runs one load step against 127.0.0.1:PORT with the load generator on
 # LOADGEN_CPU and records key=value lines in STEP_OUT: the generator's
 # output plus server_cpu (cores), server_ticks (server_user_ticks of them
-# in user space), foreign (cores),
+# in user space), server_switches (context switches), foreign (cores),
 # rcvbuf_drops. Extra generator arguments follow. Usage:
 #   run_step PORT SECONDS QPS(0 = closed loop) [generator args...]
 run_step() {
     local port=$1 secs=$2 qps=$3; shift 3
-    local pa pb s0 s1 su0 su1 u0 u1 w0 w1 t0 t1 prio
+    local pa pb s0 s1 su0 su1 c0 c1 u0 u1 w0 w1 t0 t1 prio
     prio=$(prio_prefix)
     pa=$(mktemp) pb=$(mktemp)
-    proc_ticks >"$pa"; s0=$(server_ticks); su0=$(server_user_ticks); u0=$(UDP_ERRS); w0=$(server_wait_ns); t0=$(date +%s.%N)
+    proc_ticks >"$pa"; s0=$(server_ticks); su0=$(server_user_ticks); c0=$(server_switches); u0=$(UDP_ERRS); w0=$(server_wait_ns); t0=$(date +%s.%N)
     if [ "${LOADGEN:-dnsload}" = dnsperf ]; then
         local rate=()
         [ "$qps" -gt 0 ] && rate=(-Q "$qps")
@@ -166,13 +166,14 @@ run_step() {
             -l "$secs" -Q "$qps" -w "${WINDOW:-128}" -t "${TIMEOUT_MS:-1000}" "$@" >"$STEP_OUT" 2>"$STEP_OUT.err" ||
             die "dnsload failed: $(cat "$STEP_OUT.err")"
     fi
-    t1=$(date +%s.%N); s1=$(server_ticks); su1=$(server_user_ticks); u1=$(UDP_ERRS); w1=$(server_wait_ns); proc_ticks >"$pb"
+    t1=$(date +%s.%N); s1=$(server_ticks); su1=$(server_user_ticks); c1=$(server_switches); u1=$(UDP_ERRS); w1=$(server_wait_ns); proc_ticks >"$pb"
     local wall hz
     hz=$(getconf CLK_TCK)
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
     {
         echo "server_ticks=$((s1 - s0))"
         echo "server_user_ticks=$((su1 - su0))"
+        echo "server_switches=$((c1 - c0))"
         # per second of sending (the step also holds start-up and the wait
         # for the last answers, when the server has nothing to do)
         awk -v t=$((s1 - s0)) -v hz="$hz" -v w="$(sv seconds)" 'BEGIN { printf "server_cpu=%.3f\n", t / hz / w }'

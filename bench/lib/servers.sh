@@ -233,6 +233,17 @@ server_wait_ns() {
     done | awk '{ s += $2 } END { printf "%d\n", s }'
 }
 
+# Context switches (voluntary and involuntary) of the server's threads so
+# far. At a fixed offered rate most are a worker going to sleep on an
+# empty socket, each one a later wake-up: kernel time that grows with how
+# often the worker runs dry, not with the work per query.
+server_switches() {
+    local pid
+    for pid in $(server_pids); do
+        cat /proc/"$pid"/task/*/status 2>/dev/null || true
+    done | awk '/^(non)?voluntary_ctxt_switches:/ { n += $2 } END { print n + 0 }'
+}
+
 # Resident set size (kB) of the server's process tree, summed.
 server_rss_kb() {
     local total=0 pid kb
