@@ -66,9 +66,9 @@ pub(crate) trait Handler {
     fn answer(&self, query: &[u8], ctx: &QueryContext, out: &mut [u8]) -> Option<Report>;
 
     /// Runs `serve` over one UDP batch of `queries`, giving it what answers
-    /// them. The engine's reads the snapshot once for the whole batch, not
-    /// once per query, and first starts loading the zone data all the
-    /// queries need, so that those loads overlap (see
+    /// them. The engine's handler reads the snapshot once for the whole
+    /// batch, not once per query, and first starts loading the zone data
+    /// all the queries need, so that those loads overlap (see
     /// [`engine::prefetch`]).
     fn batch<R>(&self, queries: &[&[u8]], serve: impl FnOnce(&Answer<'_>) -> R) -> R {
         let _ = queries;
