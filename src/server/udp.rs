@@ -309,18 +309,27 @@ mod tests {
         worker.join().unwrap().unwrap();
     }
 
-    #[test]
-    fn answers_a_burst_larger_than_a_batch() {
-        let (port, stop, worker) = start("::1".parse().unwrap());
-        let client = UdpSocket::bind("[::1]:0").unwrap();
+    /// Sends `count` queries ("q0", "q1", ...) at once to the worker on
+    /// `ip`:`port` from a fresh socket, which it returns with the worker's
+    /// address for reading the answers.
+    fn send_burst(ip: IpAddr, port: u16, count: usize) -> (UdpSocket, SocketAddr) {
+        let client = UdpSocket::bind(SocketAddr::new(ip, 0)).unwrap();
         client
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
-        let server = SocketAddr::new("::1".parse().unwrap(), port);
-        let count = BATCH * 3 + 5;
+        let server = SocketAddr::new(ip, port);
         for i in 0..count {
             client.send_to(format!("q{i}").as_bytes(), server).unwrap();
         }
+        (client, server)
+    }
+
+    #[test]
+    fn answers_a_burst_larger_than_a_batch() {
+        let ip: IpAddr = "::1".parse().unwrap();
+        let (port, stop, worker) = start(ip);
+        let count = BATCH * 3 + 5;
+        let (client, server) = send_burst(ip, port, count);
         let mut answers = Vec::new();
         let mut buf = [0; 512];
         for _ in 0..count {
@@ -368,16 +377,10 @@ mod tests {
             batches: batches.clone(),
             queries: queries.clone(),
         };
-        let (port, stop, worker) = start_with("127.0.0.1".parse().unwrap(), handler);
-        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-        client
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let server = SocketAddr::new("127.0.0.1".parse().unwrap(), port);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let (port, stop, worker) = start_with(ip, handler);
         let count = BATCH * 4 + 3;
-        for i in 0..count {
-            client.send_to(format!("q{i}").as_bytes(), server).unwrap();
-        }
+        let (client, _) = send_burst(ip, port, count);
         let mut buf = [0; 512];
         for _ in 0..count {
             client.recv_from(&mut buf).unwrap();
