@@ -184,6 +184,70 @@ pub fn respond(
     snap: &Snapshot,
     out: &mut [u8],
 ) -> Option<Report> {
+    respond_at(query, None, ctx, snap, out)
+}
+
+/// The queries of one UDP batch, with the loads their answers start with
+/// already under way.
+///
+/// The zone is usually not in the cache when a query comes: the kernel's
+/// UDP path in between evicts it. Answered one by one, each query waits
+/// for two memory loads in turn (index slot, then node); started for the
+/// whole batch first, the loads overlap. Finding a query's zone and
+/// hashing its name for the index are done once, here, and handed to its
+/// answer. A batch of one is left alone: with no other query's loads to
+/// overlap, its answer waits for the same loads just as long.
+#[derive(Debug)]
+pub struct Batch<'b, 's> {
+    snap: &'s Snapshot,
+    queries: &'b [&'b [u8]],
+    /// Each query's zone and name key, when it was read and is in one of
+    /// our zones.
+    at: [Option<(&'s Zone, u32)>; PREFETCH_BATCH],
+}
+
+impl<'b, 's> Batch<'b, 's> {
+    /// Takes the first [`PREFETCH_BATCH`] of `queries` and starts loading
+    /// the index slot, then the node, of each question name.
+    pub fn new(queries: &'b [&'b [u8]], snap: &'s Snapshot) -> Batch<'b, 's> {
+        let queries = &queries[..queries.len().min(PREFETCH_BATCH)];
+        let mut at = [None; PREFETCH_BATCH];
+        if queries.len() > 1 {
+            let mut lower = [0u8; MAX_NAME_LEN];
+            for (at, query) in at.iter_mut().zip(queries) {
+                // A query not read here is answered (or refused) there.
+                let Some((qname, qtype, _)) = wire::question(query) else {
+                    continue;
+                };
+                let len = lowercase_into(&mut lower, qname);
+                let name = &lower[..len];
+                *at = find_zone(snap, name, qtype).map(|zone| (zone, zone.prefetch_slot(name)));
+            }
+            // By now the first slots have arrived; each names its node.
+            for (zone, key) in at.iter().flatten() {
+                zone.prefetch_node(*key);
+            }
+        }
+        Batch { snap, queries, at }
+    }
+
+    /// Answers query `i` of the batch as [`respond`] does; `None` also for
+    /// an `i` past the queries taken.
+    pub fn respond(&self, i: usize, ctx: &QueryContext, out: &mut [u8]) -> Option<Report> {
+        let query = self.queries.get(i)?;
+        respond_at(query, self.at[i], ctx, self.snap, out)
+    }
+}
+
+/// [`respond`], with the question name's zone and index key when the
+/// caller has them (a [`Batch`]).
+fn respond_at<'s>(
+    query: &[u8],
+    at: Option<(&'s Zone, u32)>,
+    ctx: &QueryContext,
+    snap: &'s Snapshot,
+    out: &mut [u8],
+) -> Option<Report> {
     let header = Header::parse(query)?;
     // Copied into every response: opcode, RD and CD (RFC 1035 §4.1.1,
     // RFC 4035 §3.1.6).
@@ -252,7 +316,7 @@ pub fn respond(
 
     let input = policy_input(ctx, q.edns.and_then(|e| e.client_subnet), header.id);
     let Some(edns) = q.edns else {
-        let outcome = answer_or_truncate(&mut w, &q, ctx, &input, snap, flags, &mut trail);
+        let outcome = answer_or_truncate(&mut w, &q, at, ctx, &input, snap, flags, &mut trail);
         w.set_rcode(outcome.rcode);
         return Some(report(
             w,
@@ -276,7 +340,7 @@ pub fn respond(
 
     let opt_len = Writer::opt_len(edns.client_subnet.as_ref(), cookie_option.is_some(), nsid);
     w.reserve(opt_len);
-    let outcome = answer_or_truncate(&mut w, &q, ctx, &input, snap, flags, &mut trail);
+    let outcome = answer_or_truncate(&mut w, &q, at, ctx, &input, snap, flags, &mut trail);
     w.unreserve(opt_len);
     w.set_rcode(outcome.rcode);
     // RFC 7871 §7.2.1: the scope is how much of the client's address the
@@ -302,44 +366,8 @@ pub fn respond(
     })
 }
 
-/// Most queries [`prefetch`] looks at in one call: a UDP batch.
+/// Most queries a [`Batch`] holds: a UDP batch.
 pub const PREFETCH_BATCH: usize = 16;
-
-/// Starts loading, for each of up to [`PREFETCH_BATCH`] queries about to be
-/// answered, the index slot and then the node of its question name.
-///
-/// The zone is usually not in the cache when a query comes: the kernel's
-/// UDP path in between evicts it. Answered one by one, each query waits
-/// for two memory loads in turn (slot, then node); started here for the
-/// whole batch first, the loads overlap. Only a hint: it reads no more
-/// than [`respond`] will, and a query it cannot read is skipped here and
-/// answered (or refused) there. A batch of one is left alone: with no
-/// other query's loads to overlap, `respond` waits for the same loads just
-/// as long, and the hint would only repeat its parsing and hashing (a
-/// sixth of the instructions of an answer, measured with callgrind).
-pub fn prefetch(queries: &[&[u8]], snap: &Snapshot) {
-    if queries.len() < 2 {
-        return;
-    }
-    let mut keys: [Option<(&Zone, u32)>; PREFETCH_BATCH] = [None; PREFETCH_BATCH];
-    let mut found = 0;
-    let mut lower = [0u8; MAX_NAME_LEN];
-    for query in queries.iter().take(PREFETCH_BATCH) {
-        let Some((qname, _, _)) = wire::question(query) else {
-            continue;
-        };
-        let len = lowercase_into(&mut lower, qname);
-        let name = &lower[..len];
-        if let Some(zone) = snap.zones.find(name) {
-            keys[found] = Some((zone, zone.prefetch_slot(name)));
-            found += 1;
-        }
-    }
-    // By now the first slots have arrived; each names its node.
-    for (zone, tag) in keys[..found].iter().flatten() {
-        zone.prefetch_node(*tag);
-    }
-}
 
 /// The OPT record of a query whose OPT could not be read: answered with
 /// version 0 and no options.
@@ -512,9 +540,11 @@ impl Default for Trail<'_> {
 /// Answers the question; when what must be sent does not fit, starts over
 /// with an empty, truncated response so the client retries over TCP
 /// (RFC 2181 §9, RFC 7766 §5).
+#[allow(clippy::too_many_arguments)]
 fn answer_or_truncate<'a, 's>(
     w: &mut Writer<'a>,
     q: &Query<'a>,
+    at: Option<(&'s Zone, u32)>,
     ctx: &QueryContext,
     input: &PolicyInput,
     snap: &'s Snapshot,
@@ -522,7 +552,7 @@ fn answer_or_truncate<'a, 's>(
     trail: &mut Trail<'s>,
 ) -> Outcome {
     let mut scope = 0;
-    match answer(w, q, ctx, input, snap, trail, &mut scope) {
+    match answer(w, q, at, ctx, input, snap, trail, &mut scope) {
         Ok(rcode) => Outcome { rcode, scope },
         Err(Full) => {
             // Restarting cannot fail: the question fitted the first time.
@@ -538,10 +568,13 @@ fn answer_or_truncate<'a, 's>(
 /// Fills the answer, authority and additional sections for a parsed query.
 ///
 /// Returns the rcode; `scope` is raised to the ECS scope of every routing
-/// decision the answer used.
+/// decision the answer used. `at` is the question name's zone and index
+/// key when a [`Batch`] found them.
+#[allow(clippy::too_many_arguments)]
 fn answer<'s>(
     w: &mut Writer<'_>,
     q: &Query<'_>,
+    at: Option<(&'s Zone, u32)>,
     ctx: &QueryContext,
     input: &PolicyInput,
     snap: &'s Snapshot,
@@ -571,15 +604,22 @@ fn answer<'s>(
     let mut lower = [0u8; MAX_NAME_LEN];
     let mut len = lowercase_into(&mut lower, q.qname);
     let mut owner: &[u8] = q.qname;
-    let Some(mut zone) = find_zone(snap, &lower[..len], q.qtype) else {
-        return refused;
+    let (mut zone, mut key) = match at {
+        Some(at) => at,
+        None => {
+            let name = &lower[..len];
+            let Some(zone) = find_zone(snap, name, q.qtype) else {
+                return refused;
+            };
+            (zone, zone.key(name))
+        }
     };
     trail.zone = Some(zone);
     w.set_flags(flag::AA);
 
     for hop in 0..MAX_CNAME_HOPS {
         let name = &lower[..len];
-        match lookup(zone, name, q.qtype) {
+        match lookup(zone, name, key, q.qtype) {
             Lookup::Referral { node, depth } => {
                 // A referral is not authoritative (RFC 1034 §4.3.2 step 3b),
                 // unless a CNAME of ours led here.
@@ -633,6 +673,7 @@ fn answer<'s>(
                                 return Ok(rcode::NOERROR);
                             };
                             (len, zone) = next;
+                            key = zone.key(&lower[..len]);
                             trail.zone = Some(zone);
                             continue;
                         }
@@ -650,6 +691,7 @@ fn answer<'s>(
                         return Ok(rcode::NOERROR);
                     };
                     (len, zone) = next;
+                    key = zone.key(&lower[..len]);
                     trail.zone = Some(zone);
                     continue;
                 }
@@ -709,7 +751,7 @@ fn answer_chaos(
 /// answer finds it: the longest zone, cuts, wildcards. For `explain`.
 pub fn service_at(snap: &Snapshot, name: &[u8]) -> Option<u32> {
     let zone = find_zone(snap, name, rtype::A)?;
-    match lookup(zone, name, rtype::A) {
+    match lookup(zone, name, zone.key(name), rtype::A) {
         Lookup::Found { node, .. } => node.service(),
         _ => None,
     }
@@ -874,8 +916,9 @@ enum Lookup<'z> {
     NxDomain,
 }
 
-/// Looks `name` (lowercase wire format, inside `zone`) up.
-fn lookup<'z>(zone: &'z Zone, name: &[u8], qtype: u16) -> Lookup<'z> {
+/// Looks `name` (lowercase wire format, inside `zone`, whose index key is
+/// `key`) up.
+fn lookup<'z>(zone: &'z Zone, name: &[u8], key: u32, qtype: u16) -> Lookup<'z> {
     if zone.has_cuts {
         // Label starts of `name`: `starts[i]` is where the name with its
         // first `i` labels removed begins.
@@ -900,7 +943,7 @@ fn lookup<'z>(zone: &'z Zone, name: &[u8], qtype: u16) -> Lookup<'z> {
             }
         }
     }
-    if let Some(node) = zone.node(name) {
+    if let Some(node) = zone.node_by_key(name, key) {
         return Lookup::Found {
             node,
             wildcard: None,
@@ -913,28 +956,18 @@ fn lookup<'z>(zone: &'z Zone, name: &[u8], qtype: u16) -> Lookup<'z> {
     // the closest encloser, which is how such names block the wildcard.
     let mut encloser = parent_wire(name);
     while let Some(e) = encloser {
-        if zone.node(e).is_some() {
-            break;
+        if let Some(node) = zone.node(e) {
+            return match node.wildcard() {
+                Some(node) => Lookup::Found {
+                    node,
+                    wildcard: Some(name.len() - e.len()),
+                },
+                None => Lookup::NxDomain,
+            };
         }
         encloser = parent_wire(e);
     }
-    let Some(encloser) = encloser else {
-        return Lookup::NxDomain;
-    };
-    let mut wildcard = [0u8; MAX_NAME_LEN + 2];
-    let wlen = encloser.len() + 2;
-    if wlen > MAX_NAME_LEN {
-        return Lookup::NxDomain;
-    }
-    wildcard[..2].copy_from_slice(b"\x01*");
-    wildcard[2..wlen].copy_from_slice(encloser);
-    match zone.node(&wildcard[..wlen]) {
-        Some(node) => Lookup::Found {
-            node,
-            wildcard: Some(name.len() - encloser.len()),
-        },
-        None => Lookup::NxDomain,
-    }
+    Lookup::NxDomain
 }
 
 /// Writes every record of `set` with the given owner.

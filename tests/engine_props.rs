@@ -1,7 +1,7 @@
 //! Random and mutated packets against the answer engine: it must never
 //! panic, and everything it sends must be a well-formed DNS response.
-//! Each packet also goes through `engine::prefetch` first, as in a UDP
-//! batch, which must take anything too.
+//! Each packet is also answered inside an `engine::Batch`, as in a UDP
+//! worker, which must take anything too and answer exactly as `respond`.
 
 use std::path::Path;
 
@@ -11,7 +11,7 @@ use proptest::prelude::*;
 
 use steerdns::config::Config;
 use steerdns::cookie::CookieSecret;
-use steerdns::engine::{prefetch, respond, QueryContext, Transport, PREFETCH_BATCH};
+use steerdns::engine::{respond, Batch, QueryContext, Transport, PREFETCH_BATCH};
 use steerdns::snapshot::Snapshot;
 
 fn snapshot() -> &'static Snapshot {
@@ -65,9 +65,15 @@ fn check(query: &[u8], transport: Transport) -> Option<Message> {
         cookie_keys: CookieSecret::Shared([9; 16]).keys(0),
     };
     let mut out = vec![0u8; 65535];
-    prefetch(&[query], snapshot());
-    let len = respond(query, &ctx, snapshot(), &mut out)?.len;
+    // A batch of two reads its queries ahead (one alone is left as it is).
+    let mut batched = vec![0u8; 65535];
+    let pair = [query, query];
+    let from_batch = Batch::new(&pair, snapshot()).respond(1, &ctx, &mut batched);
+    let report = respond(query, &ctx, snapshot(), &mut out);
+    assert_eq!(from_batch, report, "a batch reports otherwise");
+    let len = report?.len;
     let reply = &out[..len];
+    assert_eq!(&batched[..len], reply, "a batch answers otherwise");
     if transport == Transport::Udp {
         assert!(
             len <= 1232,
@@ -154,11 +160,12 @@ fn seeds_are_answered() {
     }
 }
 
-/// A batch longer than prefetch looks at, mixing the seeds with broken
-/// packets (empty, header only, a name running off the end): prefetch
-/// takes it whole, and every seed is still answered afterwards.
+/// A batch longer than a `Batch` holds, mixing the seeds with broken
+/// packets (empty, header only, a name running off the end): it takes the
+/// first PREFETCH_BATCH, answers each as `respond` does, and nothing past
+/// them.
 #[test]
-fn prefetch_takes_any_batch() {
+fn batches_take_any_queries() {
     let seeds = seeds();
     let mut batch: Vec<&[u8]> = Vec::new();
     let broken: [&[u8]; 3] = [
@@ -171,8 +178,31 @@ fn prefetch_takes_any_batch() {
         batch.push(broken[i % broken.len()]);
     }
     assert!(batch.len() > PREFETCH_BATCH);
-    prefetch(&batch, snapshot());
-    prefetch(&batch[..PREFETCH_BATCH], snapshot());
+    let ctx = QueryContext {
+        client: "198.51.100.7:40000".parse().unwrap(),
+        local: "127.0.0.1".parse().unwrap(),
+        transport: Transport::Udp,
+        now: 1_700_000_000,
+        cookie_keys: CookieSecret::Shared([9; 16]).keys(0),
+    };
+    let (mut a, mut b) = (vec![0u8; 65535], vec![0u8; 65535]);
+    let taken = Batch::new(&batch, snapshot());
+    let mut answered = 0;
+    for (i, q) in batch.iter().enumerate() {
+        let from_batch = taken.respond(i, &ctx, &mut a);
+        if i >= PREFETCH_BATCH {
+            assert_eq!(from_batch, None, "query {i} is past the batch");
+            continue;
+        }
+        let report = respond(q, &ctx, snapshot(), &mut b);
+        assert_eq!(from_batch, report, "query {i}");
+        if let Some(r) = report {
+            assert_eq!(a[..r.len], b[..r.len], "query {i}");
+            answered += 1;
+        }
+    }
+    // The seeds among them, and the header-only packet (FORMERR).
+    assert!(answered >= PREFETCH_BATCH / 2, "{answered} answered");
     for (i, q) in seeds.iter().enumerate() {
         assert!(check(q, Transport::Udp).is_some(), "seed {i} got no reply");
     }

@@ -7,9 +7,9 @@
 //!
 //! - UDP: for each listen address, `workers` threads, each with its own
 //!   `SO_REUSEPORT` socket. A worker receives a batch of datagrams with one
-//!   system call, starts loading the zone data all of them need
-//!   ([`engine::prefetch`]), answers each with [`engine::respond`] over
-//!   the current snapshot, passes the reply through response rate limiting
+//!   system call, reads them all and starts loading the zone data they
+//!   need ([`engine::Batch`]), answers each over the current snapshot,
+//!   passes the reply through response rate limiting
 //!   ([`crate::rrl`], one table shared by all workers), and sends the
 //!   replies with one system call, each from the address its query was
 //!   sent to (modules `udp` and `sys`).
@@ -67,17 +67,17 @@ pub(crate) trait Handler {
 
     /// Runs `serve` over one UDP batch of `queries`, giving it what answers
     /// them. The engine's handler reads the snapshot once for the whole
-    /// batch, not once per query, and first starts loading the zone data
-    /// all the queries need, so that those loads overlap (see
-    /// [`engine::prefetch`]).
+    /// batch, not once per query, and first reads every query and starts
+    /// loading the zone data they need, so that those loads overlap (see
+    /// [`engine::Batch`]).
     fn batch<R>(&self, queries: &[&[u8]], serve: impl FnOnce(&Answer<'_>) -> R) -> R {
-        let _ = queries;
-        serve(&|query, ctx, out| self.answer(query, ctx, out))
+        serve(&|i, ctx, out| self.answer(queries.get(i)?, ctx, out))
     }
 }
 
-/// What answers the queries of one batch: [`Handler::answer`]'s signature.
-pub(crate) type Answer<'a> = dyn Fn(&[u8], &QueryContext, &mut [u8]) -> Option<Report> + 'a;
+/// What answers the queries of one batch: [`Handler::answer`] for the
+/// batch's query number `i` (`None` past the end).
+pub(crate) type Answer<'a> = dyn Fn(usize, &QueryContext, &mut [u8]) -> Option<Report> + 'a;
 
 impl<F: Fn(&[u8], &QueryContext, &mut [u8]) -> Option<Report>> Handler for F {
     fn answer(&self, query: &[u8], ctx: &QueryContext, out: &mut [u8]) -> Option<Report> {
@@ -102,8 +102,8 @@ impl Handler for Engine {
         // One guard for the batch: a reload that lands meanwhile is seen
         // by the next batch, microseconds later.
         let snap = self.snapshot.load();
-        engine::prefetch(queries, &snap);
-        serve(&|query, ctx, out| engine::respond(query, ctx, &snap, out))
+        let batch = engine::Batch::new(queries, &snap);
+        serve(&|i, ctx, out| batch.respond(i, ctx, out))
     }
 }
 

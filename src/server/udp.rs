@@ -29,7 +29,7 @@ use super::Handler;
 /// 50 kQPS, for the same CPU per query; 8 was no better than 16.
 const BATCH: usize = 16;
 
-// Every query of a batch is prefetched.
+// Every query of a batch is read ahead (`engine::Batch`).
 const _: () = assert!(BATCH <= crate::engine::PREFETCH_BATCH);
 
 /// Largest query read. Real queries are a few hundred bytes; a longer
@@ -112,8 +112,8 @@ pub(crate) fn serve<H: Handler>(
         for (i, data) in batch.iter_mut().enumerate().take(received) {
             *data = queries.get(i).map_or(&[][..], |q| q.data);
         }
-        // The handler reads its snapshot once for the batch and starts
-        // loading what all its queries need (see `engine::prefetch`)
+        // The handler reads its snapshot once for the batch, reads every
+        // query and starts loading what they need (see `engine::Batch`)
         // before they are answered one by one. A panic there costs this
         // batch, never the worker.
         let _ = panic::catch_unwind(AssertUnwindSafe(|| {
@@ -135,8 +135,7 @@ pub(crate) fn serve<H: Handler>(
                     // and with it this socket's share of all traffic. Catching
                     // costs nothing unless something panics.
                     let out = replies.buffer();
-                    let answer =
-                        panic::catch_unwind(AssertUnwindSafe(|| answer(query.data, &ctx, out)));
+                    let answer = panic::catch_unwind(AssertUnwindSafe(|| answer(i, &ctx, out)));
                     let Ok(Some(report)) = answer else {
                         continue;
                     };
@@ -365,7 +364,7 @@ mod tests {
             assert!(!queries.is_empty() && queries.len() <= BATCH);
             self.batches.fetch_add(1, Ordering::Relaxed);
             self.queries.fetch_add(queries.len(), Ordering::Relaxed);
-            serve(&|query, ctx, out| self.answer(query, ctx, out))
+            serve(&|i, ctx, out| self.answer(queries.get(i)?, ctx, out))
         }
     }
 

@@ -169,12 +169,26 @@ impl Zone {
         self.store.find(name)
     }
 
+    /// The node at `name` (lowercase wire format), whose [`Zone::key`] the
+    /// caller has: a name is hashed once per query, however often it is
+    /// looked up.
+    pub fn node_by_key(&self, name: &[u8], key: u32) -> Option<Node<'_>> {
+        self.store.find_by_tag(name, key)
+    }
+
+    /// The key `name` (lowercase wire format) is looked up by in a zone's
+    /// index.
+    pub fn key(&self, name: &[u8]) -> u32 {
+        store::fingerprint(name)
+    }
+
     /// Starts loading the index slot where `name` (lowercase wire format)
-    /// is looked up, and returns the key that [`Zone::prefetch_node`]
-    /// takes. Loads of several queries' slots overlap where lookups one
-    /// after the other would each wait for memory.
+    /// is looked up, and returns its [`Zone::key`], which
+    /// [`Zone::prefetch_node`] and [`Zone::node_by_key`] take. Loads of
+    /// several queries' slots overlap where lookups one after the other
+    /// would each wait for memory.
     pub fn prefetch_slot(&self, name: &[u8]) -> u32 {
-        let tag = store::fingerprint(name);
+        let tag = self.key(name);
         self.store.prefetch_slot(tag);
         tag
     }
@@ -436,6 +450,14 @@ impl Builder {
         index.map_values(|n| offsets[n as usize]);
         let mut store = Store::new(bytes, index, owners.len());
         drop((offsets, owners));
+        let wildcards: Vec<usize> = store
+            .nodes()
+            .filter(|n| n.name().starts_with(b"\x01*"))
+            .map(|n| n.at())
+            .collect();
+        for at in wildcards {
+            store.link_wildcard(at);
+        }
 
         let apex_node = store
             .find(apex.wire())
@@ -711,6 +733,39 @@ mod tests {
             assert_eq!(found("other.org."), None, "{extra}");
             assert_eq!(found("."), None, "{extra}");
         }
+    }
+
+    /// Every node knows its wildcard child, whether the zone file wrote
+    /// it (under a name that exists, or under an empty non-terminal) or a
+    /// service added it after loading.
+    #[test]
+    fn nodes_know_their_wildcard_child() {
+        let mut z = zone("*.w A 192.0.2.1\n*.a.b TXT \"x\"\nb2 A 192.0.2.2\n").unwrap();
+        let child = |z: &Zone, name: &str| {
+            z.node(&wire(name))
+                .expect(name)
+                .wildcard()
+                .map(|n| Name::from_wire_unchecked(n.name()).to_string())
+        };
+        assert_eq!(child(&z, "w.example.com."), Some("*.w.example.com.".into()));
+        assert_eq!(
+            child(&z, "a.b.example.com."),
+            Some("*.a.b.example.com.".into())
+        );
+        assert_eq!(child(&z, "b.example.com."), None);
+        assert_eq!(child(&z, "example.com."), None);
+        assert_eq!(child(&z, "b2.example.com."), None);
+        let svc = Name::from_text("*.tm.example.com.", None).unwrap();
+        z.attach_service(&svc, 0).unwrap();
+        assert_eq!(
+            child(&z, "tm.example.com."),
+            Some("*.tm.example.com.".into())
+        );
+        let apex = Name::from_text("*.example.com.", None).unwrap();
+        z.attach_service(&apex, 1).unwrap();
+        assert_eq!(child(&z, "example.com."), Some("*.example.com.".into()));
+        // The nodes met along the way did not move.
+        assert_eq!(child(&z, "w.example.com."), Some("*.w.example.com.".into()));
     }
 
     fn rdatas(z: &Zone, name: &str, t: u16) -> Vec<Vec<u8>> {

@@ -15,9 +15,14 @@
 //!
 //! ```text
 //! name length (u8) | name (lowercase wire) | flags (u8, bit 0: zone cut)
-//! | service (u32, u32::MAX: none) | set count (u16) | types (u16, one bit
-//! per common type present) | sets, ordered by type
+//! | service (u32, u32::MAX: none) | wildcard child (u32: the offset of
+//! the node `*.name`, u32::MAX: none) | set count (u16) | types (u16, one
+//! bit per common type present) | sets, ordered by type
 //! ```
+//!
+//! The wildcard child spares a query for a name the zone does not hold a
+//! third lookup: after the name and its closest encloser, the wildcard is
+//! one offset away (RFC 4592 §3.3.1).
 //!
 //! and a set: `type (u16) | TTL (u32) | data length (u32, top bit: glue
 //! attached) | records, each behind its 2-byte big-endian length | file
@@ -160,8 +165,14 @@ impl Index {
     }
 }
 
-/// Node header bytes after the name: flags, service, set count, types.
-const NODE_HEAD: usize = 9;
+/// Node header bytes after the name: flags, service, wildcard child, set
+/// count, types.
+const NODE_HEAD: usize = 13;
+/// Where each field of the node header starts.
+const HEAD_SERVICE: usize = 1;
+const HEAD_WILDCARD: usize = 5;
+const HEAD_COUNT: usize = 9;
+const HEAD_TYPES: usize = 11;
 /// Set header bytes before the records: type, TTL, data length.
 const SET_HEAD: usize = 10;
 /// Set trailer bytes after the records: file, line.
@@ -278,7 +289,13 @@ impl Store {
     /// The node at `name` (lowercase wire format).
     #[inline]
     pub(super) fn find(&self, name: &[u8]) -> Option<Node<'_>> {
-        self.index.find_map(fingerprint(name), |at| {
+        self.find_by_tag(name, fingerprint(name))
+    }
+
+    /// The node at `name`, whose fingerprint `tag` the caller has.
+    #[inline]
+    pub(super) fn find_by_tag(&self, name: &[u8], tag: u32) -> Option<Node<'_>> {
+        self.index.find_map(tag, |at| {
             Node::read(self, at as usize).filter(|n| n.name == name)
         })
     }
@@ -328,6 +345,7 @@ impl Store {
         bytes.extend_from_slice(name);
         bytes.push(if cut { CUT } else { 0 });
         bytes.extend_from_slice(&NO_SERVICE.to_le_bytes());
+        bytes.extend_from_slice(&EMPTY.to_le_bytes()); // wildcard child
         bytes.extend_from_slice(&0u16.to_le_bytes()); // sets
         bytes.extend_from_slice(&0u16.to_le_bytes()); // types
         Ok(at)
@@ -354,7 +372,7 @@ impl Store {
         bytes.extend_from_slice(&origin.file.to_le_bytes());
         bytes.extend_from_slice(&origin.line.to_le_bytes());
         let node = node as usize;
-        let count_at = node + 1 + usize::from(bytes[node]) + 5;
+        let count_at = node + 1 + usize::from(bytes[node]) + HEAD_COUNT;
         let count = read_u16(bytes, count_at).checked_add(1).ok_or(TOO_LARGE)?;
         bytes[count_at..count_at + 2].copy_from_slice(&count.to_le_bytes());
         let types = read_u16(bytes, count_at + 2) | type_bit(rtype);
@@ -379,7 +397,24 @@ impl Store {
             self.insert(p)?;
             up = crate::name::parent_wire(p);
         }
+        self.link_wildcard(at);
         Ok(at)
+    }
+
+    /// When the node at `at` is a wildcard, `*.parent`, records it in its
+    /// parent's header, where a lookup below the parent finds it. The
+    /// parent exists: every name is stored with all its ancestors.
+    pub(super) fn link_wildcard(&mut self, at: usize) {
+        let Some(node) = Node::read(self, at) else {
+            return;
+        };
+        let Some(parent) = node.name.strip_prefix(b"\x01*") else {
+            return;
+        };
+        if let Some(parent) = self.find(parent) {
+            let field = parent.at + 1 + parent.name.len() + HEAD_WILDCARD;
+            write_u32(&mut self.bytes, field, at as u32);
+        }
     }
 
     fn insert(&mut self, name: &[u8]) -> Result<usize, String> {
@@ -392,7 +427,7 @@ impl Store {
     /// Makes the node at offset `at` answer A and AAAA through service `id`.
     pub(super) fn set_service(&mut self, at: usize, id: u32) {
         let len = self.bytes.get(at).map_or(0, |&l| usize::from(l));
-        write_u32(&mut self.bytes, at + 1 + len + 1, id);
+        write_u32(&mut self.bytes, at + 1 + len + HEAD_SERVICE, id);
     }
 
     /// Attaches glue to the set at offset `at`.
@@ -435,6 +470,11 @@ impl<'z> Node<'z> {
         })
     }
 
+    /// Where the node starts in its zone's store.
+    pub(super) fn at(&self) -> usize {
+        self.at
+    }
+
     /// The owner name in lowercase wire format.
     pub fn name(&self) -> &'z [u8] {
         self.name
@@ -448,8 +488,20 @@ impl<'z> Node<'z> {
     /// The service answering A and AAAA here, an index into the snapshot's
     /// services.
     pub fn service(&self) -> Option<u32> {
-        let [_, a, b, c, d, ..] = *self.head;
-        Some(u32::from_le_bytes([a, b, c, d])).filter(|&s| s != NO_SERVICE)
+        Some(self.head_u32(HEAD_SERVICE)).filter(|&s| s != NO_SERVICE)
+    }
+
+    /// The wildcard child, `*.` this name, if the zone has it.
+    pub fn wildcard(&self) -> Option<Node<'z>> {
+        match self.head_u32(HEAD_WILDCARD) {
+            EMPTY => None,
+            at => Node::read(self.store, at as usize),
+        }
+    }
+
+    fn head_u32(&self, at: usize) -> u32 {
+        let field = [0, 1, 2, 3].map(|i| self.head[at + i]);
+        u32::from_le_bytes(field)
     }
 
     /// Whether the node has no sets: an empty non-terminal, or a service
@@ -459,7 +511,7 @@ impl<'z> Node<'z> {
     }
 
     fn count(&self) -> u16 {
-        u16::from_le_bytes([self.head[5], self.head[6]])
+        u16::from_le_bytes([self.head[HEAD_COUNT], self.head[HEAD_COUNT + 1]])
     }
 
     /// Offset of the first set.
@@ -484,7 +536,8 @@ impl<'z> Node<'z> {
     #[inline]
     pub fn get(&self, rtype: u16) -> Option<RRset<'z>> {
         let bit = type_bit(rtype);
-        if bit != 0 && u16::from_le_bytes([self.head[7], self.head[8]]) & bit == 0 {
+        let types = u16::from_le_bytes([self.head[HEAD_TYPES], self.head[HEAD_TYPES + 1]]);
+        if bit != 0 && types & bit == 0 {
             return None; // a common type that is not here: no walk
         }
         let mut at = self.sets_at();

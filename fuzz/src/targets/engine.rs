@@ -1,6 +1,7 @@
 //! Any bytes as a query, answered by `engine::respond` over UDP and over
-//! TCP from the fixture snapshot ([`crate::fixture`]), after
-//! `engine::prefetch` has read it as the UDP workers do.
+//! TCP from the fixture snapshot ([`crate::fixture`]), and inside an
+//! `engine::Batch`, as the UDP workers answer, which must give the same
+//! reply byte for byte.
 //!
 //! Beyond "no panic", every exchange must hold what RFC 1035, RFC 6891 and
 //! RFC 8906 promise a client:
@@ -21,23 +22,35 @@ use std::cell::RefCell;
 
 use crate::check::{self, Summary};
 use crate::fixture;
-use steerdns::engine::{prefetch, respond, QueryContext, Transport};
+use steerdns::engine::{respond, Batch, QueryContext, Transport};
 use steerdns::wire::{ParseError, Query, OPTION_ECS};
 
 thread_local! {
     /// The response buffer, as big as a TCP message; reused across inputs.
     static OUT: RefCell<Vec<u8>> = RefCell::new(vec![0; 65_535]);
+    /// The same, for the answer given inside a batch.
+    static BATCHED: RefCell<Vec<u8>> = RefCell::new(vec![0; 65_535]);
 }
 
 /// Runs one input; panics on a finding.
 pub fn run(query: &[u8]) {
     let snap = fixture::snapshot();
-    prefetch(&[query], snap);
+    // Read ahead as a UDP worker's batch does (one alone is left as it is).
+    let pair = [query, query];
+    let batch = Batch::new(&pair, snap);
     OUT.with_borrow_mut(|out| {
-        for ctx in fixture::contexts() {
-            let len = respond(query, &ctx, snap, out).map(|r| r.len);
-            check_exchange(query, &ctx, len.map(|n| &out[..n]));
-        }
+        BATCHED.with_borrow_mut(|batched| {
+            for ctx in fixture::contexts() {
+                let report = respond(query, &ctx, snap, out);
+                let from_batch = batch.respond(1, &ctx, batched);
+                assert_eq!(from_batch, report, "a batch reports otherwise");
+                let len = report.map(|r| r.len);
+                if let Some(n) = len {
+                    assert_eq!(batched[..n], out[..n], "a batch answers otherwise");
+                }
+                check_exchange(query, &ctx, len.map(|n| &out[..n]));
+            }
+        })
     });
 }
 
