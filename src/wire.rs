@@ -174,36 +174,41 @@ impl<'a> Query<'a> {
         if header.qdcount > 1 {
             return Err(ParseError::Form("QDCOUNT is not 1"));
         }
+        // Filled in place: the query is returned through two layers of
+        // results on every answer, and the fewer copies of it the better.
+        let mut q = Query {
+            header,
+            qname: &[],
+            qtype: 0,
+            qclass: 0,
+            edns: None,
+        };
         let mut pos = HEADER_LEN;
-        let mut question = None;
         if header.qdcount == 1 {
-            let qname = read_question_name(msg, &mut pos)?;
-            let qtype = read_u16(msg, &mut pos)?;
-            let qclass = read_u16(msg, &mut pos)?;
-            question = Some((qname, qtype, qclass));
+            q.qname = read_question_name(msg, &mut pos)?;
+            q.qtype = read_u16(msg, &mut pos)?;
+            q.qclass = read_u16(msg, &mut pos)?;
         }
         // A query carries nothing in the answer and authority sections; NSD
         // and Knot reject such messages the same way.
         if header.ancount != 0 || header.nscount != 0 {
             return Err(ParseError::Form("records in answer or authority section"));
         }
-        let edns = read_edns(msg, pos, header.arcount)?;
-        let Some((qname, qtype, qclass)) = question else {
-            return Err(ParseError::NoQuestion(edns));
-        };
-        Ok(Query {
-            header,
-            qname,
-            qtype,
-            qclass,
-            edns,
-        })
+        read_edns(msg, pos, header.arcount, &mut q.edns)?;
+        if header.qdcount == 0 {
+            return Err(ParseError::NoQuestion(q.edns));
+        }
+        Ok(q)
     }
 }
 
-/// Reads the additional section from `pos` and returns its OPT record.
-fn read_edns(msg: &[u8], mut pos: usize, arcount: u16) -> Result<Option<Edns>, ParseError> {
-    let mut edns = None;
+/// Reads the additional section from `pos` into `edns`: its OPT record.
+fn read_edns(
+    msg: &[u8],
+    mut pos: usize,
+    arcount: u16,
+    edns: &mut Option<Edns>,
+) -> Result<(), ParseError> {
     for _ in 0..arcount {
         let owner_is_root = msg.get(pos) == Some(&0);
         skip_name(msg, &mut pos)?;
@@ -228,17 +233,17 @@ fn read_edns(msg: &[u8], mut pos: usize, arcount: u16) -> Result<Option<Edns>, P
         if !owner_is_root {
             return Err(ParseError::BadEdns("OPT owner is not the root"));
         }
-        let options = parse_options(rdata)?;
-        edns = Some(Edns {
+        let opt = edns.insert(Edns {
             udp_payload: class.max(MIN_UDP_PAYLOAD),
             version: (ttl >> 16) as u8,
             dnssec_ok: ttl & 0x8000 != 0,
-            client_subnet: options.client_subnet,
-            cookie: options.cookie,
-            nsid: options.nsid,
+            client_subnet: None,
+            cookie: None,
+            nsid: false,
         });
+        read_options(rdata, opt)?;
     }
-    Ok(edns)
+    Ok(())
 }
 
 /// The question of a message whose header says it has exactly one, for
@@ -256,21 +261,10 @@ pub fn question(msg: &[u8]) -> Option<(&[u8], u16, u16)> {
     ))
 }
 
-/// The EDNS options of a query that the engine acts on.
-#[derive(Default)]
-struct Options {
-    client_subnet: Option<ClientSubnet>,
-    cookie: Option<Cookie>,
-    nsid: bool,
-}
-
-/// Walks the EDNS options, checking their framing, and returns the Client
-/// Subnet and COOKIE options and the NSID request if there are. Unknown
+/// Walks the EDNS options, checking their framing, and records the Client
+/// Subnet and COOKIE options and the NSID request in `edns`. Unknown
 /// options are ignored (RFC 6891 §6.1.2).
-fn parse_options(mut rdata: &[u8]) -> Result<Options, ParseError> {
-    let mut ecs = None;
-    let mut cookie = None;
-    let mut nsid = false;
+fn read_options(mut rdata: &[u8], edns: &mut Edns) -> Result<(), ParseError> {
     while !rdata.is_empty() {
         let [c0, c1, l0, l1, rest @ ..] = rdata else {
             return Err(ParseError::BadEdns("short EDNS option header"));
@@ -281,29 +275,25 @@ fn parse_options(mut rdata: &[u8]) -> Result<Options, ParseError> {
             .ok_or(ParseError::BadEdns("EDNS option overruns OPT"))?;
         match u16::from_be_bytes([*c0, *c1]) {
             OPTION_ECS => {
-                if ecs.is_some() {
+                if edns.client_subnet.is_some() {
                     return Err(ParseError::BadEdns("more than one ECS option"));
                 }
-                ecs = Some(parse_client_subnet(data)?);
+                edns.client_subnet = Some(parse_client_subnet(data)?);
             }
             // RFC 7873 §5.2.2: a malformed COOKIE is a FORMERR; of several,
             // the first counts, as in BIND.
-            OPTION_COOKIE if cookie.is_none() => {
-                cookie =
+            OPTION_COOKIE if edns.cookie.is_none() => {
+                edns.cookie =
                     Some(Cookie::parse(data).ok_or(ParseError::BadEdns("COOKIE option length"))?);
             }
             // RFC 5001 §2.1: a request is an empty NSID option; one with
             // data is not a request, and is ignored as NSD and Knot do.
-            OPTION_NSID => nsid |= data.is_empty(),
+            OPTION_NSID => edns.nsid |= data.is_empty(),
             _ => {}
         }
         rdata = &rest[len..];
     }
-    Ok(Options {
-        client_subnet: ecs,
-        cookie,
-        nsid,
-    })
+    Ok(())
 }
 
 /// Reads an ECS option body, applying the checks of RFC 7871 §6 and §7.1.
