@@ -15,7 +15,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::cookie::{self, CookieKeys, CookieStatus};
-use crate::name::{copy_lowercase, lowercase_word, parent_wire, MAX_NAME_LEN};
+use crate::name::{copy_lowercase, parent_wire, MAX_NAME_LEN};
 use crate::ns_health;
 use crate::policy::{self, EndpointSet, Family, Method, Pick, PolicyInput, Target};
 use crate::rr::{rtype, CLASS_CH, CLASS_IN};
@@ -81,7 +81,8 @@ pub enum ResponseClass {
 /// The owner a response is accounted to, kept as a digest of its
 /// lowercase wire name: a [`Report`] is copied from the engine to the
 /// worker loop for every query, and a name buffer would make it hundreds
-/// of bytes. Equal names in any case give equal accounts; two names that
+/// of bytes. The engine makes accounts of lowercased names only, so
+/// equal names in any case give equal accounts; two names that
 /// share a digest (one pair in 2^64) would only share a rate-limit balance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Account(u64);
@@ -90,12 +91,13 @@ impl Account {
     /// The account of errors, which are charged to none.
     pub const NONE: Account = Account(0);
 
-    /// The account of `name` (uncompressed wire format, any case).
+    /// The account of `name` (uncompressed wire format, lowercase).
     pub fn of(name: &[u8]) -> Account {
         Account::digest_of(0x9e37_79b9_7f4a_7c15, name)
     }
 
-    /// The account of the wildcard `*` under `parent` (wire format): all
+    /// The account of the wildcard `*` under `parent` (lowercase wire
+    /// format): all
     /// the names one wildcard answers share it, as BIND and Knot charge
     /// them.
     pub fn wildcard(parent: &[u8]) -> Account {
@@ -111,13 +113,13 @@ impl Account {
         for w in &mut words {
             let mut b = [0; 8];
             b.copy_from_slice(w);
-            h = mix(h, lowercase_word(u64::from_le_bytes(b)));
+            h = mix(h, u64::from_le_bytes(b));
         }
         let rest = words.remainder();
         if !rest.is_empty() {
             let mut b = [0; 8];
             b[..rest.len()].copy_from_slice(rest);
-            h = mix(h, lowercase_word(u64::from_le_bytes(b)));
+            h = mix(h, u64::from_le_bytes(b));
         }
         h ^= h >> 33;
         h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
@@ -208,7 +210,9 @@ pub struct Batch<'b, 's> {
 
 impl<'b, 's> Batch<'b, 's> {
     /// Takes the first [`PREFETCH_BATCH`] of `queries` and starts loading
-    /// the index slot, then the node, of each question name.
+    /// the index slot, then the node, of each question name. Inlined, so
+    /// the batch is built where the caller keeps it, not copied there.
+    #[inline]
     pub fn new(queries: &'b [&'b [u8]], snap: &'s Snapshot) -> Batch<'b, 's> {
         let queries = &queries[..queries.len().min(PREFETCH_BATCH)];
         let mut at = [None; PREFETCH_BATCH];
