@@ -53,17 +53,22 @@ fn seeds() -> Vec<Vec<u8>> {
     out
 }
 
-/// Checks one exchange: no panic, and a decodable response that matches.
-/// Returns the response, or `None` when the engine sent nothing (as it may
-/// for a packet that is no query).
-fn check(query: &[u8], transport: Transport) -> Option<Message> {
-    let ctx = QueryContext {
+/// A client of the example config's server, over `transport`.
+fn context(transport: Transport) -> QueryContext {
+    QueryContext {
         client: "198.51.100.7:40000".parse().unwrap(),
         local: "127.0.0.1".parse().unwrap(),
         transport,
         now: 1_700_000_000,
         cookie_keys: CookieSecret::Shared([9; 16]).keys(0),
-    };
+    }
+}
+
+/// Checks one exchange: no panic, and a decodable response that matches.
+/// Returns the response, or `None` when the engine sent nothing (as it may
+/// for a packet that is no query).
+fn check(query: &[u8], transport: Transport) -> Option<Message> {
+    let ctx = context(transport);
     let mut out = vec![0u8; 65535];
     // A batch of two reads its queries ahead (one alone is left as it is).
     let mut batched = vec![0u8; 65535];
@@ -178,13 +183,7 @@ fn batches_take_any_queries() {
         batch.push(broken[i % broken.len()]);
     }
     assert!(batch.len() > PREFETCH_BATCH);
-    let ctx = QueryContext {
-        client: "198.51.100.7:40000".parse().unwrap(),
-        local: "127.0.0.1".parse().unwrap(),
-        transport: Transport::Udp,
-        now: 1_700_000_000,
-        cookie_keys: CookieSecret::Shared([9; 16]).keys(0),
-    };
+    let ctx = context(Transport::Udp);
     let (mut a, mut b) = (vec![0u8; 65535], vec![0u8; 65535]);
     let taken = Batch::new(&batch, snapshot());
     let mut answered = 0;
