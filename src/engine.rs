@@ -97,9 +97,8 @@ impl Account {
     }
 
     /// The account of the wildcard `*` under `parent` (lowercase wire
-    /// format): all
-    /// the names one wildcard answers share it, as BIND and Knot charge
-    /// them.
+    /// format): all the names one wildcard answers share it, as BIND and
+    /// Knot charge them.
     pub fn wildcard(parent: &[u8]) -> Account {
         Account::digest_of(0x2a2a_2a2a_2a2a_2a2a, parent)
     }

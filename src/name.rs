@@ -158,8 +158,14 @@ impl Name {
 
     /// Whether the first label is `*` (RFC 4592 §2.1.1).
     pub fn is_wildcard(&self) -> bool {
-        self.0.starts_with(b"\x01*")
+        wildcard_parent_wire(&self.0).is_some()
     }
+}
+
+/// For a wildcard's wire form, `*.parent`, the parent's; `None` for any
+/// other name (RFC 4592 §2.1.1).
+pub fn wildcard_parent_wire(wire: &[u8]) -> Option<&[u8]> {
+    wire.strip_prefix(b"\x01*")
 }
 
 /// The wire form without its first label, or `None` for the root.

@@ -452,7 +452,7 @@ impl Builder {
         drop((offsets, owners));
         let wildcards: Vec<usize> = store
             .nodes()
-            .filter(|n| n.name().starts_with(b"\x01*"))
+            .filter(|n| crate::name::wildcard_parent_wire(n.name()).is_some())
             .map(|n| n.at())
             .collect();
         for at in wildcards {

@@ -20,15 +20,15 @@
 //! bit per common type present) | sets, ordered by type
 //! ```
 //!
-//! The wildcard child spares a query for a name the zone does not hold a
-//! third lookup: after the name and its closest encloser, the wildcard is
-//! one offset away (RFC 4592 §3.3.1).
-//!
 //! and a set: `type (u16) | TTL (u32) | data length (u32, top bit: glue
 //! attached) | records, each behind its 2-byte big-endian length | file
 //! (u16) | line (u32)`. Integers in the headers are little-endian; they are
 //! ours, not wire format. The file and line come last so that the records
 //! of the next set follow closely.
+//!
+//! The wildcard child spares a query for a name the zone does not hold a
+//! third lookup: after the name and its closest encloser, the wildcard is
+//! one offset away (RFC 4592 §3.3.1).
 
 use std::hash::Hasher;
 
@@ -408,7 +408,7 @@ impl Store {
         let Some(node) = Node::read(self, at) else {
             return;
         };
-        let Some(parent) = node.name.strip_prefix(b"\x01*") else {
+        let Some(parent) = crate::name::wildcard_parent_wire(node.name) else {
             return;
         };
         if let Some(parent) = self.find(parent) {
