@@ -185,9 +185,7 @@ impl<'a> Query<'a> {
         };
         let mut pos = HEADER_LEN;
         if header.qdcount == 1 {
-            q.qname = read_question_name(msg, &mut pos)?;
-            q.qtype = read_u16(msg, &mut pos)?;
-            q.qclass = read_u16(msg, &mut pos)?;
+            (q.qname, q.qtype, q.qclass) = read_question(msg, &mut pos)?;
         }
         // A query carries nothing in the answer and authority sections; NSD
         // and Knot reject such messages the same way.
@@ -212,10 +210,16 @@ fn read_edns(
     for _ in 0..arcount {
         let owner_is_root = msg.get(pos) == Some(&0);
         skip_name(msg, &mut pos)?;
-        let rr_type = read_u16(msg, &mut pos)?;
-        let class = read_u16(msg, &mut pos)?;
-        let ttl = read_u32(msg, &mut pos)?;
-        let rdlen = usize::from(read_u16(msg, &mut pos)?);
+        // Type, class, TTL and RDLENGTH, read after one bounds check.
+        let [t0, t1, c0, c1, l0, l1, l2, l3, r0, r1] = *msg
+            .get(pos..)
+            .and_then(<[u8]>::first_chunk)
+            .ok_or(ParseError::Form("short message"))?;
+        pos += 10;
+        let rr_type = u16::from_be_bytes([t0, t1]);
+        let class = u16::from_be_bytes([c0, c1]);
+        let ttl = u32::from_be_bytes([l0, l1, l2, l3]);
+        let rdlen = usize::from(u16::from_be_bytes([r0, r1]));
         let rdata = msg
             .get(pos..pos + rdlen)
             .ok_or(ParseError::Form("short RDATA"))?;
@@ -253,11 +257,21 @@ pub fn question(msg: &[u8]) -> Option<(&[u8], u16, u16)> {
         return None;
     }
     let mut pos = HEADER_LEN;
-    let qname = read_question_name(msg, &mut pos).ok()?;
-    Some((
+    read_question(msg, &mut pos).ok()
+}
+
+/// Reads the question at `pos`: name, type and class.
+fn read_question<'a>(msg: &'a [u8], pos: &mut usize) -> Result<(&'a [u8], u16, u16), ParseError> {
+    let qname = read_question_name(msg, pos)?;
+    let [t0, t1, c0, c1] = *msg
+        .get(*pos..)
+        .and_then(<[u8]>::first_chunk)
+        .ok_or(ParseError::Form("short message"))?;
+    *pos += 4;
+    Ok((
         qname,
-        read_u16(msg, &mut pos).ok()?,
-        read_u16(msg, &mut pos).ok()?,
+        u16::from_be_bytes([t0, t1]),
+        u16::from_be_bytes([c0, c1]),
     ))
 }
 
@@ -294,6 +308,13 @@ fn read_options(mut rdata: &[u8], edns: &mut Edns) -> Result<(), ParseError> {
         rdata = &rest[len..];
     }
     Ok(())
+}
+
+/// An EDNS option's code and length (RFC 6891 §6.1.2), ahead of its data.
+fn option_head(code: u16, len: usize) -> [u8; 4] {
+    let [c0, c1] = code.to_be_bytes();
+    let [l0, l1] = (len as u16).to_be_bytes();
+    [c0, c1, l0, l1]
 }
 
 /// Reads an ECS option body, applying the checks of RFC 7871 §6 and §7.1.
@@ -384,22 +405,6 @@ pub(crate) fn skip_name(msg: &[u8], pos: &mut usize) -> Result<(), ParseError> {
             _ => return Err(ParseError::Form("bad label type")),
         }
     }
-}
-
-fn read_u16(msg: &[u8], pos: &mut usize) -> Result<u16, ParseError> {
-    let b = msg
-        .get(*pos..*pos + 2)
-        .ok_or(ParseError::Form("short message"))?;
-    *pos += 2;
-    Ok(u16::from_be_bytes([b[0], b[1]]))
-}
-
-fn read_u32(msg: &[u8], pos: &mut usize) -> Result<u32, ParseError> {
-    let b = msg
-        .get(*pos..*pos + 4)
-        .ok_or(ParseError::Form("short message"))?;
-    *pos += 4;
-    Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// A write did not fit in the space the client can take.
@@ -641,7 +646,8 @@ impl<'a> Writer<'a> {
     /// Appends the OPT record of a response (RFC 6891 §6.1.2), echoing the
     /// Client Subnet option with its scope when the query had one, the
     /// COOKIE option (client and server cookie) and the NSID option
-    /// (RFC 5001 §2.2) when given.
+    /// (RFC 5001 §2.2) when given. Bytes of the buffer past the record
+    /// may be overwritten: they are not part of the message.
     pub fn opt(
         &mut self,
         udp_payload: u16,
@@ -651,8 +657,9 @@ impl<'a> Writer<'a> {
         cookie: Option<&[u8; cookie::OPTION_LEN]>,
         nsid: Option<&[u8]>,
     ) -> Result<(), Full> {
-        // One bounds check, then fixed-offset stores: this runs for every
-        // EDNS query, and a dozen small appends cost several times more.
+        // One check of the length, then stores of fixed size: this runs
+        // for every EDNS query, where a dozen small appends, or a call to
+        // memcpy for a few bytes, cost several times more.
         let len = Writer::opt_len(ecs.as_ref().map(|(s, _)| s), cookie.is_some(), nsid);
         let start = self.len;
         let end = start + len;
@@ -660,32 +667,27 @@ impl<'a> Writer<'a> {
             return Err(Full);
         }
         let ttl = (u32::from(ext_rcode) << 24) | if dnssec_ok { 0x8000 } else { 0 };
-        let out = &mut self.buf[start..end];
-        out[0] = 0; // the root owner
-        out[1..3].copy_from_slice(&rtype::OPT.to_be_bytes());
-        out[3..5].copy_from_slice(&udp_payload.to_be_bytes());
-        out[5..9].copy_from_slice(&ttl.to_be_bytes());
-        out[9..11].copy_from_slice(&((len - 11) as u16).to_be_bytes());
-        let mut at = 11;
-        let mut option = |code: u16, data: &[&[u8]]| {
-            let data_len: usize = data.iter().map(|d| d.len()).sum();
-            out[at..at + 2].copy_from_slice(&code.to_be_bytes());
-            out[at + 2..at + 4].copy_from_slice(&(data_len as u16).to_be_bytes());
-            at += 4;
-            for d in data {
-                out[at..at + d.len()].copy_from_slice(d);
-                at += d.len();
-            }
-        };
+        let [t0, t1] = rtype::OPT.to_be_bytes();
+        let [p0, p1] = udp_payload.to_be_bytes();
+        let [l0, l1, l2, l3] = ttl.to_be_bytes();
+        let [r0, r1] = ((len - 11) as u16).to_be_bytes();
+        // The root owner, then type, class (our payload size), TTL (the
+        // extended rcode and flags) and RDLENGTH.
+        self.buf[start..start + 11].copy_from_slice(&[0, t0, t1, p0, p1, l0, l1, l2, l3, r0, r1]);
+        let mut at = start + 11;
         if let Some(cookie) = cookie {
-            option(OPTION_COOKIE, &[cookie]);
+            self.buf[at..at + 4].copy_from_slice(&option_head(OPTION_COOKIE, cookie.len()));
+            self.buf[at + 4..at + 4 + cookie.len()].copy_from_slice(cookie);
+            at += 4 + cookie.len();
         }
         if let Some(nsid) = nsid {
-            option(OPTION_NSID, &[nsid]);
+            self.buf[at..at + 4].copy_from_slice(&option_head(OPTION_NSID, nsid.len()));
+            self.buf[at + 4..at + 4 + nsid.len()].copy_from_slice(nsid);
+            at += 4 + nsid.len();
         }
         if let Some((subnet, scope)) = ecs {
             let octets = usize::from(subnet.source_prefix).div_ceil(8);
-            let (family, addr): (u16, [u8; 16]) = match subnet.address {
+            let (family, addr): (u8, [u8; 16]) = match subnet.address {
                 IpAddr::V4(a) => {
                     let mut b = [0; 16];
                     b[..4].copy_from_slice(&a.octets());
@@ -693,11 +695,25 @@ impl<'a> Writer<'a> {
                 }
                 IpAddr::V6(a) => (2, a.octets()),
             };
-            let [f0, f1] = family.to_be_bytes();
-            option(
-                OPTION_ECS,
-                &[&[f0, f1, subnet.source_prefix, scope], &addr[..octets]],
-            );
+            let [h0, h1, h2, h3] = option_head(OPTION_ECS, 4 + octets);
+            self.buf[at..at + 8].copy_from_slice(&[
+                h0,
+                h1,
+                h2,
+                h3,
+                0,
+                family,
+                subnet.source_prefix,
+                scope,
+            ]);
+            at += 8;
+            // The whole address when the buffer has room for it: a copy of
+            // fixed size, whose bytes past the prefix's octets lie past the
+            // message's end and are never sent.
+            match self.buf[at..].first_chunk_mut() {
+                Some(room) => *room = addr,
+                None => self.buf[at..at + octets].copy_from_slice(&addr[..octets]),
+            }
         }
         self.len = end;
         self.counts[Section::Additional as usize] += 1;
@@ -1004,6 +1020,67 @@ mod tests {
         assert_eq!(&msg[68..72], &[0xc0, 12, 0, 1]);
         assert_eq!(&msg[msg.len() - 4..], &[192, 0, 2, 2]);
         assert_eq!(u16::from_be_bytes([msg[6], msg[7]]), 3);
+    }
+
+    #[test]
+    fn opt_is_the_same_wherever_the_buffer_ends() {
+        let cookie = [7u8; cookie::OPTION_LEN];
+        let subnets = [
+            ("198.51.100.0", 24, 20),
+            ("2001:db8:ab00::", 40, 32),
+            ("0.0.0.0", 0, 0),
+        ];
+        for (address, source_prefix, scope) in subnets {
+            let subnet = ClientSubnet {
+                address: address.parse().unwrap(),
+                source_prefix,
+            };
+            let write = |room: usize| {
+                let mut buf = vec![0xee; room];
+                let mut w = Writer::new(&mut buf, room);
+                w.start(1, flag::QR, None).unwrap();
+                w.opt(
+                    1232,
+                    0,
+                    true,
+                    Some((subnet, scope)),
+                    Some(&cookie),
+                    Some(b"node"),
+                )
+                .unwrap();
+                let len = w.finish();
+                buf.truncate(len);
+                buf
+            };
+            // Room for the message alone: the address is copied octet by
+            // octet; with more, as a whole, past the end of the message.
+            let exact = HEADER_LEN + Writer::opt_len(Some(&subnet), true, Some(b"node"));
+            let msg = write(exact);
+            assert_eq!(msg.len(), exact);
+            for extra in 1..=20 {
+                assert_eq!(write(exact + extra), msg, "{address}, {extra} more bytes");
+            }
+            let octets = usize::from(source_prefix).div_ceil(8);
+            let ecs = &msg[msg.len() - 8 - octets..];
+            let family = if address.contains(':') { 2 } else { 1 };
+            assert_eq!(
+                &ecs[..8],
+                &[0, 8, 0, 4 + octets as u8, 0, family, source_prefix, scope]
+            );
+            let expected: Vec<u8> = match subnet.address {
+                IpAddr::V4(a) => a.octets()[..octets].to_vec(),
+                IpAddr::V6(a) => a.octets()[..octets].to_vec(),
+            };
+            assert_eq!(&ecs[8..], &expected[..]);
+            // The cookie and NSID options come first, whole.
+            let opt = &msg[HEADER_LEN..];
+            assert_eq!(&opt[11..15], &[0, 10, 0, cookie::OPTION_LEN as u8]);
+            assert_eq!(&opt[15..15 + cookie::OPTION_LEN], &cookie);
+            assert_eq!(
+                &opt[15 + cookie::OPTION_LEN..][..8],
+                b"\x00\x03\x00\x04node"
+            );
+        }
     }
 
     #[test]
