@@ -676,14 +676,10 @@ impl<'a> Writer<'a> {
         self.buf[start..start + 11].copy_from_slice(&[0, t0, t1, p0, p1, l0, l1, l2, l3, r0, r1]);
         let mut at = start + 11;
         if let Some(cookie) = cookie {
-            self.buf[at..at + 4].copy_from_slice(&option_head(OPTION_COOKIE, cookie.len()));
-            self.buf[at + 4..at + 4 + cookie.len()].copy_from_slice(cookie);
-            at += 4 + cookie.len();
+            at = self.option_at(at, OPTION_COOKIE, cookie);
         }
         if let Some(nsid) = nsid {
-            self.buf[at..at + 4].copy_from_slice(&option_head(OPTION_NSID, nsid.len()));
-            self.buf[at + 4..at + 4 + nsid.len()].copy_from_slice(nsid);
-            at += 4 + nsid.len();
+            at = self.option_at(at, OPTION_NSID, nsid);
         }
         if let Some((subnet, scope)) = ecs {
             let octets = usize::from(subnet.source_prefix).div_ceil(8);
@@ -719,6 +715,16 @@ impl<'a> Writer<'a> {
         self.counts[Section::Additional as usize] += 1;
         self.opt_at = Some(start);
         Ok(())
+    }
+
+    /// Writes an EDNS option at `at`, inside room [`Writer::opt`] checked,
+    /// and returns where the next one starts. Inlined, so that a cookie's
+    /// fixed length makes its copy one of fixed size.
+    #[inline]
+    fn option_at(&mut self, at: usize, code: u16, data: &[u8]) -> usize {
+        self.buf[at..at + 4].copy_from_slice(&option_head(code, data.len()));
+        self.buf[at + 4..at + 4 + data.len()].copy_from_slice(data);
+        at + 4 + data.len()
     }
 
     /// The size of the OPT record [`Writer::opt`] would write.

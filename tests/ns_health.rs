@@ -755,7 +755,7 @@ fn recursors_use_the_child_ns_set_of_live_nodes() {
         settle("ns1 drops ns2", &["ns1.nsh.lab."], from_ns1);
         let through_ttl =
             || ns.run(|| ask_with_ttl(address.into(), "nsh.lab.", RecordType::NS, true));
-        match settled(&["ns1.nsh.lab."], through).and_then(|()| fresh_ns_set(through_ttl)) {
+        match fresh_ns_set(through_ttl) {
             Ok(valid) => {
                 let (unlisted, took) =
                     lookups_asking_ns2(ns, address, &format!("{}-one", recursor.label));
