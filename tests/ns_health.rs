@@ -285,13 +285,45 @@ fn start_node(ns: &netns::Netns, address: Ipv4Addr, config: &str) -> ServerProce
     })
 }
 
+/// A thread that runs one step again and again until dropped.
+struct Looping {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Looping {
+    /// Runs `step` until dropped; each step must return within a moment
+    /// (a read timeout, a short sleep), as the drop waits for it.
+    fn start(mut step: impl FnMut() + Send + 'static) -> Looping {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                step();
+            }
+        });
+        Looping {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Looping {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A dead node that still counts what is sent to it: a UDP socket on its
 /// port 53 that reads queries and never answers (TCP stays closed, so the
 /// other node's probe fails).
 struct BlackHole {
     queries: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _reader: Looping,
 }
 
 impl BlackHole {
@@ -301,29 +333,16 @@ impl BlackHole {
             .set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
         let queries = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (q, s) = (queries.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            let mut buf = [0u8; 512];
-            while !s.load(Ordering::Relaxed) {
-                if socket.recv(&mut buf).is_ok() {
-                    q.fetch_add(1, Ordering::Relaxed);
-                }
+        let q = queries.clone();
+        let mut buf = [0u8; 512];
+        let reader = Looping::start(move || {
+            if socket.recv(&mut buf).is_ok() {
+                q.fetch_add(1, Ordering::Relaxed);
             }
         });
         BlackHole {
             queries,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for BlackHole {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            _reader: reader,
         }
     }
 }
@@ -810,35 +829,20 @@ fn recursors_use_the_child_ns_set_of_live_nodes() {
 /// 128 probes (about 20 s of both nodes' probing) would fill its backlog,
 /// and later probes would time out as if the port were closed.
 struct HealthPort {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _accepter: Looping,
 }
 
 impl HealthPort {
     fn open(ns: &netns::Netns, address: Ipv4Addr) -> HealthPort {
         let listener = ns.run(|| TcpListener::bind((address, HEALTH_PORT)).expect("health port"));
         listener.set_nonblocking(true).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                if listener.accept().is_err() {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
+        let accepter = Looping::start(move || {
+            if listener.accept().is_err() {
+                std::thread::sleep(Duration::from_millis(20));
             }
         });
         HealthPort {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for HealthPort {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            _accepter: accepter,
         }
     }
 }
