@@ -21,21 +21,28 @@ LINE = 64
 
 
 def executed(path):
-    """Yields (instruction address, times executed) from a callgrind file
-    with instruction-level positions. Costs of calls (the line after
-    `calls=`) are inclusive costs of the callee and are skipped."""
+    """Returns {instruction address: times executed} from a callgrind file
+    with instruction-level positions, or None when its positions are not
+    instructions. Costs of calls (the line after `calls=`) are inclusive
+    costs of the callee and are skipped."""
     counts = {}
     addr = 0
     skip_next = False
-    position_columns = 1
+    # Without a "positions:" line, positions are source lines alone.
+    position_columns = None
     event_column = None
     with open(path) as f:
         for raw in f:
             line = raw.rstrip("\n")
             if line.startswith("positions:"):
-                position_columns = len(line.split()[1:])
+                positions = line.split()[1:]
+                if positions[:1] != ["instr"]:
+                    return None
+                position_columns = len(positions)
                 continue
             if line.startswith("events:"):
+                if position_columns is None:
+                    return None
                 events = line.split()[1:]
                 event_column = position_columns + events.index("Ir")
                 continue
@@ -74,7 +81,7 @@ def main():
         print("0\t0")
         return
     counts = executed(args.callgrind_out)
-    if not counts:
+    if counts is None:
         sys.exit(f"{args.callgrind_out}: no instruction-level costs (run callgrind with --dump-instr=yes)")
     hot = {a // LINE for a, n in counts.items() if n * args.min_share >= args.answered}
     every = {a // LINE for a in counts}
