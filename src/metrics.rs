@@ -79,6 +79,32 @@ pub const COUNTED_ENDPOINTS: usize = 4096;
 const TYPE_ROWS: usize = QTYPES.len() + 1;
 const RCODE_COLUMNS: usize = RCODES.len() + 1;
 
+/// The row of each type below 258 (CAA is 257), `other`'s for the rest:
+/// every answer is counted, and one load is cheaper than a search.
+const ROW_OF_TYPE: [u8; 258] = index_of_codes(&QTYPES);
+
+/// The column of each rcode below 24 (BADCOOKIE is 23), as [`ROW_OF_TYPE`].
+const COLUMN_OF_RCODE: [u8; 24] = index_of_codes(&RCODES);
+
+/// A table from code to its position in `codes`, `codes.len()` for codes
+/// not listed.
+const fn index_of_codes<const N: usize, const K: usize>(codes: &[(u16, &str); K]) -> [u8; N] {
+    let mut table = [K as u8; N];
+    let mut i = 0;
+    while i < K {
+        table[codes[i].0 as usize] = i as u8;
+        i += 1;
+    }
+    table
+}
+
+/// The table cell of `code`: its entry in `table`, or the `other` cell.
+fn cell_of(table: &[u8], code: u16, other: usize) -> usize {
+    table
+        .get(usize::from(code))
+        .map_or(other, |&i| usize::from(i))
+}
+
 /// One transport's query counts: by type and rcode, with EDNS Client
 /// Subnet, and truncated. Padded to its own cache lines, so workers on
 /// different cores never write the same line.
@@ -136,14 +162,8 @@ impl QueryCounters {
     }
 
     fn record(&self, report: &Report, bump: impl Fn(&AtomicU64)) {
-        let row = QTYPES
-            .iter()
-            .position(|&(t, _)| t == report.question_type)
-            .unwrap_or(QTYPES.len());
-        let column = RCODES
-            .iter()
-            .position(|&(r, _)| r == report.rcode)
-            .unwrap_or(RCODES.len());
+        let row = cell_of(&ROW_OF_TYPE, report.question_type, QTYPES.len());
+        let column = cell_of(&COLUMN_OF_RCODE, report.rcode, RCODES.len());
         bump(&self.by_type_rcode[row][column]);
         if report.client_subnet {
             bump(&self.ecs);
@@ -720,6 +740,22 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
         }
         assert!(!text.contains("config_age_seconds"), "not loaded yet");
+    }
+
+    #[test]
+    fn every_named_code_has_its_cell_and_the_rest_share_other() {
+        for (table, codes) in [(&ROW_OF_TYPE[..], &QTYPES[..]), (&COLUMN_OF_RCODE, &RCODES)] {
+            for (i, &(code, _)) in codes.iter().enumerate() {
+                assert_eq!(cell_of(table, code, codes.len()), i, "code {code}");
+            }
+            for code in (0..=u16::MAX).filter(|c| codes.iter().all(|&(n, _)| n != *c)) {
+                assert_eq!(
+                    cell_of(table, code, codes.len()),
+                    codes.len(),
+                    "code {code}"
+                );
+            }
+        }
     }
 
     #[test]
