@@ -843,7 +843,7 @@ fn write_service<'s>(
                                 if n == limit {
                                     break;
                                 }
-                                write_address(w, owner, d.ttl, a.ip)?;
+                                w.address(owner, d.ttl, a.ip)?;
                                 n += 1;
                                 answered.insert(number);
                             }
@@ -866,13 +866,13 @@ fn write_service<'s>(
             }
             Pick::Local { address, slot } => {
                 snap.last_sent.mark(slot, now);
-                write_address(w, owner, d.ttl, address)?;
+                w.address(owner, d.ttl, address)?;
                 written += 1;
             }
             Pick::Peers { service } => {
                 if let Method::SelfAddress(rule) = &snap.services[service as usize].method {
                     for address in rule.healthy_peers(&snap.health, family == Family::V6) {
-                        write_address(w, owner, d.ttl, address)?;
+                        w.address(owner, d.ttl, address)?;
                         written += 1;
                     }
                 }
@@ -894,14 +894,6 @@ fn write_service<'s>(
         write_soa(w, zone)?;
     }
     Ok(Served::Done(rcode::NOERROR))
-}
-
-/// Writes one A or AAAA record.
-fn write_address(w: &mut Writer<'_>, owner: &[u8], ttl: u32, address: IpAddr) -> Result<(), Full> {
-    match address {
-        IpAddr::V4(a) => w.record(Section::Answer, owner, rtype::A, ttl, &a.octets()),
-        IpAddr::V6(a) => w.record(Section::Answer, owner, rtype::AAAA, ttl, &a.octets()),
-    }
 }
 
 /// Where a name led inside one zone.

@@ -643,6 +643,57 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
+    /// Appends an A or AAAA record to the answer section. Routing answers
+    /// are these, owned by the question name itself, and those are written
+    /// in one piece: a pointer to the question, then type, class, TTL,
+    /// length and address, after one check of the room, with none of a
+    /// general record's name compression. Other owners go through
+    /// [`Writer::record`].
+    pub fn address(&mut self, owner: &[u8], ttl: u32, address: IpAddr) -> Result<(), Full> {
+        // Same address and length, and borrowed unchanged since: same name.
+        if owner.is_empty() || !ptr::eq(owner, self.question) {
+            return match address {
+                IpAddr::V4(a) => self.record(Section::Answer, owner, rtype::A, ttl, &a.octets()),
+                IpAddr::V6(a) => self.record(Section::Answer, owner, rtype::AAAA, ttl, &a.octets()),
+            };
+        }
+        let [p0, p1] = (0xc000 | HEADER_LEN as u16).to_be_bytes();
+        let [l0, l1, l2, l3] = ttl.to_be_bytes();
+        let [c0, c1] = crate::rr::CLASS_IN.to_be_bytes();
+        let head = |rr_type: u16, len: u8| {
+            let [t0, t1] = rr_type.to_be_bytes();
+            [p0, p1, t0, t1, c0, c1, l0, l1, l2, l3, 0, len]
+        };
+        match address {
+            IpAddr::V4(a) => {
+                let mut rr = [0; 16];
+                rr[..12].copy_from_slice(&head(rtype::A, 4));
+                rr[12..].copy_from_slice(&a.octets());
+                self.put(rr)?;
+            }
+            IpAddr::V6(a) => {
+                let mut rr = [0; 28];
+                rr[..12].copy_from_slice(&head(rtype::AAAA, 16));
+                rr[12..].copy_from_slice(&a.octets());
+                self.put(rr)?;
+            }
+        }
+        self.counts[Section::Answer as usize] += 1;
+        Ok(())
+    }
+
+    /// Appends `bytes` when they fit, with a copy of fixed size.
+    #[inline]
+    fn put<const N: usize>(&mut self, bytes: [u8; N]) -> Result<(), Full> {
+        let end = self.len + N;
+        match self.buf.get_mut(self.len..end) {
+            Some(room) if end <= self.limit => room.copy_from_slice(&bytes),
+            _ => return Err(Full),
+        }
+        self.len = end;
+        Ok(())
+    }
+
     /// Appends the OPT record of a response (RFC 6891 §6.1.2), echoing the
     /// Client Subnet option with its scope when the query had one, the
     /// COOKIE option (client and server cookie) and the NSID option
@@ -1087,6 +1138,51 @@ mod tests {
                 b"\x00\x03\x00\x04node"
             );
         }
+    }
+
+    #[test]
+    fn address_records_are_the_records_record_writes() {
+        let qname = b"\x03Svc\x07example\x03com\x00";
+        let other = b"\x03svc\x07example\x03com\x00";
+        let addresses: [IpAddr; 2] = ["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()];
+        let write = |room: usize, fast: bool| {
+            let mut buf = [0u8; 512];
+            let mut w = Writer::new(&mut buf, room);
+            w.start(9, flag::QR, Some((qname, 1, 1))).unwrap();
+            let mut written = Vec::new();
+            // The question's own slice, then an equal name elsewhere.
+            for owner in [&qname[..], &other[..]] {
+                for address in addresses {
+                    let before = (w.len(), w.count(Section::Answer));
+                    let result = if fast {
+                        w.address(owner, 300, address)
+                    } else {
+                        let (t, rdata) = match address {
+                            IpAddr::V4(a) => (rtype::A, a.octets().to_vec()),
+                            IpAddr::V6(a) => (rtype::AAAA, a.octets().to_vec()),
+                        };
+                        w.record(Section::Answer, owner, t, 300, &rdata)
+                    };
+                    if result.is_err() {
+                        // A write that does not fit leaves no trace.
+                        assert_eq!((w.len(), w.count(Section::Answer)), before);
+                    }
+                    written.push(result);
+                }
+            }
+            let len = w.finish();
+            (buf[..len].to_vec(), written)
+        };
+        for room in [512, 40, 50, 60, 80, 100] {
+            assert_eq!(write(room, true), write(room, false), "room {room}");
+        }
+        let (msg, _) = write(512, true);
+        // Owned by a pointer to the question, class IN, TTL 300.
+        let first = HEADER_LEN + qname.len() + 4;
+        assert_eq!(
+            &msg[first..first + 16],
+            &[0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 44, 0, 4, 192, 0, 2, 1]
+        );
     }
 
     #[test]
