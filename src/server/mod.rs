@@ -108,9 +108,10 @@ impl Handler for Engine {
 }
 
 /// The wall-clock time in Unix seconds, modulo 2^32 as server cookies
-/// carry it (RFC 9018 §4.3); read once per UDP batch or TCP query.
+/// carry it (RFC 9018 §4.3); read once per UDP batch or TCP query, from
+/// the coarse clock, whose last tick is all whole seconds need.
 fn unix_seconds() -> u32 {
-    crate::last_sent::unix_now() as u32
+    crate::sys::coarse_unix_seconds() as u32
 }
 
 /// A report of `len` bytes that says nothing else, for handlers in tests.

@@ -110,7 +110,7 @@ pub(crate) fn serve<H: Handler>(
         let cookie_keys = cookie_keys.keys(unix_now);
         let mut batch: [&[u8]; BATCH] = [&[]; BATCH];
         for (i, data) in batch.iter_mut().enumerate().take(received) {
-            *data = queries.get(i).map_or(&[][..], |q| q.data);
+            *data = queries.payload(i).unwrap_or_default();
         }
         // The handler reads its snapshot once for the batch, reads every
         // query and starts loading what they need (see `engine::Batch`)
@@ -118,19 +118,24 @@ pub(crate) fn serve<H: Handler>(
         // batch, never the worker.
         let _ = panic::catch_unwind(AssertUnwindSafe(|| {
             handler.batch(&batch[..received.min(BATCH)], |answer| {
+                // What the batch's queries share is set once; each sets
+                // where it came from and arrived.
+                let bound_ip = bound.ip();
+                let mut ctx = QueryContext {
+                    client: bound,
+                    local: bound_ip,
+                    transport: Transport::Udp,
+                    now: unix_now,
+                    cookie_keys,
+                };
                 for i in 0..received {
                     let Some(query) = queries.get(i) else {
                         continue;
                     };
-                    let ctx = QueryContext {
-                        client: query.source,
-                        // Wildcard sockets get the packet info; a socket bound to
-                        // one address has none and needs none.
-                        local: query.dest.map_or(bound.ip(), |dest| dest.ip),
-                        transport: Transport::Udp,
-                        now: unix_now,
-                        cookie_keys,
-                    };
+                    ctx.client = query.source;
+                    // Wildcard sockets get the packet info; a socket bound to
+                    // one address has none and needs none.
+                    ctx.local = query.dest.map_or(bound_ip, |dest| dest.ip);
                     // A bug in the engine must cost one query, not the worker
                     // and with it this socket's share of all traffic. Catching
                     // costs nothing unless something panics.

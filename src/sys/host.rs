@@ -22,6 +22,21 @@ pub(crate) fn coarse_seconds() -> u64 {
     ts.tv_sec as u64
 }
 
+/// Whole seconds of the wall clock (Unix time), from its coarse variant
+/// as [`coarse_seconds`]: server cookies carry whole seconds, and this is
+/// read for every UDP batch.
+pub(crate) fn coarse_unix_seconds() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: as in `coarse_seconds`, with CLOCK_REALTIME_COARSE (also
+    // Linux 2.6.32); a failure leaves `ts` zero, and so does a time
+    // before 1970, which the cast would otherwise wrap.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    ts.tv_sec.max(0) as u64
+}
+
 /// Ignores SIGHUP. A server asked to reload while it starts, before its
 /// reload handler is in place, would otherwise die of the signal's default
 /// action; the handler, once installed, replaces this.
@@ -97,6 +112,19 @@ mod tests {
         assert!(
             addrs.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)),
             "{addrs:?}"
+        );
+    }
+
+    #[test]
+    fn coarse_unix_seconds_is_the_wall_clock() {
+        let before = crate::last_sent::unix_now();
+        let coarse = coarse_unix_seconds();
+        let after = crate::last_sent::unix_now();
+        // The coarse clock trails by at most a tick, which can cross into
+        // the second before.
+        assert!(
+            (before.saturating_sub(1)..=after).contains(&coarse),
+            "{before} {coarse} {after}"
         );
     }
 

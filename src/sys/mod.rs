@@ -21,5 +21,7 @@ mod socket;
 
 pub(crate) use account::{current_ids, lookup_group, lookup_user, switch_ids};
 pub(crate) use cpu::prefetch;
-pub(crate) use host::{coarse_seconds, host_name, ignore_hangup, local_addresses};
+pub(crate) use host::{
+    coarse_seconds, coarse_unix_seconds, host_name, ignore_hangup, local_addresses,
+};
 pub(crate) use socket::{bind_tcp, bind_udp, RecvBatch, SendBatch};

@@ -343,23 +343,34 @@ impl RecvBatch {
         if i >= self.received {
             return None;
         }
+        let data = self.payload(i)?;
         let slots = &self.slots;
         let hdr = &slots.headers[i].msg_hdr;
-        if hdr.msg_flags & libc::MSG_TRUNC != 0 {
-            return None;
-        }
         let source = sockaddr_to_std(&slots.names[i], hdr.msg_namelen)?;
         // The cast is needed on musl, where msg_controllen is a socklen_t.
         #[allow(clippy::unnecessary_cast)]
         let controllen = (hdr.msg_controllen as usize).min(CONTROL_LEN);
         let dest = parse_packet_info(&slots.controls[i], controllen);
-        let len = (slots.headers[i].msg_len as usize).min(slots.buf_len);
+        Some(Datagram { data, source, dest })
+    }
+
+    /// The payload of the `i`th datagram, without reading its addresses
+    /// as [`get`](Self::get) does: for looking ahead at a batch's queries.
+    /// `None` where `get` drops it for its length; one that `get` drops
+    /// for its sender's address family is still given.
+    #[inline]
+    pub(crate) fn payload(&self, i: usize) -> Option<&[u8]> {
+        if i >= self.received {
+            return None;
+        }
+        let slots = &self.slots;
+        let header = &slots.headers[i];
+        if header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+            return None;
+        }
+        let len = (header.msg_len as usize).min(slots.buf_len);
         let start = i * slots.stride;
-        Some(Datagram {
-            data: &slots.bufs[start..start + len],
-            source,
-            dest,
-        })
+        Some(&slots.bufs[start..start + len])
     }
 }
 
@@ -699,9 +710,11 @@ mod tests {
             assert!(n >= 1);
             for i in 0..n {
                 let d = batch.get(i).unwrap();
+                assert_eq!(batch.payload(i), Some(d.data));
                 got.push((d.data.to_vec(), d.source, d.dest));
             }
             assert!(batch.get(n).is_none());
+            assert!(batch.payload(n).is_none());
         }
         got
     }
