@@ -340,9 +340,6 @@ impl RecvBatch {
     /// query never is) or from an address family we do not serve.
     #[inline]
     pub(crate) fn get(&self, i: usize) -> Option<Datagram<'_>> {
-        if i >= self.received {
-            return None;
-        }
         let data = self.payload(i)?;
         let slots = &self.slots;
         let hdr = &slots.headers[i].msg_hdr;
