@@ -279,12 +279,15 @@ fn respond_at<'s>(
         };
         return Some(error_reply(w, rcode::NOTIMP, snap, edns, ctx));
     }
-    let q = match parsed {
+    // The query and its EDNS record are read where they lie, never copied:
+    // together they are about a hundred bytes.
+    let q = match &parsed {
         Ok(q) => q,
         // RFC 7873 §5.4: a query without a question but with a COOKIE
         // asks for a server cookie. Without one it is malformed; an EDNS
         // one still gets OPT back (RFC 6891 §7).
         Err(ParseError::NoQuestion(edns)) => {
+            let edns = *edns;
             let mut w = Writer::new(out, 512);
             w.start(header.id, flags, None).ok()?;
             let code = match edns {
@@ -307,7 +310,7 @@ fn respond_at<'s>(
         }
     };
 
-    let limit = match (ctx.transport, q.edns) {
+    let limit = match (ctx.transport, &q.edns) {
         (Transport::Tcp, _) => MAX_TCP_MESSAGE,
         (Transport::Udp, Some(edns)) => usize::from(edns.udp_payload.min(our_payload)),
         (Transport::Udp, None) => 512,
@@ -317,9 +320,13 @@ fn respond_at<'s>(
     w.start(header.id, flags, question).ok()?;
     let mut trail = Trail::default();
 
-    let input = policy_input(ctx, q.edns.and_then(|e| e.client_subnet), header.id);
-    let Some(edns) = q.edns else {
-        let outcome = answer_or_truncate(&mut w, &q, at, ctx, &input, snap, flags, &mut trail);
+    let input = policy_input(
+        ctx,
+        q.edns.as_ref().and_then(|e| e.client_subnet),
+        header.id,
+    );
+    let Some(edns) = &q.edns else {
+        let outcome = answer_or_truncate(&mut w, q, at, ctx, &input, snap, flags, &mut trail);
         w.set_rcode(outcome.rcode);
         return Some(report(
             w,
@@ -327,23 +334,24 @@ fn respond_at<'s>(
             outcome.rcode,
             &trail,
             CookieStatus::Absent,
+            None,
         ));
     };
     if edns.version > 0 {
         // RFC 6891 §6.1.3: BADVERS, answered with the version we do speak.
-        return Some(error_reply(w, rcode::BADVERS, snap, Some(edns), ctx));
+        return Some(error_reply(w, rcode::BADVERS, snap, Some(*edns), ctx));
     }
     // RFC 7873 §5.2.4: a server cookie that is not valid (another secret,
     // another address, expired) counts as a client cookie alone, answered
     // normally with a fresh cookie (§5.2.3), as BIND 9.18 does. BADCOOKIE
     // is kept for what §5.2.3 leaves to policy: rate limiting, whose slip
     // sends it (`crate::rrl::truncate`).
-    let (cookie, cookie_option) = answer_cookie(&edns, ctx);
-    let nsid = answer_nsid(&edns, snap);
+    let (cookie, cookie_option) = answer_cookie(edns, ctx);
+    let nsid = answer_nsid(edns, snap);
 
     let opt_len = Writer::opt_len(edns.client_subnet.as_ref(), cookie_option.is_some(), nsid);
     w.reserve(opt_len);
-    let outcome = answer_or_truncate(&mut w, &q, at, ctx, &input, snap, flags, &mut trail);
+    let outcome = answer_or_truncate(&mut w, q, at, ctx, &input, snap, flags, &mut trail);
     w.unreserve(opt_len);
     w.set_rcode(outcome.rcode);
     // RFC 7871 §7.2.1: the scope is how much of the client's address the
@@ -362,11 +370,10 @@ fn respond_at<'s>(
         cookie_option.as_ref(),
         nsid,
     );
-    Some(Report {
-        client_subnet: edns.client_subnet.is_some(),
-        scope: ecs.map(|(_, scope)| scope),
-        ..report(w, q.qtype, outcome.rcode, &trail, cookie)
-    })
+    // The report is built where it is returned: a second struct around
+    // it would be one more copy of it for every answer.
+    let scope = ecs.map(|(_, scope)| scope);
+    Some(report(w, q.qtype, outcome.rcode, &trail, cookie, scope))
 }
 
 /// Most queries a [`Batch`] holds: a UDP batch.
@@ -429,17 +436,19 @@ fn error_reply(
         );
     }
     let qtype = 0;
-    report(w, qtype, code, &Trail::default(), cookie)
+    report(w, qtype, code, &Trail::default(), cookie, None)
 }
 
 /// Finishes the response in `w` and reports it; the class follows from
-/// what was written, the account name from `trail`.
+/// what was written, the account name from `trail`. `scope` is the ECS
+/// scope sent back, for a query that carried ECS.
 fn report(
     w: Writer<'_>,
     qtype: u16,
     rcode: u16,
     trail: &Trail<'_>,
     cookie: CookieStatus,
+    scope: Option<u8>,
 ) -> Report {
     let class = match rcode {
         rcode::NOERROR | rcode::NXDOMAIN if w.flags() & flag::TC != 0 => ResponseClass::Truncated,
@@ -471,8 +480,8 @@ fn report(
             _ => 0,
         },
         question_type: qtype,
-        client_subnet: false,
-        scope: None,
+        client_subnet: scope.is_some(),
+        scope,
         service: trail.service,
         endpoints: trail.endpoints,
         account,

@@ -140,8 +140,12 @@ pub(crate) fn serve<H: Handler>(
                     // and with it this socket's share of all traffic. Catching
                     // costs nothing unless something panics.
                     let out = replies.buffer();
-                    let answer = panic::catch_unwind(AssertUnwindSafe(|| answer(i, &ctx, out)));
-                    let Ok(Some(report)) = answer else {
+                    // The report is written where it is read, not returned
+                    // through the catch: it is a hundred bytes.
+                    let mut report = None;
+                    let caught =
+                        panic::catch_unwind(AssertUnwindSafe(|| report = answer(i, &ctx, out)));
+                    let (Ok(()), Some(report)) = (caught, &report) else {
                         continue;
                     };
                     let len = report.len;
@@ -149,10 +153,10 @@ pub(crate) fn serve<H: Handler>(
                         continue;
                     }
                     if let Some(counters) = observers.counters {
-                        counters.count_owned(&report);
+                        counters.count_owned(report);
                     }
                     if let Some(sampler) = observers.sampler.as_mut() {
-                        sampler.offer(query.data, query.source, &report);
+                        sampler.offer(query.data, query.source, report);
                     }
                     // Rate limiting judges the reply by the engine's report of it
                     // (see `crate::rrl`). TCP never comes here: it cannot be
@@ -160,12 +164,12 @@ pub(crate) fn serve<H: Handler>(
                     let len = match limiter {
                         None => len,
                         Some(l) => {
-                            let verdict = l.rrl.check(now, query.source.ip(), &report);
+                            let verdict = l.rrl.check(now, query.source.ip(), report);
                             l.counters.count(verdict);
                             match verdict {
                                 Verdict::Send => len,
                                 Verdict::Drop => continue,
-                                Verdict::Slip => match rrl::truncate(out, &report) {
+                                Verdict::Slip => match rrl::truncate(out, report) {
                                     Some(short) => short,
                                     None => continue,
                                 },
