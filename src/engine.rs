@@ -188,65 +188,106 @@ pub fn respond(
     respond_at(query, None, ctx, snap, out)
 }
 
-/// The queries of one UDP batch, with the loads their answers start with
-/// already under way.
+/// The queries of one UDP batch, each with its question name read,
+/// lowercased and located, and the loads its answer starts with already
+/// under way.
 ///
 /// The zone is usually not in the cache when a query comes: the kernel's
 /// UDP path in between evicts it. Answered one by one, each query waits
 /// for two memory loads in turn (index slot, then node); started for the
-/// whole batch first, the loads overlap. Finding a query's zone and
-/// hashing its name for the index are done once, here, and handed to its
-/// answer. A batch of one is left alone: with no other query's loads to
-/// overlap, its answer waits for the same loads just as long.
+/// whole batch first, the loads overlap. Reading and lowercasing a query's
+/// name, finding its zone and hashing the name for the index are done
+/// once, here, and handed to its answer. A batch of one starts no loads:
+/// with no other query's loads to overlap, its answer waits for the same
+/// loads just as long.
 #[derive(Debug)]
 pub struct Batch<'b, 's> {
     snap: &'s Snapshot,
     queries: &'b [&'b [u8]],
-    /// Each query's zone and name key, when it was read and is in one of
-    /// our zones.
-    at: [Option<(&'s Zone, u32)>; PREFETCH_BATCH],
+    names: &'b BatchNames,
+    /// Each query's zone, name key and lowercased name's length (in
+    /// `names`), when it was read and is in one of our zones.
+    at: [Option<(&'s Zone, u32, u8)>; PREFETCH_BATCH],
+}
+
+/// Room for the lowercased question names of one [`Batch`]. A worker
+/// keeps one for all its batches, so that a batch neither zeroes nor
+/// copies four kilobytes of names.
+#[derive(Debug)]
+pub struct BatchNames([[u8; MAX_NAME_LEN]; PREFETCH_BATCH]);
+
+impl BatchNames {
+    /// Room for one batch's names, allocated once per worker.
+    pub fn new() -> Box<BatchNames> {
+        Box::new(BatchNames([[0; MAX_NAME_LEN]; PREFETCH_BATCH]))
+    }
 }
 
 impl<'b, 's> Batch<'b, 's> {
-    /// Takes the first [`PREFETCH_BATCH`] of `queries` and starts loading
-    /// the index slot, then the node, of each question name. Inlined, so
-    /// the batch is built where the caller keeps it, not copied there.
+    /// Takes the first [`PREFETCH_BATCH`] of `queries`, lowercases their
+    /// question names into `names` and starts loading the index slot,
+    /// then the node, of each. Inlined, so the batch is built where the
+    /// caller keeps it, not copied there.
     #[inline]
-    pub fn new(queries: &'b [&'b [u8]], snap: &'s Snapshot) -> Batch<'b, 's> {
+    pub fn new(
+        queries: &'b [&'b [u8]],
+        names: &'b mut BatchNames,
+        snap: &'s Snapshot,
+    ) -> Batch<'b, 's> {
         let queries = &queries[..queries.len().min(PREFETCH_BATCH)];
         let mut at = [None; PREFETCH_BATCH];
+        for ((at, query), lower) in at.iter_mut().zip(queries).zip(names.0.iter_mut()) {
+            // A query not read here is answered (or refused) there.
+            let Some((qname, qtype, _)) = wire::question(query) else {
+                continue;
+            };
+            let len = lowercase_into(lower, qname);
+            let name = &lower[..len];
+            // `len` is at most MAX_NAME_LEN, 255.
+            *at = find_zone(snap, name, qtype)
+                .map(|zone| (zone, zone.prefetch_slot(name), len as u8));
+        }
         if queries.len() > 1 {
-            let mut lower = [0u8; MAX_NAME_LEN];
-            for (at, query) in at.iter_mut().zip(queries) {
-                // A query not read here is answered (or refused) there.
-                let Some((qname, qtype, _)) = wire::question(query) else {
-                    continue;
-                };
-                let len = lowercase_into(&mut lower, qname);
-                let name = &lower[..len];
-                *at = find_zone(snap, name, qtype).map(|zone| (zone, zone.prefetch_slot(name)));
-            }
             // By now the first slots have arrived; each names its node.
-            for (zone, key) in at.iter().flatten() {
+            for (zone, key, _) in at.iter().flatten() {
                 zone.prefetch_node(*key);
             }
         }
-        Batch { snap, queries, at }
+        Batch {
+            snap,
+            queries,
+            names,
+            at,
+        }
     }
 
     /// Answers query `i` of the batch as [`respond`] does; `None` also for
     /// an `i` past the queries taken.
     pub fn respond(&self, i: usize, ctx: &QueryContext, out: &mut [u8]) -> Option<Report> {
         let query = self.queries.get(i)?;
-        respond_at(query, self.at[i], ctx, self.snap, out)
+        let at = self.at[i].map(|(zone, key, len)| Located {
+            name: &self.names.0[i][..usize::from(len)],
+            zone,
+            key,
+        });
+        respond_at(query, at, ctx, self.snap, out)
     }
 }
 
-/// [`respond`], with the question name's zone and index key when the
-/// caller has them (a [`Batch`]).
+/// Where a [`Batch`] found a query's name: the name lowercased, its zone
+/// and its key in the zone's index.
+#[derive(Debug, Clone, Copy)]
+struct Located<'n, 's> {
+    name: &'n [u8],
+    zone: &'s Zone,
+    key: u32,
+}
+
+/// [`respond`], with the question name located when the caller did it
+/// (a [`Batch`]).
 fn respond_at<'s>(
     query: &[u8],
-    at: Option<(&'s Zone, u32)>,
+    at: Option<Located<'_, 's>>,
     ctx: &QueryContext,
     snap: &'s Snapshot,
     out: &mut [u8],
@@ -255,7 +296,8 @@ fn respond_at<'s>(
     // Copied into every response: opcode, RD and CD (RFC 1035 §4.1.1,
     // RFC 4035 §3.1.6).
     let flags = flag::QR | (header.flags & (0x7800 | flag::RD | flag::CD));
-    let parsed = Query::parse(query);
+    // A batch read the question already.
+    let parsed = Query::parse_with(query, at.map(|at| at.name.len()));
     if let Err(ParseError::Drop) = parsed {
         return None;
     }
@@ -556,7 +598,7 @@ impl Default for Trail<'_> {
 fn answer_or_truncate<'a, 's>(
     w: &mut Writer<'a>,
     q: &Query<'a>,
-    at: Option<(&'s Zone, u32)>,
+    at: Option<Located<'_, 's>>,
     ctx: &QueryContext,
     input: &PolicyInput,
     snap: &'s Snapshot,
@@ -586,7 +628,7 @@ fn answer_or_truncate<'a, 's>(
 fn answer<'s>(
     w: &mut Writer<'_>,
     q: &Query<'_>,
-    at: Option<(&'s Zone, u32)>,
+    at: Option<Located<'_, 's>>,
     ctx: &QueryContext,
     input: &PolicyInput,
     snap: &'s Snapshot,
@@ -612,25 +654,27 @@ fn answer<'s>(
 
     // Lookups use a lowercased copy of the current name (RFC 4343); records
     // are written with `owner`, which keeps the case the client or the zone
-    // used, so pointers into the question preserve the client's case.
-    let mut lower = [0u8; MAX_NAME_LEN];
-    let mut len = lowercase_into(&mut lower, q.qname);
+    // used, so pointers into the question preserve the client's case. A
+    // batch lowercased the question name already; the room for a copy is
+    // made (zeroed) only when there is none, or a CNAME chain goes on.
+    let mut lower: Option<[u8; MAX_NAME_LEN]> = None;
     let mut owner: &[u8] = q.qname;
-    let (mut zone, mut key) = match at {
-        Some(at) => at,
+    let (mut name, mut zone, mut key) = match at {
+        Some(at) => (at.name, at.zone, at.key),
         None => {
+            let lower = lower.insert([0; MAX_NAME_LEN]);
+            let len = lowercase_into(lower, q.qname);
             let name = &lower[..len];
             let Some(zone) = find_zone(snap, name, q.qtype) else {
                 return refused;
             };
-            (zone, zone.key(name))
+            (name, zone, zone.key(name))
         }
     };
     trail.zone = Some(zone);
     w.set_flags(flag::AA);
 
     for hop in 0..MAX_CNAME_HOPS {
-        let name = &lower[..len];
         match lookup(zone, name, key, q.qtype) {
             Lookup::Referral { node, depth } => {
                 // A referral is not authoritative (RFC 1034 §4.3.2 step 3b),
@@ -681,11 +725,17 @@ fn answer<'s>(
                         Served::Done(rcode) => return Ok(rcode),
                         Served::Cname(target) => {
                             owner = target;
-                            let Some(next) = follow(snap, target, q.qtype, &mut lower) else {
+                            let Some((next_name, next)) = follow(
+                                snap,
+                                target,
+                                q.qtype,
+                                lower.get_or_insert([0; MAX_NAME_LEN]),
+                            ) else {
                                 return Ok(rcode::NOERROR);
                             };
-                            (len, zone) = next;
-                            key = zone.key(&lower[..len]);
+                            zone = next;
+                            name = next_name;
+                            key = zone.key(name);
                             trail.zone = Some(zone);
                             continue;
                         }
@@ -699,11 +749,17 @@ fn answer<'s>(
                     let target: &[u8] = cname.first();
                     owner = target;
                     // The chain leaves our zones: the resolver goes on.
-                    let Some(next) = follow(snap, target, q.qtype, &mut lower) else {
+                    let Some((next_name, next)) = follow(
+                        snap,
+                        target,
+                        q.qtype,
+                        lower.get_or_insert([0; MAX_NAME_LEN]),
+                    ) else {
                         return Ok(rcode::NOERROR);
                     };
-                    (len, zone) = next;
-                    key = zone.key(&lower[..len]);
+                    zone = next;
+                    name = next_name;
+                    key = zone.key(name);
                     trail.zone = Some(zone);
                     continue;
                 }
@@ -770,17 +826,18 @@ pub fn service_at(snap: &Snapshot, name: &[u8]) -> Option<u32> {
 }
 
 /// Moves a lookup to a CNAME's `target` (from a zone or a CNAME
-/// endpoint): writes its lowercased form into `lower` and returns its
-/// length and the zone that answers for it, or `None` when the target
-/// lies outside our zones.
-fn follow<'s>(
+/// endpoint): writes its lowercased form into `lower` and returns it
+/// and the zone that answers for it, or `None` when the target lies
+/// outside our zones.
+fn follow<'n, 's>(
     snap: &'s Snapshot,
     target: &[u8],
     qtype: u16,
-    lower: &mut [u8; MAX_NAME_LEN],
-) -> Option<(usize, &'s Zone)> {
+    lower: &'n mut [u8; MAX_NAME_LEN],
+) -> Option<(&'n [u8], &'s Zone)> {
     let len = lowercase_into(lower, target);
-    find_zone(snap, &lower[..len], qtype).map(|zone| (len, zone))
+    let name = &lower[..len];
+    find_zone(snap, name, qtype).map(|zone| (name, zone))
 }
 
 /// The zone that answers for `name`: the longest match, except that DS at

@@ -166,7 +166,16 @@ pub struct Query<'a> {
 impl<'a> Query<'a> {
     /// Reads a query. The caller answers FORMERR for [`ParseError::Form`],
     /// after checking the opcode (an unknown opcode is NOTIMP whatever follows).
+    #[inline]
     pub fn parse(msg: &'a [u8]) -> Result<Query<'a>, ParseError> {
+        Query::parse_with(msg, None)
+    }
+
+    /// [`Query::parse`], for a message whose question [`question`] read
+    /// already, finding a name `qname_len` bytes long: the name's labels
+    /// are not walked again. A wrong length gives a wrong question or an
+    /// error, never more.
+    pub fn parse_with(msg: &'a [u8], qname_len: Option<usize>) -> Result<Query<'a>, ParseError> {
         let header = Header::parse(msg).ok_or(ParseError::Drop)?;
         if header.flags & flag::QR != 0 {
             return Err(ParseError::Drop);
@@ -185,7 +194,17 @@ impl<'a> Query<'a> {
         };
         let mut pos = HEADER_LEN;
         if header.qdcount == 1 {
-            (q.qname, q.qtype, q.qclass) = read_question(msg, &mut pos)?;
+            (q.qname, q.qtype, q.qclass) = match qname_len {
+                None => read_question(msg, &mut pos)?,
+                Some(len) => {
+                    let qname = msg
+                        .get(pos..pos + len)
+                        .ok_or(ParseError::Form("short question"))?;
+                    pos += len;
+                    let (qtype, qclass) = read_type_class(msg, &mut pos)?;
+                    (qname, qtype, qclass)
+                }
+            };
         }
         // A query carries nothing in the answer and authority sections; NSD
         // and Knot reject such messages the same way.
@@ -263,16 +282,18 @@ pub fn question(msg: &[u8]) -> Option<(&[u8], u16, u16)> {
 /// Reads the question at `pos`: name, type and class.
 fn read_question<'a>(msg: &'a [u8], pos: &mut usize) -> Result<(&'a [u8], u16, u16), ParseError> {
     let qname = read_question_name(msg, pos)?;
+    let (qtype, qclass) = read_type_class(msg, pos)?;
+    Ok((qname, qtype, qclass))
+}
+
+/// Reads the question's type and class at `pos`.
+fn read_type_class(msg: &[u8], pos: &mut usize) -> Result<(u16, u16), ParseError> {
     let [t0, t1, c0, c1] = *msg
         .get(*pos..)
         .and_then(<[u8]>::first_chunk)
         .ok_or(ParseError::Form("short message"))?;
     *pos += 4;
-    Ok((
-        qname,
-        u16::from_be_bytes([t0, t1]),
-        u16::from_be_bytes([c0, c1]),
-    ))
+    Ok((u16::from_be_bytes([t0, t1]), u16::from_be_bytes([c0, c1])))
 }
 
 /// Walks the EDNS options, checking their framing, and records the Client
@@ -938,6 +959,25 @@ mod tests {
         o.extend_from_slice(&(options.len() as u16).to_be_bytes());
         o.extend_from_slice(options);
         o
+    }
+
+    #[test]
+    fn a_known_question_length_reads_as_the_walk_does() {
+        let name = b"\x03www\x07example\x00";
+        let ecs = [0, 8, 0, 7, 0, 1, 24, 0, 198, 51, 100];
+        for m in [
+            query(name, 1, &[], 0),
+            query(name, 28, &opt(1232, 0, &ecs), 1),
+        ] {
+            let walked = Query::parse(&m).unwrap();
+            let known = Query::parse_with(&m, Some(name.len())).unwrap();
+            assert_eq!(
+                (known.qname, known.qtype, known.qclass, known.edns),
+                (walked.qname, walked.qtype, walked.qclass, walked.edns)
+            );
+            // A length past the message is an error, not a panic.
+            assert!(Query::parse_with(&m, Some(m.len())).is_err());
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use proptest::prelude::*;
 
 use steerdns::config::Config;
 use steerdns::cookie::CookieSecret;
-use steerdns::engine::{respond, Batch, QueryContext, Transport, PREFETCH_BATCH};
+use steerdns::engine::{respond, Batch, BatchNames, QueryContext, Transport, PREFETCH_BATCH};
 use steerdns::snapshot::Snapshot;
 
 fn snapshot() -> &'static Snapshot {
@@ -70,14 +70,19 @@ fn context(transport: Transport) -> QueryContext {
 fn check(query: &[u8], transport: Transport) -> Option<Message> {
     let ctx = context(transport);
     let mut out = vec![0u8; 65535];
-    // A batch of two reads its queries ahead (one alone is left as it is).
-    let mut batched = vec![0u8; 65535];
+    // A batch reads its queries' names ahead, and a batch of two also
+    // starts their loads: both must answer as `respond` does.
+    let (mut alone, mut batched) = (vec![0u8; 65535], vec![0u8; 65535]);
+    let mut names = BatchNames::new();
+    let from_one = Batch::new(&[query], &mut names, snapshot()).respond(0, &ctx, &mut alone);
     let pair = [query, query];
-    let from_batch = Batch::new(&pair, snapshot()).respond(1, &ctx, &mut batched);
+    let from_pair = Batch::new(&pair, &mut names, snapshot()).respond(1, &ctx, &mut batched);
     let report = respond(query, &ctx, snapshot(), &mut out);
-    assert_eq!(from_batch, report, "a batch reports otherwise");
+    assert_eq!(from_one, report, "a batch of one reports otherwise");
+    assert_eq!(from_pair, report, "a batch reports otherwise");
     let len = report?.len;
     let reply = &out[..len];
+    assert_eq!(&alone[..len], reply, "a batch of one answers otherwise");
     assert_eq!(&batched[..len], reply, "a batch answers otherwise");
     if transport == Transport::Udp {
         assert!(
@@ -185,7 +190,8 @@ fn batches_take_any_queries() {
     assert!(batch.len() > PREFETCH_BATCH);
     let ctx = context(Transport::Udp);
     let (mut a, mut b) = (vec![0u8; 65535], vec![0u8; 65535]);
-    let taken = Batch::new(&batch, snapshot());
+    let mut names = BatchNames::new();
+    let taken = Batch::new(&batch, &mut names, snapshot());
     let mut answered = 0;
     for (i, q) in batch.iter().enumerate() {
         let from_batch = taken.respond(i, &ctx, &mut a);

@@ -69,8 +69,13 @@ pub(crate) trait Handler {
     /// them. The engine's handler reads the snapshot once for the whole
     /// batch, not once per query, and first reads every query and starts
     /// loading the zone data they need, so that those loads overlap (see
-    /// [`engine::Batch`]).
-    fn batch<R>(&self, queries: &[&[u8]], serve: impl FnOnce(&Answer<'_>) -> R) -> R {
+    /// [`engine::Batch`]); `names` is the worker's room for their names.
+    fn batch<R>(
+        &self,
+        queries: &[&[u8]],
+        _names: &mut engine::BatchNames,
+        serve: impl FnOnce(&Answer<'_>) -> R,
+    ) -> R {
         serve(&|i, ctx, out| self.answer(queries.get(i)?, ctx, out))
     }
 }
@@ -98,11 +103,16 @@ impl Handler for Engine {
         engine::respond(query, ctx, &snap, out)
     }
 
-    fn batch<R>(&self, queries: &[&[u8]], serve: impl FnOnce(&Answer<'_>) -> R) -> R {
+    fn batch<R>(
+        &self,
+        queries: &[&[u8]],
+        names: &mut engine::BatchNames,
+        serve: impl FnOnce(&Answer<'_>) -> R,
+    ) -> R {
         // One guard for the batch: a reload that lands meanwhile is seen
         // by the next batch, microseconds later.
         let snap = self.snapshot.load();
-        let batch = engine::Batch::new(queries, &snap);
+        let batch = engine::Batch::new(queries, names, &snap);
         serve(&|i, ctx, out| batch.respond(i, ctx, out))
     }
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::cookie::{CookieSecret, KeyCache};
-use crate::engine::{QueryContext, Transport};
+use crate::engine::{BatchNames, QueryContext, Transport};
 use crate::metrics::QueryCounters;
 
 use super::querylog::Sampler;
@@ -84,6 +84,7 @@ pub(crate) fn serve<H: Handler>(
     socket.set_read_timeout(Some(STOP_POLL))?;
     let mut queries = RecvBatch::new(BATCH, QUERY_LEN);
     let mut replies = SendBatch::new(BATCH, REPLY_LEN);
+    let mut names = BatchNames::new();
     let mut log = ErrorLog::new(bound);
     let mut cookie_keys = KeyCache::new(*cookies);
 
@@ -117,7 +118,7 @@ pub(crate) fn serve<H: Handler>(
         // before they are answered one by one. A panic there costs this
         // batch, never the worker.
         let _ = panic::catch_unwind(AssertUnwindSafe(|| {
-            handler.batch(&batch[..received.min(BATCH)], |answer| {
+            handler.batch(&batch[..received.min(BATCH)], &mut names, |answer| {
                 // What the batch's queries share is set once; each sets
                 // where it came from and arrived.
                 let bound_ip = bound.ip();
@@ -375,6 +376,7 @@ mod tests {
         fn batch<R>(
             &self,
             queries: &[&[u8]],
+            _names: &mut BatchNames,
             serve: impl FnOnce(&crate::server::Answer<'_>) -> R,
         ) -> R {
             assert!(!queries.is_empty() && queries.len() <= BATCH);

@@ -22,7 +22,7 @@ use std::cell::RefCell;
 
 use crate::check::{self, Summary};
 use crate::fixture;
-use steerdns::engine::{respond, Batch, QueryContext, Transport};
+use steerdns::engine::{respond, Batch, BatchNames, QueryContext, Transport};
 use steerdns::wire::{ParseError, Query, OPTION_ECS};
 
 thread_local! {
@@ -35,9 +35,11 @@ thread_local! {
 /// Runs one input; panics on a finding.
 pub fn run(query: &[u8]) {
     let snap = fixture::snapshot();
-    // Read ahead as a UDP worker's batch does (one alone is left as it is).
+    // Read ahead as a UDP worker's batch does (a batch of two also starts
+    // the loads its answers need).
     let pair = [query, query];
-    let batch = Batch::new(&pair, snap);
+    let mut names = BatchNames::new();
+    let batch = Batch::new(&pair, &mut names, snap);
     OUT.with_borrow_mut(|out| {
         BATCHED.with_borrow_mut(|batched| {
             for ctx in fixture::contexts() {
