@@ -199,17 +199,28 @@ pub fn wire_ends_with(wire: &[u8], suffix: &[u8]) -> bool {
 /// Copies `src` into `dst` (of the same length) with ASCII letters
 /// lowered (RFC 4343), eight bytes at a time: every query name is lowered
 /// before lookup, and a byte loop costs about four instructions a byte.
+/// A name of eight bytes or more whose length is not a multiple of eight
+/// ends with its last eight, which overlap the words before: lowering a
+/// byte twice leaves it as once.
 pub fn copy_lowercase(dst: &mut [u8], src: &[u8]) {
     assert_eq!(dst.len(), src.len(), "copy_lowercase needs equal lengths");
-    let mut to = dst.chunks_exact_mut(8);
-    let mut from = src.chunks_exact(8);
-    for (d, s) in (&mut to).zip(&mut from) {
+    let lower = |s: &[u8]| {
         let mut x = [0; 8];
         x.copy_from_slice(s);
-        d.copy_from_slice(&lowercase_word(u64::from_ne_bytes(x)).to_ne_bytes());
+        lowercase_word(u64::from_ne_bytes(x)).to_ne_bytes()
+    };
+    let len = src.len();
+    if len < 8 {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = s.to_ascii_lowercase();
+        }
+        return;
     }
-    for (d, s) in to.into_remainder().iter_mut().zip(from.remainder()) {
-        *d = s.to_ascii_lowercase();
+    for (d, s) in dst.chunks_exact_mut(8).zip(src.chunks_exact(8)) {
+        d.copy_from_slice(&lower(s));
+    }
+    if len % 8 != 0 {
+        dst[len - 8..].copy_from_slice(&lower(&src[len - 8..]));
     }
 }
 
@@ -368,7 +379,7 @@ mod tests {
     #[test]
     fn copy_lowercase_matches_the_byte_by_byte_rule() {
         // Every byte value at every position of a word and of the tail.
-        for len in [1, 8, 9, 19] {
+        for len in [1, 7, 8, 9, 15, 16, 19] {
             for at in 0..len {
                 for b in 0..=255u8 {
                     let mut bytes: Vec<u8> = (0..len).map(|i| b'@' + (i as u8 * 7) % 60).collect();
