@@ -202,6 +202,7 @@ pub fn wire_ends_with(wire: &[u8], suffix: &[u8]) -> bool {
 /// A name of eight bytes or more whose length is not a multiple of eight
 /// ends with its last eight, which overlap the words before: lowering a
 /// byte twice leaves it as once.
+#[inline]
 pub fn copy_lowercase(dst: &mut [u8], src: &[u8]) {
     assert_eq!(dst.len(), src.len(), "copy_lowercase needs equal lengths");
     let lower = |s: &[u8]| {
