@@ -726,17 +726,10 @@ fn answer<'s>(
                         Served::Done(rcode) => return Ok(rcode),
                         Served::Cname(target) => {
                             owner = target;
-                            let Some((next_name, next)) = follow(
-                                snap,
-                                target,
-                                q.qtype,
-                                lower.get_or_insert([0; MAX_NAME_LEN]),
-                            ) else {
+                            let Some(next) = follow(snap, target, q.qtype, &mut lower) else {
                                 return Ok(rcode::NOERROR);
                             };
-                            zone = next;
-                            name = next_name;
-                            key = zone.key(name);
+                            (name, zone, key) = next;
                             trail.zone = Some(zone);
                             continue;
                         }
@@ -750,17 +743,10 @@ fn answer<'s>(
                     let target: &[u8] = cname.first();
                     owner = target;
                     // The chain leaves our zones: the resolver goes on.
-                    let Some((next_name, next)) = follow(
-                        snap,
-                        target,
-                        q.qtype,
-                        lower.get_or_insert([0; MAX_NAME_LEN]),
-                    ) else {
+                    let Some(next) = follow(snap, target, q.qtype, &mut lower) else {
                         return Ok(rcode::NOERROR);
                     };
-                    zone = next;
-                    name = next_name;
-                    key = zone.key(name);
+                    (name, zone, key) = next;
                     trail.zone = Some(zone);
                     continue;
                 }
@@ -827,18 +813,19 @@ pub fn service_at(snap: &Snapshot, name: &[u8]) -> Option<u32> {
 }
 
 /// Moves a lookup to a CNAME's `target` (from a zone or a CNAME
-/// endpoint): writes its lowercased form into `lower` and returns it
-/// and the zone that answers for it, or `None` when the target lies
-/// outside our zones.
+/// endpoint): writes its lowercased form into `lower` (made on the first
+/// hop) and returns it, the zone that answers for it and its key there,
+/// or `None` when the target lies outside our zones.
 fn follow<'n, 's>(
     snap: &'s Snapshot,
     target: &[u8],
     qtype: u16,
-    lower: &'n mut [u8; MAX_NAME_LEN],
-) -> Option<(&'n [u8], &'s Zone)> {
+    lower: &'n mut Option<[u8; MAX_NAME_LEN]>,
+) -> Option<(&'n [u8], &'s Zone, u32)> {
+    let lower = lower.get_or_insert([0; MAX_NAME_LEN]);
     let len = lowercase_into(lower, target);
     let name = &lower[..len];
-    find_zone(snap, name, qtype).map(|zone| (name, zone))
+    find_zone(snap, name, qtype).map(|zone| (name, zone, zone.key(name)))
 }
 
 /// The zone that answers for `name`: the longest match, except that DS at
