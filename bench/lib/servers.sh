@@ -39,7 +39,13 @@ $4
 EOF
 }
 cmd_steerdns() { echo "$STEERDNS_BIN serve --config $1/steerdns.toml"; }
-version_steerdns() { "$STEERDNS_BIN" --version 2>&1 | head -1; }
+version_steerdns() { echo "$("$STEERDNS_BIN" --version 2>&1 | head -1)${STEERDNS_BUILD:+, $STEERDNS_BUILD}"; }
+# The plain `cargo build --release` binary (STEERDNS_RELEASE_BIN), with the
+# same config: bench/cpu measures it beside a profile-guided STEERDNS_BIN
+# (scripts/build-pgo), so the two builds meet in the same rounds.
+config_steerdns_release() { config_steerdns "$@"; }
+cmd_steerdns_release() { echo "$STEERDNS_RELEASE_BIN serve --config $1/steerdns.toml"; }
+version_steerdns_release() { "$STEERDNS_RELEASE_BIN" --version 2>&1 | head -1; }
 
 # ---- NSD --------------------------------------------------------------------
 # One server process (server-count: 1); response rate limiting off, since
@@ -143,8 +149,10 @@ version_gdnsd() { gdnsd 2>&1 | grep -m1 -i version || echo gdnsd; }
 # scenario's ZONE_EXTRA_<name> records, and its CONFIG_EXTRA_<name> text.
 configure_for_scenario() { # NAME SDIR PORT ZONE
     local name=$1 sdir=$2 port=$3 zone=$4 extra_zone extra_conf
-    extra_zone=$(eval "echo \"\${ZONE_EXTRA_$name:-}\"")
-    extra_conf=$(eval "echo \"\${CONFIG_EXTRA_$name:-}\"")
+    # Both steerdns builds take steerdns's extras.
+    local base=${name%_release}
+    extra_zone=$(eval "echo \"\${ZONE_EXTRA_$base:-}\"")
+    extra_conf=$(eval "echo \"\${CONFIG_EXTRA_$base:-}\"")
     if [ -n "$extra_zone" ]; then
         { cat "$zone"; printf '%s\n' "$extra_zone"; } >"$sdir/scenario.zone"
         zone=$sdir/scenario.zone
