@@ -55,11 +55,17 @@ build_steerdns() {
         STEERDNS_BUILD=$PGO_BUILD
         return
     fi
-    log "building steerdns (release)"
-    (cd "$ROOT" && cargo build --release --quiet) || die "cargo build --release failed"
-    STEERDNS_BIN="$ROOT/target/release/steerdns"
+    build_release STEERDNS_BIN
 }
 PGO_BUILD="profile-guided build (scripts/build-pgo)"
+
+# Builds the worktree with `cargo build --release` and sets the variable
+# named VAR to the binary.
+build_release() { # VAR
+    log "building steerdns (release)"
+    (cd "$ROOT" && cargo build --release --quiet) || die "cargo build --release failed"
+    printf -v "$1" '%s' "$ROOT/target/release/steerdns"
+}
 
 build_loadgen() {
     log "building dnsload (bench/loadgen)"
