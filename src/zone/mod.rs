@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::name::{parent_wire, Name};
+use crate::name::{parent_wire, wildcard_parent_wire, Name};
 use crate::rr::{rtype, type_to_string, Location, Record};
 
 use store::{Glue, Index, Store};
@@ -67,13 +67,16 @@ struct Loaded {
 struct Owner {
     name_at: u32,
     name_len: u8,
-    /// [`Owner::SOA`] and [`Owner::CNAME`]: the types a name may hold once.
+    /// [`Owner::SOA`] and [`Owner::CNAME`]: the types a name may hold
+    /// once; [`Owner::CHILDREN`]: a name other than its wildcard is
+    /// directly below.
     seen: u8,
 }
 
 impl Owner {
     const SOA: u8 = 1;
     const CNAME: u8 = 2;
+    const CHILDREN: u8 = 4;
 }
 
 /// Appends `rdata` behind its 2-byte length. The parser never makes RDATA
@@ -98,6 +101,10 @@ pub struct Zone {
     pub negative_ttl: u32,
     /// Whether any zone cut exists, so lookups can skip the search for one.
     pub has_cuts: bool,
+    /// Whether a node may have its wildcard as its only child
+    /// ([`Node::lone_wildcard`]), so lookups can skip looking at the
+    /// parent first. It may stay set after a service adds a sibling.
+    pub has_lone_wildcards: bool,
     /// The master file and the files it includes, for [`SetOrigin::file`].
     pub files: Box<[Arc<Path>]>,
     /// Index of the snapshot's `ns_health` rule filtering the apex NS
@@ -146,7 +153,8 @@ impl Zone {
             }
             up = parent_wire(p);
         }
-        let at = self.store.get_or_insert(wire, apex_len)?;
+        let (at, lone) = self.store.get_or_insert(wire, apex_len)?;
+        self.has_lone_wildcards |= lone;
         let node = self.node(wire).ok_or("the name could not be stored")?;
         if node.cut() {
             return Err(format!("{name} is a delegation point"));
@@ -270,14 +278,22 @@ impl Builder {
         }
         let n = self.insert(name)?;
         let apex_len = self.apex.wire().len();
-        let mut up = parent_wire(name);
-        // An ancestor that exists has all of its own already.
-        while let Some(p) = up.filter(|p| p.len() >= apex_len) {
-            if self.find(p).is_some() {
+        // Each name added is a child of the next one up, found or added in
+        // turn; an ancestor that exists has all of its own already.
+        let mut child = name;
+        while let Some(p) = parent_wire(child).filter(|p| p.len() >= apex_len) {
+            let found = self.find(p);
+            let parent = match found {
+                Some(parent) => parent,
+                None => self.insert(p)?,
+            };
+            if wildcard_parent_wire(child).is_none() {
+                self.owners[parent as usize].seen |= Owner::CHILDREN;
+            }
+            if found.is_some() {
                 break;
             }
-            self.insert(p)?;
-            up = parent_wire(p);
+            child = p;
         }
         Ok(n)
     }
@@ -419,7 +435,9 @@ impl Builder {
             rest = after;
             let cut = name != apex.wire() && own.iter().any(|r| r.rtype == rtype::NS);
             has_cuts |= cut;
-            let at = Store::push_node(&mut bytes, name, cut).map_err(|m| incomplete(&m))?;
+            let children = owner.seen & Owner::CHILDREN != 0;
+            let at =
+                Store::push_node(&mut bytes, name, cut, children).map_err(|m| incomplete(&m))?;
             offsets.push(at);
             for set in own.chunk_by(|a, b| a.rtype == b.rtype) {
                 let rdata_of = |r: &Loaded| {
@@ -452,11 +470,12 @@ impl Builder {
         drop((offsets, owners));
         let wildcards: Vec<usize> = store
             .nodes()
-            .filter(|n| crate::name::wildcard_parent_wire(n.name()).is_some())
+            .filter(|n| wildcard_parent_wire(n.name()).is_some())
             .map(|n| n.at())
             .collect();
+        let mut has_lone_wildcards = false;
         for at in wildcards {
-            store.link_wildcard(at);
+            has_lone_wildcards |= store.link_wildcard(at);
         }
 
         let apex_node = store
@@ -496,6 +515,7 @@ impl Builder {
             soa,
             negative_ttl,
             has_cuts,
+            has_lone_wildcards,
             files,
             ns_health: None,
         })
@@ -733,6 +753,44 @@ mod tests {
             assert_eq!(found("other.org."), None, "{extra}");
             assert_eq!(found("."), None, "{extra}");
         }
+    }
+
+    /// A node knows whether its wildcard is its only child, as the zone
+    /// file and then services made it, in either order.
+    #[test]
+    fn nodes_know_a_lone_wildcard() {
+        let mut z = zone("*.w A 192.0.2.1\nx.*.w A 192.0.2.1\n*.v A 192.0.2.1\nb.v A 192.0.2.2\n*.e.u TXT \"x\"\n").unwrap();
+        let lone =
+            |z: &Zone, name: &str| z.node(&wire(name)).expect(name).lone_wildcard().is_some();
+        assert!(z.has_lone_wildcards);
+        assert!(lone(&z, "w.example.com."), "x.*.w is below the wildcard");
+        assert!(!lone(&z, "v.example.com."), "b.v is its sibling");
+        assert!(lone(&z, "e.u.example.com."));
+        assert!(!lone(&z, "u.example.com."), "no wildcard of its own");
+        let service = |text: &str| Name::from_text(text, None).unwrap();
+        // A service's wildcard under a new name is lone, until a sibling
+        // comes; one under an existing leaf is lone too.
+        z.attach_service(&service("*.tm.example.com."), 0).unwrap();
+        assert!(lone(&z, "tm.example.com."));
+        z.attach_service(&service("api.tm.example.com."), 1)
+            .unwrap();
+        assert!(!lone(&z, "tm.example.com."));
+        z.attach_service(&service("a.x.*.w.example.com."), 2)
+            .unwrap();
+        assert!(lone(&z, "w.example.com."), "names below the wildcard");
+        z.attach_service(&service("www.e.u.example.com."), 3)
+            .unwrap();
+        assert!(!lone(&z, "e.u.example.com."));
+        z.attach_service(&service("*.b.v.example.com."), 4).unwrap();
+        assert!(lone(&z, "b.v.example.com."));
+        // A sibling first, then the wildcard.
+        let mut z = zone("ns2 A 192.0.2.3\n").unwrap();
+        assert!(!z.has_lone_wildcards);
+        z.attach_service(&service("api.gtm.example.com."), 0)
+            .unwrap();
+        z.attach_service(&service("*.gtm.example.com."), 1).unwrap();
+        assert!(!lone(&z, "gtm.example.com."));
+        assert!(!z.has_lone_wildcards);
     }
 
     /// Every node knows its wildcard child, whether the zone file wrote

@@ -14,8 +14,9 @@
 //! A node at offset `at`:
 //!
 //! ```text
-//! name length (u8) | name (lowercase wire) | flags (u8, bit 0: zone cut)
-//! | service (u32, u32::MAX: none) | wildcard child (u32: the offset of
+//! name length (u8) | name (lowercase wire) | flags (u8, bit 0: zone cut,
+//! bit 1: a name other than `*.name` is a child) | service (u32,
+//! u32::MAX: none) | wildcard child (u32: the offset of
 //! the node `*.name`, u32::MAX: none) | set count (u16) | types (u16, one
 //! bit per common type present) | sets, ordered by type
 //! ```
@@ -28,7 +29,10 @@
 //!
 //! The wildcard child spares a query for a name the zone does not hold a
 //! third lookup: after the name and its closest encloser, the wildcard is
-//! one offset away (RFC 4592 §3.3.1).
+//! one offset away (RFC 4592 §3.3.1). Where the wildcard is its parent's
+//! only child (`*.tm` of a traffic-manager name), the lookup starts at the
+//! parent, which every such query shares: one cached slot and node instead
+//! of a slot per name, most often a miss.
 
 use std::hash::Hasher;
 
@@ -179,6 +183,8 @@ const SET_HEAD: usize = 10;
 const SET_TAIL: usize = 6;
 /// Flag bit of a zone cut.
 const CUT: u8 = 1;
+/// Flag bit of a node with a name other than its wildcard directly below.
+const CHILDREN: u8 = 2;
 /// Top bit of a set's data length: glue is attached.
 const GLUE: u32 = 1 << 31;
 /// "No service" in a node header.
@@ -335,15 +341,25 @@ impl Store {
     }
 
     /// Appends a node without sets; returns its offset. The caller adds it
-    /// to an index.
-    pub(super) fn push_node(bytes: &mut Vec<u8>, name: &[u8], cut: bool) -> Result<u32, String> {
+    /// to an index. `children`: a name other than `*.name` is directly
+    /// below it.
+    pub(super) fn push_node(
+        bytes: &mut Vec<u8>,
+        name: &[u8],
+        cut: bool,
+        children: bool,
+    ) -> Result<u32, String> {
         let at = u32::try_from(bytes.len())
             .ok()
             .filter(|&at| at != EMPTY)
             .ok_or(TOO_LARGE)?;
         bytes.push(name.len() as u8);
         bytes.extend_from_slice(name);
-        bytes.push(if cut { CUT } else { 0 });
+        let mut flags = if cut { CUT } else { 0 };
+        if children {
+            flags |= CHILDREN;
+        }
+        bytes.push(flags);
         bytes.extend_from_slice(&NO_SERVICE.to_le_bytes());
         bytes.extend_from_slice(&EMPTY.to_le_bytes()); // wildcard child
         bytes.extend_from_slice(&0u16.to_le_bytes()); // sets
@@ -382,43 +398,65 @@ impl Store {
 
     /// The offset of the node at `name`, created with every missing
     /// ancestor down to `apex_len` bytes as an empty non-terminal
-    /// (RFC 8020, RFC 4592 §2.2.2).
-    pub(super) fn get_or_insert(&mut self, name: &[u8], apex_len: usize) -> Result<usize, String> {
+    /// (RFC 8020, RFC 4592 §2.2.2), and whether it was created as the lone
+    /// wildcard of its parent ([`Node::lone_wildcard`]).
+    pub(super) fn get_or_insert(
+        &mut self,
+        name: &[u8],
+        apex_len: usize,
+    ) -> Result<(usize, bool), String> {
         if let Some(node) = self.find(name) {
-            return Ok(node.at);
+            return Ok((node.at, false));
         }
         let at = self.insert(name)?;
-        let mut up = crate::name::parent_wire(name);
-        // An ancestor that exists has all of its own already.
-        while let Some(p) = up.filter(|p| p.len() >= apex_len) {
-            if self.find(p).is_some() {
+        // Each name added is a child of the next one up, found or added in
+        // turn; an ancestor that exists has all of its own already.
+        let mut child = name;
+        while let Some(p) = crate::name::parent_wire(child).filter(|p| p.len() >= apex_len) {
+            let found = self.find(p).map(|n| n.at);
+            let parent = match found {
+                Some(parent) => parent,
+                None => self.insert(p)?,
+            };
+            if crate::name::wildcard_parent_wire(child).is_none() {
+                let flags = self.head_at(parent);
+                self.bytes[flags] |= CHILDREN;
+            }
+            if found.is_some() {
                 break;
             }
-            self.insert(p)?;
-            up = crate::name::parent_wire(p);
+            child = p;
         }
-        self.link_wildcard(at);
-        Ok(at)
+        Ok((at, self.link_wildcard(at)))
     }
 
     /// When the node at `at` is a wildcard, `*.parent`, records it in its
-    /// parent's header, where a lookup below the parent finds it. The
-    /// parent exists: every name is stored with all its ancestors.
-    pub(super) fn link_wildcard(&mut self, at: usize) {
+    /// parent's header, where a lookup below the parent finds it; says
+    /// whether it is the parent's only child. The parent exists: every
+    /// name is stored with all its ancestors.
+    pub(super) fn link_wildcard(&mut self, at: usize) -> bool {
         let Some(node) = Node::read(self, at) else {
-            return;
+            return false;
         };
         let Some(parent) = crate::name::wildcard_parent_wire(node.name) else {
-            return;
+            return false;
         };
-        if let Some(parent) = self.find(parent) {
-            let field = parent.at + 1 + parent.name.len() + HEAD_WILDCARD;
-            write_u32(&mut self.bytes, field, at as u32);
-        }
+        let Some(parent) = self.find(parent) else {
+            return false;
+        };
+        let lone = parent.head[0] & CHILDREN == 0;
+        let field = self.head_at(parent.at) + HEAD_WILDCARD;
+        write_u32(&mut self.bytes, field, at as u32);
+        lone
+    }
+
+    /// Where the header of the node at offset `at` starts, behind its name.
+    fn head_at(&self, at: usize) -> usize {
+        at + 1 + self.bytes.get(at).map_or(0, |&l| usize::from(l))
     }
 
     fn insert(&mut self, name: &[u8]) -> Result<usize, String> {
-        let at = Store::push_node(&mut self.bytes, name, false)?;
+        let at = Store::push_node(&mut self.bytes, name, false, false)?;
         self.index.insert(fingerprint(name), at);
         self.nodes += 1;
         Ok(at as usize)
@@ -426,8 +464,8 @@ impl Store {
 
     /// Makes the node at offset `at` answer A and AAAA through service `id`.
     pub(super) fn set_service(&mut self, at: usize, id: u32) {
-        let len = self.bytes.get(at).map_or(0, |&l| usize::from(l));
-        write_u32(&mut self.bytes, at + 1 + len + HEAD_SERVICE, id);
+        let field = self.head_at(at) + HEAD_SERVICE;
+        write_u32(&mut self.bytes, field, id);
     }
 
     /// Attaches glue to the set at offset `at`.
@@ -497,6 +535,17 @@ impl<'z> Node<'z> {
             EMPTY => None,
             at => Node::read(self.store, at as usize),
         }
+    }
+
+    /// The wildcard child when it is the only name directly below this
+    /// one. Then every name below, apart from the wildcard and the names
+    /// under it, does not exist and has this node as its closest encloser
+    /// (RFC 4592 §3.3.1): a lookup can stop here.
+    pub fn lone_wildcard(&self) -> Option<Node<'z>> {
+        if self.head[0] & CHILDREN != 0 {
+            return None;
+        }
+        self.wildcard()
     }
 
     fn head_u32(&self, at: usize) -> u32 {
