@@ -15,7 +15,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::cookie::{self, CookieKeys, CookieStatus};
-use crate::name::{copy_lowercase, parent_wire, wildcard_parent_wire, MAX_NAME_LEN};
+use crate::name::{copy_lowercase, parent_wire, MAX_NAME_LEN};
 use crate::ns_health;
 use crate::policy::{self, EndpointSet, Family, Method, Pick, PolicyInput, Target};
 use crate::rr::{rtype, CLASS_CH, CLASS_IN};
@@ -207,8 +207,9 @@ pub struct Batch<'b, 's> {
     queries: &'b [&'b [u8]],
     names: &'b BatchNames,
     /// Each query's zone, name key and lowercased name's length (in
-    /// `names`), when it was read and is in one of our zones.
-    at: [Option<(&'s Zone, u32, u8)>; PREFETCH_BATCH],
+    /// `names`), when it was read and is in one of our zones, and whether
+    /// its node was prefetched.
+    at: [Option<(&'s Zone, u32, u8, bool)>; PREFETCH_BATCH],
 }
 
 /// Room for the lowercased question names of one [`Batch`]. A worker
@@ -245,12 +246,16 @@ impl<'b, 's> Batch<'b, 's> {
                 };
                 let len = lowercase_into(lower, qname);
                 let name = &lower[..len];
-                // `len` is at most MAX_NAME_LEN, 255.
-                *at = find_zone(snap, name, qtype)
-                    .map(|zone| (zone, zone.prefetch_slot(name), len as u8));
+                // `len` is at most MAX_NAME_LEN, 255. A name that a lone
+                // wildcard answers is never looked up itself: loading its
+                // slot would be a miss for nothing.
+                *at = find_zone(snap, name, qtype).map(|zone| match zone.lone_wildcard_for(name) {
+                    Some(_) => (zone, zone.key(name), len as u8, false),
+                    None => (zone, zone.prefetch_slot(name), len as u8, true),
+                });
             }
             // By now the first slots have arrived; each names its node.
-            for (zone, key, _) in at.iter().flatten() {
+            for (zone, key, ..) in at.iter().flatten().filter(|at| at.3) {
                 zone.prefetch_node(*key);
             }
         }
@@ -266,7 +271,7 @@ impl<'b, 's> Batch<'b, 's> {
     /// an `i` past the queries taken.
     pub fn respond(&self, i: usize, ctx: &QueryContext, out: &mut [u8]) -> Option<Report> {
         let query = self.queries.get(i)?;
-        let at = self.at[i].map(|(zone, key, len)| Located {
+        let at = self.at[i].map(|(zone, key, len, _)| Located {
             name: &self.names.0[i][..usize::from(len)],
             zone,
             key,
@@ -993,19 +998,12 @@ fn lookup<'z>(zone: &'z Zone, name: &[u8], key: u32, qtype: u16) -> Lookup<'z> {
         }
     }
     // Where the parent's only child is its wildcard, the name is not in
-    // the zone unless it is that wildcard, and the wildcard answers. Every
-    // query below the parent looks at the same, cached, index slot and
-    // node, where probing for the name itself would read a slot of its
-    // own, most often a cache miss.
-    if zone.has_lone_wildcards && wildcard_parent_wire(name).is_none() {
-        if let Some(parent) = parent_wire(name) {
-            if let Some(node) = zone.node(parent).and_then(|p| p.lone_wildcard()) {
-                return Lookup::Found {
-                    node,
-                    wildcard: Some(name.len() - parent.len()),
-                };
-            }
-        }
+    // the zone unless it is that wildcard, and the wildcard answers.
+    if let Some((node, encloser)) = zone.lone_wildcard_for(name) {
+        return Lookup::Found {
+            node,
+            wildcard: Some(encloser),
+        };
     }
     if let Some(node) = zone.node_by_key(name, key) {
         return Lookup::Found {
@@ -1428,11 +1426,16 @@ www A   198.51.100.1
                 let query = query_bytes(&name, qtype, Some(1232));
                 let shortcut = ask_bytes(&snap, &query, Transport::Udp).unwrap();
                 let reference = ask_bytes(&full, &query, Transport::Udp).unwrap();
-                assert_eq!(
-                    shortcut.to_vec().unwrap(),
-                    reference.to_vec().unwrap(),
-                    "{name} {qtype}"
-                );
+                let reference = reference.to_vec().unwrap();
+                assert_eq!(shortcut.to_vec().unwrap(), reference, "{name} {qtype}");
+                // A batch, which skips the name's own slot, too.
+                let mut out = vec![0u8; 65535];
+                let pair = [&query[..], &query[..]];
+                let len = Batch::new(&pair, &mut BatchNames::new(), &snap)
+                    .respond(1, &context(Transport::Udp), &mut out)
+                    .unwrap()
+                    .len;
+                assert_eq!(out[..len], reference, "{name} {qtype} in a batch");
             }
         }
         let m = ask(&snap, "b.a.lone.example.com.", RecordType::A);

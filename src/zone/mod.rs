@@ -207,6 +207,21 @@ impl Zone {
         self.store.prefetch_node(tag);
     }
 
+    /// The wildcard that answers for `name` (lowercase wire format) and
+    /// where its closest encloser starts in the name, when that wildcard
+    /// is the only child of the name's parent ([`Node::lone_wildcard`])
+    /// and `name` is not the wildcard itself. Such a name is not in the
+    /// zone: looking at the parent, which all of them share, finds the
+    /// answer without reading a slot of the name's own.
+    pub fn lone_wildcard_for(&self, name: &[u8]) -> Option<(Node<'_>, usize)> {
+        if !self.has_lone_wildcards || wildcard_parent_wire(name).is_some() {
+            return None;
+        }
+        let parent = parent_wire(name)?;
+        let node = self.node(parent)?.lone_wildcard()?;
+        Some((node, name.len() - parent.len()))
+    }
+
     /// Number of names, empty non-terminals included.
     pub fn len(&self) -> usize {
         self.store.len()
